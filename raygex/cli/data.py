@@ -1,10 +1,61 @@
-"""`raygex data` commands."""
+"""`raygex data ...`: import expression files, describe datasets (demo and fetch are wired in from their modules)."""
 
 from __future__ import annotations
 
+import json
+
 import click
+
+from raygex.data.importer import FILL_POLICIES, import_expression
+from raygex.data.info import format_summary, summarise
+
+
+def _split_columns(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
 @click.group()
 def data() -> None:
-    """`raygex data` commands."""
+    """Import, describe, generate and fetch expression datasets."""
+
+
+@data.command("import")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output .parquet path.")
+@click.option("--layout", type=click.Choice(["auto", "xena", "table", "h5ad", "parquet"]), default="auto",
+              show_default=True, help="Input layout; auto decides from the suffix and header.")
+@click.option("--labels", help="Comma-separated label columns (table/.h5ad obs/Xena clinical columns).")
+@click.option("--clinical", type=click.Path(path_type=str), help="Xena clinical matrix to join (first column sampleID).")
+@click.option("--layer", help="AnnData layer to read instead of .X.")
+@click.option("--raw", is_flag=True, help="Read AnnData .raw.X instead of .X.")
+@click.option("--symbol-map", type=click.Path(path_type=str),
+              help="HGNC table (Approved symbol, Previous symbols) to map old symbols to approved ones.")
+@click.option("--drop-unknown", is_flag=True, help="Drop genes the symbol map does not know.")
+@click.option("--fill", type=click.Choice(list(FILL_POLICIES)), default="error", show_default=True,
+              help="Policy for missing/NaN/inf expression values.")
+def import_cmd(input_path, output, layout, labels, clinical, layer, raw, symbol_map, drop_unknown, fill):
+    """Convert an expression file to raygex's canonical Parquet dataset.
+
+    \b
+    Examples:
+      raygex data import HiSeqV2.gz --clinical LGG_clinicalMatrix -o lgg.parquet
+      raygex data import tissues.tsv.gz --labels tissue -o tissues.parquet
+      raygex data import pbmc.h5ad --raw --labels bulk_labels --symbol-map hgnc_symbol_map.txt -o pbmc.parquet
+    """
+    report = import_expression(input_path, output, layout=layout, labels=_split_columns(labels), clinical=clinical,
+                               layer=layer, raw=raw, symbol_map=symbol_map, drop_unknown=drop_unknown, fill=fill)
+    click.echo("\n".join(report.lines()))
+
+
+@data.command("info")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info_cmd(path, as_json):
+    """Describe a canonical dataset: samples, genes, labels with class counts, value range.
+
+    \b
+    Example:
+      raygex data info tissues.parquet
+    """
+    info = summarise(path)
+    click.echo(json.dumps(info, indent=2, default=str) if as_json else "\n".join(format_summary(info)))

@@ -1,0 +1,202 @@
+"""Tasks: what a sweep predicts. A task turns a dataset (and a graph, for some inputs) into inputs and labels.
+
+Two kinds, as in the seed paper:
+
+* ``classify``: a label column, e.g. a TCGA clinical variable within one cohort (``where`` filters samples);
+* ``single_gene``: whether a target gene's expression is above its mean (mean over *training* samples only),
+  from other genes: the target's first-degree neighbours in a graph, the first k genes of a breadth-first search
+  from it, all genes, or the L1000 landmark genes. The target's own input column is zeroed (masked), keeping its
+  node in the graph.
+
+Task specs are pydantic models so configs validate with errors that name the bad field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from raygex.data.canonical import ExpressionDataset
+from raygex.errors import ConfigError, InputFormatError
+from raygex.splits import Split, stratified_split
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassifyTask(_Spec):
+    """Predict a categorical label column."""
+
+    name: str
+    kind: Literal["classify"] = "classify"
+    label: str
+    min_samples_per_class: int = Field(10, ge=1)
+    where: dict[str, Union[str, list[str]]] = Field(default_factory=dict)
+
+
+class GeneInputs(_Spec):
+    """Which genes a single-gene task sees (``graph`` names the graph used by ``neighbors`` and ``bfs``)."""
+
+    mode: Literal["neighbors", "bfs", "all", "landmark"] = "all"
+    size: int | None = Field(None, ge=1)
+    graph: str | None = None
+    landmark_file: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "GeneInputs":
+        if self.mode in ("neighbors", "bfs") and not self.graph:
+            raise ValueError(f"inputs.graph is required for mode {self.mode!r}")
+        if self.mode == "bfs" and self.size is None:
+            raise ValueError("inputs.size (the number of BFS genes) is required for mode 'bfs'")
+        if self.mode == "landmark" and not self.landmark_file:
+            raise ValueError("inputs.landmark_file is required for mode 'landmark'")
+        return self
+
+
+class SingleGeneTask(_Spec):
+    """Predict whether ``gene`` is above its (training) mean from other genes."""
+
+    name: str
+    kind: Literal["single_gene"] = "single_gene"
+    gene: str
+    inputs: GeneInputs = Field(default_factory=GeneInputs)
+
+
+TaskSpec = Annotated[Union[ClassifyTask, SingleGeneTask], Field(discriminator="kind")]
+
+
+@dataclass
+class TaskData:
+    """A task's samples in input-gene order, with labels; ``split`` gives per-split arrays."""
+
+    name: str
+    kind: str
+    sample_ids: np.ndarray
+    x: np.ndarray
+    genes: list[str]
+    y: np.ndarray
+    classes: list[str]
+    target: np.ndarray | None = None
+    masked_gene: str | None = None
+    info: dict = field(default_factory=dict)
+
+    def split(self, *, train, valid=0, test=None, seed: int = 0) -> tuple[Split, np.ndarray]:
+        """A stratified split and the labels to use with it.
+
+        For single-gene tasks the threshold is the target's mean over the *training* rows, so labels are
+        recomputed after splitting (the split itself is stratified on the all-sample threshold).
+        """
+        split = stratified_split(self.y, train=train, valid=valid, test=test, seed=seed)
+        if self.kind != "single_gene":
+            return split, self.y
+        threshold = float(self.target[split.train].mean())
+        labels = (self.target > threshold).astype(np.int64)
+        if len(np.unique(labels[split.train])) < 2:
+            raise ConfigError(f"task {self.name!r}: gene {self.masked_gene!r} is constant on the training samples")
+        return split, labels
+
+
+def build_task(spec: ClassifyTask | SingleGeneTask, dataset: ExpressionDataset, graphs: dict | None = None) -> TaskData:
+    """Inputs and labels for ``spec`` from ``dataset`` (``graphs`` maps names to :class:`Graph` objects)."""
+    if isinstance(spec, ClassifyTask):
+        return _build_classify(spec, dataset)
+    return _build_single_gene(spec, dataset, graphs or {})
+
+
+def _build_classify(spec: ClassifyTask, dataset: ExpressionDataset) -> TaskData:
+    keep = np.ones(dataset.n_samples, dtype=bool)
+    for column, wanted in spec.where.items():
+        if column not in dataset.obs:
+            raise ConfigError(f"task {spec.name!r}: where column {column!r} is not a label column of the dataset "
+                              f"(columns: {list(dataset.obs.columns)})")
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        keep &= dataset.obs[column].astype(str).isin(wanted).to_numpy()
+    if spec.label not in dataset.obs:
+        raise ConfigError(f"task {spec.name!r}: label column {spec.label!r} not found in the dataset "
+                          f"(columns: {list(dataset.obs.columns)})")
+    labels = dataset.obs[spec.label]
+    keep &= labels.notna().to_numpy() & (labels.astype(str).str.strip() != "").to_numpy()
+    values = labels.astype(str).to_numpy()
+    counts = pd.Series(values[keep]).value_counts()
+    rare = counts[counts < spec.min_samples_per_class]
+    keep &= ~np.isin(values, rare.index.to_numpy())
+    classes = sorted(counts[counts >= spec.min_samples_per_class].index.tolist())
+    if len(classes) < 2:
+        raise ConfigError(f"task {spec.name!r}: label {spec.label!r} has {len(classes)} class(es) with at least "
+                          f"{spec.min_samples_per_class} samples; a classification task needs 2 "
+                          f"(counts: {counts.to_dict()})")
+    code = {c: i for i, c in enumerate(classes)}
+    rows = np.flatnonzero(keep)
+    y = np.fromiter((code[v] for v in values[rows]), dtype=np.int64, count=len(rows))
+    info = {"dropped_missing_label": int(labels.isna().sum()), "dropped_rare_classes": rare.to_dict(),
+            "samples": len(rows), "class_counts": {c: int((y == i).sum()) for c, i in code.items()}}
+    return TaskData(spec.name, spec.kind, dataset.sample_ids[rows], dataset.expression[rows], list(dataset.genes),
+                    y, classes, info=info)
+
+
+def read_gene_list(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFormatError("gene list not found", path=path)
+    genes = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not genes:
+        raise InputFormatError("gene list is empty", path=path)
+    return genes
+
+
+def select_input_genes(spec: SingleGeneTask, genes: list[str], graphs: dict) -> list[str]:
+    """The input genes of a single-gene task, target first, all present in ``genes`` (the dataset's)."""
+    inputs = spec.inputs
+    if inputs.mode == "all":
+        return [spec.gene] + [g for g in genes if g != spec.gene]
+    if inputs.mode == "landmark":
+        present = set(genes)
+        landmarks = [g for g in read_gene_list(inputs.landmark_file) if g in present and g != spec.gene]
+        if not landmarks:
+            raise ConfigError(f"task {spec.name!r}: none of the landmark genes is in the dataset")
+        return [spec.gene] + landmarks
+    if inputs.graph not in graphs:
+        raise ConfigError(f"task {spec.name!r}: inputs.graph {inputs.graph!r} is not a configured graph "
+                          f"(graphs: {sorted(graphs)})")
+    from raygex.graphs.align import align_graph
+    import scipy.sparse
+    from scipy.sparse.csgraph import breadth_first_order
+
+    aligned = align_graph(graphs[inputs.graph], genes)
+    n = len(genes)
+    src, dst = aligned.edge_index
+    adjacency = scipy.sparse.csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    start = genes.index(spec.gene)
+    if inputs.mode == "neighbors":
+        order = [start] + sorted(set(adjacency.indices[adjacency.indptr[start]:adjacency.indptr[start + 1]]) - {start})
+    else:
+        order = breadth_first_order(adjacency, start, directed=False, return_predecessors=False)
+    if len(order) < 2:
+        raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} has no neighbours in graph {inputs.graph!r} "
+                          "among the dataset's genes")
+    if inputs.size is not None:
+        order = order[: inputs.size]
+    return [genes[i] for i in order]
+
+
+def _build_single_gene(spec: SingleGeneTask, dataset: ExpressionDataset, graphs: dict) -> TaskData:
+    index = dataset.gene_index()
+    if spec.gene not in index:
+        raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is not in the dataset")
+    input_genes = select_input_genes(spec, dataset.genes, graphs)
+    columns = np.fromiter((index[g] for g in input_genes), dtype=np.int64, count=len(input_genes))
+    x = dataset.expression[:, columns].copy()
+    target = dataset.expression[:, index[spec.gene]].astype(np.float64)
+    x[:, 0] = 0.0  # the target's own input is masked; its node stays in the graph
+    y = (target > target.mean()).astype(np.int64)
+    if len(np.unique(y)) < 2:
+        raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is constant across samples")
+    info = {"input_mode": spec.inputs.mode, "input_genes": len(input_genes), "requested_size": spec.inputs.size}
+    return TaskData(spec.name, spec.kind, dataset.sample_ids, x, input_genes, y, ["below_mean", "above_mean"],
+                    target=target, masked_gene=spec.gene, info=info)
