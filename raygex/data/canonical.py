@@ -90,7 +90,7 @@ def check_unique(values: np.ndarray, what: str, source) -> None:
     series = pd.Series(values)
     dup = series[series.duplicated()]
     if len(dup):
-        raise InputFormatError(f"duplicate {what} {dup.iloc[0]!r} ({dup.nunique()} duplicated {what}s)",
+        raise InputFormatError(f"duplicate {what} {str(dup.iloc[0])!r} ({dup.nunique()} duplicated {what}s)",
                                path=source)
 
 

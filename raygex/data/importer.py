@@ -104,7 +104,7 @@ def import_expression(input_path: str | Path, output_path: str | Path, *, layout
             ids = ids.astype(str)
             for sample in ids:
                 if sample in seen_ids:
-                    raise InputFormatError(f"duplicate sample id {sample!r}", path=input_path)
+                    raise InputFormatError(f"duplicate sample id {str(sample)!r}", path=input_path)
                 seen_ids.add(sample)
             block = plan.apply(np.asarray(block, dtype=np.float32))
             if not block.flags.writeable or not block.flags.c_contiguous:

@@ -30,11 +30,13 @@ def summarise(path: str | Path) -> dict:
     for column in canonical.label_columns(sch):
         values = obs[column]
         missing = int(values.isna().sum())
-        if pd.api.types.is_numeric_dtype(values) and values.nunique() > MAX_CLASSES_SHOWN:
+        if pd.api.types.is_float_dtype(values) or (pd.api.types.is_numeric_dtype(values)
+                                                  and values.nunique() > MAX_CLASSES_SHOWN):
             labels[column] = {"kind": "numeric", "min": float(values.min()), "max": float(values.max()),
                               "missing": missing}
         else:
             counts = values.dropna().astype(str).value_counts()
+            counts = counts.sort_index().sort_values(ascending=False, kind="stable")
             labels[column] = {"kind": "classes", "n_classes": int(len(counts)), "missing": missing,
                               "counts": {k: int(v) for k, v in counts.items()}}
     return {"path": str(path), "samples": n, "genes": len(genes), "first_genes": genes[:5],

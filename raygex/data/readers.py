@@ -141,6 +141,7 @@ def open_table(path: str | Path, labels: list[str] | None = None) -> Source:
         raise InputFormatError(f"label column {missing[0]!r} not found in the header (columns: "
                                f"{header[:6]}{'...' if len(header) > 6 else ''})", path=path)
     id_column = header[0]
+    canonical.check_unique(np.asarray(header), "column", path)
     gene_columns = [c for c in header[1:] if c not in labels]
     if not gene_columns:
         raise InputFormatError("no gene columns left after the id and label columns", path=path)
@@ -195,6 +196,7 @@ def open_xena(path: str | Path, clinical: str | Path | None = None, labels: list
     path = Path(path)
     header, delimiter = _read_header(path)
     sample_ids = header[1:]
+    canonical.check_unique(np.asarray(sample_ids), "sample id", path)
     clinical_frame = _read_clinical(Path(clinical), labels) if clinical is not None else None
     if clinical_frame is None and labels:
         raise InputFormatError("--labels on a Xena matrix needs --clinical (labels come from the clinical matrix)",
