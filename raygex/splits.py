@@ -52,10 +52,10 @@ def stratified_split(labels: np.ndarray, *, train: int | float, valid: int | flo
     n_train, n_valid = resolve_size(train, n, "train"), resolve_size(valid, n, "valid") or 0
     n_test = resolve_size(test, n, "test")
     if n_test is None:
-        n_test = n - n_train - n_valid
+        n_test = max(0, n - n_train - n_valid)
     if n_train < 1:
         raise ConfigError(f"split.train must be at least 1 sample, but got {n_train}")
-    if n_train + n_valid + n_test > n or n_test < 0:
+    if n_train + n_valid + n_test > n:
         raise ConfigError(f"split sizes train={n_train} valid={n_valid} test={n_test} need "
                           f"{n_train + n_valid + n_test} samples, but the task has {n}")
     classes = np.unique(labels)
