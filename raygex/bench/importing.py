@@ -8,6 +8,7 @@ import wall time (the issue's target: >= 100 MB/s, peak memory <= 3x the output 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -105,5 +106,5 @@ def run_import_benchmark(workdir: Path, layouts=LAYOUTS, n_samples: int = 10_000
             "peak_rss_mb": round(peak / 1e6, 1), "peak_over_output": round(peak / output_bytes, 2),
             "baseline_rss_mb": round(child["baseline_rss_kib"] * 1024 / 1e6, 1),
         })
-        out.unlink(missing_ok=True)
+        shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
     return results

@@ -26,7 +26,7 @@ Block = tuple[np.ndarray, np.ndarray, pd.DataFrame]
 FORMATS = ("xena", "table", "h5ad", "parquet")
 XENA_FIRST_COLUMNS = {"sample", "gene", "genes", "gene_id", "gene_symbol", "hugo_symbol", "symbol"}
 TEXT_SUFFIXES = {".tsv", ".csv", ".txt", ".tab", ""}
-PARSE_BLOCK_BYTES = 64 * 2**20  # pyarrow CSV block: large blocks keep per-column overhead low on wide files
+PARSE_BLOCK_BYTES = 16 * 2**20  # pyarrow CSV block size: measured fastest on 10k x 20k Xena matrices here
 SAMPLE_BLOCK_ROWS = 2048
 
 

@@ -11,6 +11,7 @@ Each control is a new :class:`Graph` named ``<name>:<kind>`` whose provenance sa
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from raygex.errors import ConfigError, InputFormatError
 from raygex.graphs.store import Graph
@@ -21,6 +22,11 @@ CONTROL_KINDS = ("random", "empty", "coexpression")
 def _derived_provenance(graph: Graph, kind: str, **extra) -> dict:
     parent = {k: graph.provenance[k] for k in ("source_file", "sha256") if k in graph.provenance}
     return {"control": kind, "parent_graph": graph.name, **({"parent": parent} if parent else {}), **extra}
+
+
+def _contains(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Membership of ``queries`` in ``keys`` through a hash table (pandas), much faster than sorting."""
+    return pd.Series(queries, copy=False).isin(keys).to_numpy()
 
 
 def random_control(graph: Graph, seed: int, *, swaps_per_edge: float = 10.0) -> Graph:
@@ -53,16 +59,13 @@ def random_control(graph: Graph, seed: int, *, swaps_per_edge: float = 10.0) -> 
         n2_lo, n2_hi = np.minimum(c, b), np.maximum(c, b)
         k1, k2 = n1_lo * n_nodes + n1_hi, n2_lo * n_nodes + n2_hi
         ok = (a != d) & (c != b)
-        sorted_keys = np.sort(keys)
-        for k in (k1, k2):
-            pos = np.minimum(np.searchsorted(sorted_keys, k), n_edges - 1)
-            ok &= sorted_keys[pos] != k
-        # Two swaps in one round must not create the same new edge.
-        both = np.concatenate([k1[ok], k2[ok]])
-        uniq, counts = np.unique(both, return_counts=True)
-        if (counts > 1).any():
-            dup = uniq[counts > 1]
-            ok &= ~(np.isin(k1, dup) | np.isin(k2, dup))
+        exists = _contains(keys, np.concatenate([k1, k2]))
+        ok &= ~exists[:m] & ~exists[m:]
+        # Two swaps in one round must not create the same new edge: drop every swap proposing a repeated one.
+        repeated = pd.Series(np.concatenate([np.where(ok, k1, -1 - np.arange(m)),
+                                             np.where(ok, k2, -1 - np.arange(m, 2 * m))])).duplicated(keep=False)
+        repeated = repeated.to_numpy()
+        ok &= ~repeated[:m] & ~repeated[m:]
         s1, s2 = e1[ok], e2[ok]
         u[s1], v[s1], keys[s1] = n1_lo[ok], n1_hi[ok], k1[ok]
         u[s2], v[s2], keys[s2] = n2_lo[ok], n2_hi[ok], k2[ok]

@@ -27,7 +27,7 @@ FORMATS = ("auto", "adjlist", "edgelist", "tsv", "csv")
 HEADER_WORDS = {"source", "target", "from", "to", "node1", "node2", "node_1", "node_2", "gene1", "gene2",
                 "gene_1", "gene_2", "gene_a", "gene_b", "genea", "geneb", "symbol1", "symbol2", "symbol_a",
                 "symbol_b", "protein1", "protein2", "interactor_a", "interactor_b", "weight", "score",
-                "entrez_a", "entrez_b", "ensembl_a", "ensembl_b", "id1", "id2", "a", "b", "u", "v"}
+                "entrez_a", "entrez_b", "ensembl_a", "ensembl_b", "id1", "id2"}
 
 
 def detect_format(path: Path) -> str:
@@ -151,12 +151,11 @@ def read_edgelist(path: Path, *, sep: str | None = None, id_type: str = "symbol"
 def _map_names(names: np.ndarray, id_type: str, id_map: SymbolMap | None,
                symbol_map: SymbolMap | None) -> tuple[np.ndarray, dict]:
     """Symbol for each unique input name ('' when unmapped), and counts of what happened."""
-    symbols = np.asarray(names, dtype=object).astype(str)
+    symbols = np.asarray([str(n) for n in names], dtype=object)  # object: renaming must never truncate
     stats = {"renamed": 0, "ambiguous": 0}
     if id_type != "symbol":
-        mapping = id_map.mapping
-        symbols = np.asarray([mapping.get(normalise_id(n, id_type), "") for n in symbols], dtype=object)
-        stats["ambiguous"] += sum(normalise_id(n, id_type) in id_map.ambiguous for n in names)
+        stats["ambiguous"] += sum(n in id_map.ambiguous for n in symbols)
+        symbols = np.asarray([id_map.mapping.get(n, "") for n in symbols], dtype=object)
     if symbol_map is not None:
         known = symbols != ""
         h = harmonise(list(symbols[known]), symbol_map)
@@ -197,6 +196,12 @@ def import_graph(path, name: str, *, id_type: str = "symbol", id_map=None, symbo
         source, target, weight, names = read_edgelist(path, sep=sep, id_type=id_type, weight_column=weight_column,
                                                       header=header)
 
+    if id_type != "symbol":  # '1956' and '1956.0', or two versions of one Ensembl id, are one node
+        normalised = np.asarray([normalise_id(n, id_type) for n in names], dtype=object)
+        lookup = pd.Index(np.asarray(names, dtype=object).astype(str))
+        source = normalised[lookup.get_indexer(np.asarray(source, dtype=object).astype(str))]
+        target = normalised[lookup.get_indexer(np.asarray(target, dtype=object).astype(str))]
+        names = pd.unique(normalised)
     id_table = SymbolMap.from_id_table(id_map, id_type) if id_type != "symbol" else None
     prev_table = SymbolMap.from_hgnc_previous(symbol_map) if symbol_map is not None else None
     symbols, stats = _map_names(names, id_type, id_table, prev_table)
@@ -209,8 +214,9 @@ def import_graph(path, name: str, *, id_type: str = "symbol", id_map=None, symbo
     self_loops = int((s_sym == t_sym).sum())
     n_unmapped = int((symbols == "").sum())
     if not mapped.any() or self_loops == len(s_sym):
-        why = (f"{n_unmapped} of {len(names)} node ids did not map through {id_map}" if id_type != "symbol"
-               else "every edge is a self-loop" if len(source) else "the file lists nodes but no edges")
+        why = ("the file lists nodes but no edges" if len(source) == 0
+               else f"{n_unmapped} of {len(names)} node ids did not map through {id_map}" if not mapped.any()
+               else "every edge left is a self-loop")
         raise InputFormatError(f"no edges left after import: {why}", path=path)
 
     report = {"format": kind, "id_type": id_type, "nodes_read": int(len(names)), "edges_read": int(len(source)),
