@@ -26,4 +26,5 @@ GRAPH_SOURCE = "source"
 GRAPH_TARGET = "target"
 GRAPH_WEIGHT = "weight"
 META_GRAPH_NAME = b"raygex.graph_name"
+META_GRAPH_ISOLATED = b"raygex.graph_isolated"  # JSON list of nodes without edges (kept so node counts are true)
 GRAPH_FORMAT = f"graph/{FORMAT_VERSION}"

@@ -22,7 +22,6 @@ from raygex.errors import InputFormatError
 from raygex.fileio import atomic_path
 
 # JSON list of node names without edges. Kept here rather than in schema.py only because this module owns it.
-META_GRAPH_ISOLATED = b"raygex.graph_isolated"
 
 
 def _as_str(values) -> np.ndarray:
@@ -117,7 +116,7 @@ def write_graph(graph: Graph, path: str | Path) -> Path:
     table = pa.table(columns).replace_schema_metadata({
         schema.META_GRAPH_NAME: graph.name.encode(),
         schema.META_PROVENANCE: json.dumps(provenance, default=str).encode(),
-        META_GRAPH_ISOLATED: json.dumps(graph.isolated.tolist()).encode(),
+        schema.META_GRAPH_ISOLATED: json.dumps(graph.isolated.tolist()).encode(),
         schema.META_FORMAT: schema.GRAPH_FORMAT.encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -141,4 +140,4 @@ def read_graph(path: str | Path) -> Graph:
                  table.column(schema.GRAPH_SOURCE).to_numpy(zero_copy_only=False),
                  table.column(schema.GRAPH_TARGET).to_numpy(zero_copy_only=False), weight,
                  json.loads(meta.get(schema.META_PROVENANCE, b"{}")),
-                 json.loads(meta.get(META_GRAPH_ISOLATED, b"[]")))
+                 json.loads(meta.get(schema.META_GRAPH_ISOLATED, b"[]")))

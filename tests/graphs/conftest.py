@@ -8,16 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 @pytest.fixture
-def graphs_dir() -> Path:
-    """../shared/data/graphs; tests using it skip when it is absent (a user's clone has no ../shared)."""
-    path = SHARED_DATA / "graphs"
-    if not path.is_dir():
-        pytest.skip(f"real data not available: {path.resolve()} is absent")
-    return path
+def graphs_dir(shared_data) -> Path:
+    """../shared/data/graphs; tests using it skip when ../shared is absent (a user's clone has none)."""
+    return shared_data / "graphs"
 
 
 @pytest.fixture
@@ -36,18 +32,9 @@ def write_text(tmp_path):
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run ``raygex ARGS...`` through raygex.cli.main; returns (exit code, stdout, stderr)."""
-    from raygex.cli import main
-
-    def run(*args) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return exit_info.value.code, out, err
-
-    return run
+def cli(run_cli):
+    """The top-level ``run_cli`` fixture under the name these tests use."""
+    return run_cli
 
 
 @pytest.fixture
