@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from raygex.data.canonical import ExpressionDataset
 from raygex.errors import ConfigError, InputFormatError
@@ -47,6 +47,12 @@ class GeneInputs(_Spec):
     size: int | None = Field(None, ge=1)
     graph: str | None = None
     landmark_file: str | None = None
+
+    @field_validator("graph", mode="before")
+    @classmethod
+    def _graph_name(cls, value):
+        # YAML reads an unquoted graph name `true` as a boolean.
+        return str(value).lower() if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _check(self) -> "GeneInputs":

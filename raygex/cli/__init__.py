@@ -17,6 +17,7 @@ from raygex.cli.demo import demo
 from raygex.cli.fetch import fetch_graph, fetch_tcga
 from raygex.cli.graph import graph
 from raygex.cli.bench import bench
+from raygex.cli.train import train
 from raygex.errors import RaygexError
 
 EXIT_USER_ERROR = 2
@@ -37,6 +38,7 @@ graph.add_command(fetch_graph, name="fetch")
 cli.add_command(data)
 cli.add_command(graph)
 cli.add_command(bench)
+cli.add_command(train)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -1,0 +1,174 @@
+"""Experiment configs (``configs/*.yaml``): one pydantic model, so a bad key is named in the error.
+
+Relative paths are resolved against the current working directory (as Ray Tune does for storage paths), so
+``raygex search configs/demo.yaml`` run from the repository root reads ``data/demo/...``. ``--set a.b=value``
+overrides any value before validation, so configs need no machine-specific paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from raygex.errors import ConfigError
+from raygex.tasks import TaskSpec
+
+CONTROL_CHOICES = ("random", "empty")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Model):
+    expression: str
+
+
+class SplitConfig(_Model):
+    train: Union[int, float] = 0.6
+    valid: Union[int, float] = 0.2
+    test: Union[int, float, None] = None
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+class TrainConfig(_Model):
+    """Fixed training settings shared by every trial (the search varies the model's hyperparameters)."""
+
+    max_epochs: int = Field(60, ge=1)
+    patience: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    metric: Literal["auc", "accuracy", "balanced_accuracy", "loss"] = "auc"
+
+
+class SchedulerConfig(_Model):
+    kind: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(5, ge=1)
+    max_epochs: int | None = None
+
+
+class SearchConfig(_Model):
+    metric: str = "valid_auc"
+    num_samples: int = Field(16, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    seed: int = 0
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    space: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResourcesConfig(_Model):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class WandbConfig(_Model):
+    project: str = "raygex"
+    mode: Literal["offline", "online", "disabled"] = "offline"
+
+
+class ExperimentConfig(_Model):
+    name: str
+    data: DataConfig
+    graphs: dict[str, str] = Field(default_factory=dict)
+    controls: list[Literal["random", "empty"]] = Field(default_factory=list)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    storage: str = "results"
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+
+    @field_validator("graphs")
+    @classmethod
+    def _graph_names(cls, graphs: dict[str, str]) -> dict[str, str]:
+        clash = set(graphs) & set(CONTROL_CHOICES)
+        if clash:
+            raise ValueError(f"graph names {sorted(clash)} are reserved for controls")
+        return graphs
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, but got {names}")
+        if self.controls and not self.graphs:
+            raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
+        return self
+
+    def task(self, name: str):
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise ConfigError(f"task {name!r} is not in the config (tasks: {[t.name for t in self.tasks]})")
+
+    def graph_choices(self) -> list[str]:
+        """Every graph a GCN trial may use: the configured graphs, then the controls."""
+        return list(self.graphs) + list(self.controls)
+
+
+def _string_keys(node: Any) -> Any:
+    """YAML reads the key ``true`` (a natural graph name) as a boolean: keys are names, so make them strings."""
+    if isinstance(node, dict):
+        return {(str(k).lower() if isinstance(k, bool) else k): _string_keys(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_string_keys(v) for v in node]
+    return node
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set needs key.path=value, but got {item!r}")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part!r} is not a section")
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def _format_validation_error(err: ValidationError, path) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{path}: {where}: {message}{more}"
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate a YAML experiment config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping of keys to values", path=path)
+    raw = _string_keys(apply_overrides(raw, overrides or []))
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, path)) from None

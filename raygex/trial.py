@@ -1,0 +1,156 @@
+"""One trial: train one model on one split, honestly, and report per-epoch metrics through a callback.
+
+Honesty rules from the seed paper's defects: the seed is set before the model is built; training batches are
+reshuffled every epoch; early stopping keeps a deep copy of the best epoch's weights and restores it; metrics
+are computed on probabilities; the test split is evaluated once, at the end, on the restored model.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from raygex.metrics import classification_metrics, is_better
+
+DEFAULTS = {"model": "gcn", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "max_epochs": 100,
+            "patience": 10, "seed": 0, "metric": "auc", "depth": 2, "channels": 32, "embedding": 8,
+            "dropout": 0.1, "dropout_growth": True, "coarsen": False}
+
+
+@dataclass
+class TrialData:
+    """A split task in memory: raw inputs per split, labels, input genes, classes and (for GCNs) the graph."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    genes: list[str]
+    classes: list[str]
+    graph: object | None = None  # raygex.graphs.align.AlignedGraph over ``genes``
+
+    @classmethod
+    def from_task(cls, task, split, labels, graph=None) -> "TrialData":
+        """Slice a :class:`raygex.tasks.TaskData` by a split (labels from ``task.split``)."""
+        return cls(task.x[split.train], labels[split.train], task.x[split.valid], labels[split.valid],
+                   task.x[split.test], labels[split.test], list(task.genes), list(task.classes), graph)
+
+    def standardisation(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-gene mean and scale from the TRAINING rows only (constant genes get scale 1)."""
+        mean = self.x_train.mean(axis=0, dtype=np.float64)
+        std = self.x_train.std(axis=0, dtype=np.float64)
+        std[std < 1e-8] = 1.0
+        return mean.astype(np.float32), std.astype(np.float32)
+
+
+@dataclass
+class TrialResult:
+    config: dict
+    best_epoch: int
+    epochs_run: int
+    best_valid: dict
+    test: dict
+    history: list[dict]
+    model: nn.Module
+    mean: np.ndarray
+    std: np.ndarray
+    seconds: float
+    device: str
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA when torch can see a GPU (Ray may assign a logical GPU torch cannot see), else CPU."""
+    if preferred:
+        return torch.device(preferred)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(config: dict, n_genes: int, n_classes: int, graph) -> nn.Module:
+    from raygex.models import BUILDERS
+
+    family = config["model"]
+    if family not in BUILDERS:
+        raise ValueError(f"model must be one of {sorted(BUILDERS)}, but got {family!r}")
+    return BUILDERS[family](config, n_genes, n_classes, graph)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    parts = [torch.softmax(model(x[i:i + batch_size]), dim=1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.empty((0, 0), dtype=np.float32)
+
+
+def run_trial(config: dict, data: TrialData, report: Callable[[dict, nn.Module], None] | None = None,
+              device: str | None = None) -> TrialResult:
+    """Train ``config`` on ``data``; ``report(metrics, model)`` is called after every epoch."""
+    config = {**DEFAULTS, **config}
+    started = time.perf_counter()
+    dev = pick_device(device)
+    mean, std = data.standardisation()
+
+    def tensor(x):
+        return torch.from_numpy(((x - mean) / std).astype(np.float32)).to(dev)
+
+    x_train, x_valid, x_test = tensor(data.x_train), tensor(data.x_valid), tensor(data.x_test)
+    y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(dev)
+    n_classes = len(data.classes)
+
+    seed_everything(int(config["seed"]))  # before the model exists: initial weights follow the seed
+    model = build_model(config, len(data.genes), n_classes, data.graph).to(dev)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(config["lr"]),
+                                 weight_decay=float(config["weight_decay"]))
+    loss_fn = nn.CrossEntropyLoss()
+    shuffle = torch.Generator().manual_seed(int(config["seed"]))
+    metric, patience = config["metric"], int(config["patience"])
+    batch_size = int(config["batch_size"])
+
+    best_value, best_epoch, best_state, best_valid = None, -1, None, {}
+    history: list[dict] = []
+    stale = 0
+    for epoch in range(int(config["max_epochs"])):
+        model.train()
+        order = torch.randperm(len(x_train), generator=shuffle).to(dev)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[rows]), y_train[rows])
+            loss.backward()
+            optimiser.step()
+        train_m = classification_metrics(data.y_train, predict_proba(model, x_train), n_classes)
+        valid_m = classification_metrics(data.y_valid, predict_proba(model, x_valid), n_classes)
+        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()},
+               **{f"valid_{k}": v for k, v in valid_m.items()}}
+        if is_better(valid_m[metric], best_value, metric):
+            best_value, best_epoch, best_valid, stale = valid_m[metric], epoch + 1, valid_m, 0
+            # A real copy: state_dict() returns references that later optimiser steps would overwrite.
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        row[f"best_valid_{metric}"] = best_value
+        history.append(row)
+        if report is not None:
+            report(row, model)
+        if stale >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test = classification_metrics(data.y_test, predict_proba(model, x_test), n_classes) if len(data.y_test) else {}
+    return TrialResult(config, best_epoch, len(history), best_valid, test, history, model, mean, std,
+                       time.perf_counter() - started, str(dev), stopped_early=len(history) < config["max_epochs"])
