@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from raygex.errors import ConfigError
 
@@ -63,19 +62,36 @@ def stratified_split(labels: np.ndarray, *, train: int | float, valid: int | flo
         if 0 < size < len(classes):
             raise ConfigError(f"split.{name} must hold at least one sample per class ({len(classes)} classes), "
                               f"but got {size}")
+    rng = np.random.default_rng(int(seed))
     rows = np.arange(n)
-    rng_seed = int(seed)
-    rest_size = n - n_train
-    train_rows, rest = (rows, rows[:0]) if rest_size == 0 else train_test_split(
-        rows, train_size=n_train, stratify=labels, random_state=rng_seed)
-    valid_rows = rest[:0]
-    if n_valid:
-        if n_valid == len(rest):
-            valid_rows, rest = rest, rest[:0]
-        else:
-            valid_rows, rest = train_test_split(rest, train_size=n_valid, stratify=labels[rest],
-                                                random_state=rng_seed + 1)
-    test_rows = rest
-    if n_test < len(rest):
-        test_rows, _ = train_test_split(rest, train_size=n_test, stratify=labels[rest], random_state=rng_seed + 2)
-    return Split(np.sort(train_rows), np.sort(valid_rows), np.sort(test_rows), rng_seed)
+    train_rows, rest = _stratified_take(rows, labels, n_train, rng)
+    valid_rows, rest = _stratified_take(rest, labels, n_valid, rng)
+    test_rows, _ = _stratified_take(rest, labels, n_test, rng)
+    return Split(np.sort(train_rows), np.sort(valid_rows), np.sort(test_rows), int(seed))
+
+
+def _stratified_take(rows: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator):
+    """Pick ``size`` of ``rows`` with class proportions kept (largest-remainder quotas); return (taken, left)."""
+    if size >= len(rows):
+        return rows, rows[:0]
+    classes, counts = np.unique(labels[rows], return_counts=True)
+    exact = size * counts / counts.sum()
+    quota = np.floor(exact).astype(int)
+    # Hand the remaining places to the largest fractional parts; every class present gets one first if possible.
+    if size >= len(classes):
+        quota = np.maximum(quota, 1)
+    while quota.sum() > size:
+        quota[np.argmax(quota - exact)] -= 1
+    order = np.lexsort((np.arange(len(classes)), -(exact - quota)))
+    for k in order:
+        if quota.sum() >= size:
+            break
+        if quota[k] < counts[k]:
+            quota[k] += 1
+    taken = []
+    for cls, q in zip(classes, quota):
+        members = rows[labels[rows] == cls]
+        taken.append(members[rng.permutation(len(members))[:q]])
+    taken = np.concatenate(taken) if taken else rows[:0]
+    left = np.setdiff1d(rows, taken, assume_unique=True)
+    return taken, left

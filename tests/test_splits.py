@@ -42,3 +42,14 @@ def test_same_seed_same_split_other_seed_other_split():
 def test_bad_sizes_are_clear_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         stratified_split(LABELS, seed=0, **kwargs)
+
+
+def test_fractions_that_round_past_the_total_still_split():
+    # 692 samples, 9 classes of very different sizes (the PBMC shape): 0.6/0.2/0.2 rounds to 415+138+138 = 691.
+    sizes = [240, 129, 95, 68, 54, 43, 31, 19, 13]
+    labels = np.repeat(np.arange(9), sizes)
+    split = stratified_split(labels, train=0.6, valid=0.2, test=0.2, seed=0)
+    assert split.sizes() == {"train": 415, "valid": 138, "test": 138}
+    for part in (split.train, split.valid, split.test):
+        assert set(labels[part]) == set(range(9)), "every class in every part"
+    assert abs(np.bincount(labels[split.train])[0] - 0.6 * 240) <= 1
