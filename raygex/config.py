@@ -119,10 +119,17 @@ def _string_keys(node: Any) -> Any:
 
 
 def _parse_value(text: str) -> Any:
+    """YAML scalar parsing, plus plain floats YAML 1.1 misses (``1e-3`` is a string to PyYAML)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

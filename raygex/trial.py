@@ -7,7 +7,9 @@ are computed on probabilities; the test split is evaluated once, at the end, on 
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import warnings
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -36,12 +38,27 @@ class TrialData:
     genes: list[str]
     classes: list[str]
     graph: object | None = None  # raygex.graphs.align.AlignedGraph over ``genes``
+    mean: np.ndarray | None = None  # set once the arrays are standardised (see :meth:`standardised`)
+    std: np.ndarray | None = None
 
     @classmethod
     def from_task(cls, task, split, labels, graph=None) -> "TrialData":
         """Slice a :class:`raygex.tasks.TaskData` by a split (labels from ``task.split``)."""
         return cls(task.x[split.train], labels[split.train], task.x[split.valid], labels[split.valid],
                    task.x[split.test], labels[split.test], list(task.genes), list(task.classes), graph)
+
+    def standardised(self) -> "TrialData":
+        """A copy with every split standardised by the training statistics, done once (e.g. by the search
+        driver) so that trials share the arrays read-only instead of each making its own."""
+        if self.mean is not None:
+            return self
+        mean, std = self.standardisation()
+
+        def scale(x):
+            return ((x - mean) / std).astype(np.float32)
+
+        return dataclasses.replace(self, x_train=scale(self.x_train), x_valid=scale(self.x_valid),
+                                   x_test=scale(self.x_test), mean=mean, std=std)
 
     def standardisation(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-gene mean and scale from the TRAINING rows only (constant genes get scale 1)."""
@@ -97,16 +114,62 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> n
     return torch.cat(parts).numpy() if parts else np.empty((0, 0), dtype=np.float32)
 
 
-def run_trial(config: dict, data: TrialData, report: Callable[[dict, nn.Module], None] | None = None,
-              device: str | None = None) -> TrialResult:
-    """Train ``config`` on ``data``; ``report(metrics, model)`` is called after every epoch."""
+class TrainingState:
+    """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
+
+    def __init__(self, model: nn.Module, optimiser: torch.optim.Optimizer, shuffle: torch.Generator):
+        self.model, self.optimiser, self.shuffle = model, optimiser, shuffle
+        self.epoch = 0
+        self.best_value: float | None = None
+        self.best_epoch = -1
+        self.best_state: dict | None = None
+        self.best_valid: dict = {}
+        self.best_test: dict = {}
+        self.stale = 0
+        self.history: list[dict] = []
+
+    def checkpoint(self) -> dict:
+        """A torch-saveable dict; tensors are copied so later training cannot change it."""
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimiser": self.optimiser.state_dict(), "shuffle": self.shuffle.get_state(),
+                "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "best_value": self.best_value,
+                "best_epoch": self.best_epoch, "best_valid": self.best_valid, "best_test": self.best_test,
+                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()},
+                "stale": self.stale, "history": list(self.history)}
+
+    def restore(self, saved: dict, device: torch.device) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimiser.load_state_dict(saved["optimiser"])
+        self.shuffle.set_state(saved["shuffle"])
+        torch.set_rng_state(saved["torch_rng"])
+        for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
+            setattr(self, key, saved[key])
+        self.best_state = None if saved["best_state"] is None else \
+            {k: v.to(device) for k, v in saved["best_state"].items()}
+
+
+def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingState], None] | None = None,
+              device: str | None = None, resume_from: dict | None = None) -> TrialResult:
+    """Train ``config`` on ``data``; ``report(metrics, state)`` is called after every epoch.
+
+    ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
+    weights, optimiser moments, shuffling and dropout random state. Test metrics are computed whenever the
+    validation metric improves (so a trial stopped early by a scheduler still has the test score of its best
+    epoch); selection never looks at them.
+    """
     config = {**DEFAULTS, **config}
     started = time.perf_counter()
     dev = pick_device(device)
-    mean, std = data.standardisation()
+    data = data.standardised()
+    mean, std = data.mean, data.std
 
     def tensor(x):
-        return torch.from_numpy(((x - mean) / std).astype(np.float32)).to(dev)
+        # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU.
+        if not x.flags.writeable:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(x).to(dev)
+        return torch.from_numpy(x).to(dev)
 
     x_train, x_valid, x_test = tensor(data.x_train), tensor(data.x_valid), tensor(data.x_test)
     y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(dev)
@@ -116,41 +179,43 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, nn.Module],
     model = build_model(config, len(data.genes), n_classes, data.graph).to(dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=float(config["lr"]),
                                  weight_decay=float(config["weight_decay"]))
+    state = TrainingState(model, optimiser, torch.Generator().manual_seed(int(config["seed"])))
+    if resume_from is not None:
+        state.restore(resume_from, dev)
     loss_fn = nn.CrossEntropyLoss()
-    shuffle = torch.Generator().manual_seed(int(config["seed"]))
     metric, patience = config["metric"], int(config["patience"])
     batch_size = int(config["batch_size"])
 
-    best_value, best_epoch, best_state, best_valid = None, -1, None, {}
-    history: list[dict] = []
-    stale = 0
-    for epoch in range(int(config["max_epochs"])):
+    while state.epoch < int(config["max_epochs"]) and state.stale < patience:
         model.train()
-        order = torch.randperm(len(x_train), generator=shuffle).to(dev)
+        order = torch.randperm(len(x_train), generator=state.shuffle).to(dev)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x_train[rows]), y_train[rows])
             loss.backward()
             optimiser.step()
+        state.epoch += 1
         train_m = classification_metrics(data.y_train, predict_proba(model, x_train), n_classes)
         valid_m = classification_metrics(data.y_valid, predict_proba(model, x_valid), n_classes)
-        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()},
+        row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
-        if is_better(valid_m[metric], best_value, metric):
-            best_value, best_epoch, best_valid, stale = valid_m[metric], epoch + 1, valid_m, 0
+        if is_better(valid_m[metric], state.best_value, metric):
+            state.best_value, state.best_epoch, state.best_valid, state.stale = \
+                valid_m[metric], state.epoch, valid_m, 0
             # A real copy: state_dict() returns references that later optimiser steps would overwrite.
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if len(data.y_test):
+                state.best_test = classification_metrics(data.y_test, predict_proba(model, x_test), n_classes)
         else:
-            stale += 1
-        row[f"best_valid_{metric}"] = best_value
-        history.append(row)
+            state.stale += 1
+        row[f"best_valid_{metric}"] = state.best_value
+        row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
+        state.history.append(row)
         if report is not None:
-            report(row, model)
-        if stale >= patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    test = classification_metrics(data.y_test, predict_proba(model, x_test), n_classes) if len(data.y_test) else {}
-    return TrialResult(config, best_epoch, len(history), best_valid, test, history, model, mean, std,
-                       time.perf_counter() - started, str(dev), stopped_early=len(history) < config["max_epochs"])
+            report(row, state)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
+                       model, mean, std, time.perf_counter() - started, str(dev),
+                       stopped_early=state.epoch < int(config["max_epochs"]))

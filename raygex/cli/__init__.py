@@ -17,6 +17,7 @@ from raygex.cli.demo import demo
 from raygex.cli.fetch import fetch_graph, fetch_tcga
 from raygex.cli.graph import graph
 from raygex.cli.bench import bench
+from raygex.cli.search import resume, search, status
 from raygex.cli.train import train
 from raygex.errors import RaygexError
 
@@ -39,6 +40,8 @@ cli.add_command(data)
 cli.add_command(graph)
 cli.add_command(bench)
 cli.add_command(train)
+for command in (search, resume, status):
+    cli.add_command(command)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -39,3 +39,43 @@ def import_cmd(samples, genes, layouts, workdir, as_json):
     for r in results:
         click.echo(f"{r['layout']:8} {r['input_mb']:9.0f} {r['import_s']:9.2f} {r['mb_per_s']:7.1f} "
                    f"{r['peak_rss_mb']:8.0f} {r['peak_over_output']:9.2f}")
+
+
+@bench.command("gcn")
+@click.option("--graph", "graph_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Graph file (.adjlist.gz, an edge list, or a raygex .parquet); default: a synthetic graph.")
+@click.option("--nodes", default=16_300, show_default=True, help="Nodes of the synthetic graph (GeneMANIA: 16300).")
+@click.option("--edges", default=265_000, show_default=True, help="Undirected edges of the synthetic graph.")
+@click.option("--batch", default=64, show_default=True, help="Samples per step.")
+@click.option("--embedding", default=32, show_default=True, help="Gene embedding size.")
+@click.option("--depth", default=3, show_default=True, help="Graph-convolution layers.")
+@click.option("--channels", default=32, show_default=True, help="Channels per layer.")
+@click.option("--repeats", default=5, show_default=True, help="Timed steps per variant (median reported).")
+@click.option("--variant", "variants", multiple=True, type=click.Choice(["ours", "pyg_static", "pyg_batch"]),
+              help="Variants to run (default: all three).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic graph, inputs and weights.")
+@click.option("--tune-malloc", is_flag=True,
+              help="Run every variant with glibc told to reuse freed memory (fewer page faults).")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats, variants, seed, tune_malloc,
+            as_json):
+    """Time a GCN training step and its peak memory: ours vs PyG GCNConv (static, disjoint batch) vs the floor.
+
+    \b
+    Examples:
+      raygex bench gcn
+      raygex bench gcn --graph ../shared/data/graphs/genemania.adjlist.gz --json
+      raygex bench gcn --nodes 2000 --edges 30000 --variant ours --repeats 10
+    """
+    from raygex.bench.gcn import VARIANTS, format_table, run_gcn_benchmark
+    from raygex.errors import ConfigError
+
+    try:
+        result = run_gcn_benchmark(graph_path, nodes, edges, batch, embedding, depth, channels, repeats,
+                                   variants or VARIANTS, seed, tune_malloc, log=lambda m: click.echo(m, err=True))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for line in format_table(result):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result))

@@ -59,7 +59,7 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
     graphs = load_graphs(config, seed=seed)
     data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
 
-    def show(row, _model):
+    def show(row, _state):
         if not as_json:
             click.echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  valid loss "
                        f"{row['valid_loss']:.4f}  valid auc {row['valid_auc']:.4f}  valid acc "

@@ -1,0 +1,75 @@
+"""`raygex search`, `raygex resume`, `raygex status`: run, continue and inspect sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from raygex.config import load_config
+from raygex.errors import ConfigError
+
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=str))
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
+@click.option("--storage", help="Where experiments live (default: the config's storage).")
+@click.option("--num-samples", type=int, help="Trials per task (overrides search.num_samples).")
+@click.option("--name", help="Experiment name (default: the config's name).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the experiment of the same name if it exists.")
+def search(config_path, address, storage, num_samples, name, overrides, resume):
+    """Search models and graphs for every task of CONFIG with Ray Tune + Optuna.
+
+    \b
+    Examples:
+      raygex search configs/demo.yaml
+      raygex search configs/demo.yaml --num-samples 8 --set train.max_epochs=10
+      raygex search configs/paper.yaml --address auto --storage /shared/results
+    """
+    from raygex.search.run import run_search
+
+    overrides = list(overrides) + ([f"search.num_samples={num_samples}"] if num_samples is not None else [])
+    config = load_config(config_path, overrides)
+    run_search(config, address=address, storage=storage, name=name, resume=resume, echo=click.echo)
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=str))
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
+def resume(experiment, address):
+    """Finish an interrupted sweep: finished trials kept, unfinished ones resumed, none run twice.
+
+    \b
+    Example:
+      raygex resume results/demo
+    """
+    from raygex.search.run import resume_experiment
+
+    resume_experiment(experiment, address=address, echo=click.echo)
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per task: counts and winner).")
+def status(experiment, as_json):
+    """Print the leaderboards of a finished or running sweep.
+
+    \b
+    Example:
+      raygex status results/demo --json
+    """
+    from raygex.search.status import experiment_status
+
+    exp_dir = Path(experiment)
+    if not (exp_dir / "config.yaml").exists():
+        raise ConfigError("not a raygex experiment folder (no config.yaml)", path=exp_dir)
+    summary, tables = experiment_status(exp_dir)
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+        return
+    for task, table in tables.items():
+        counts = summary["tasks"][task]["counts"]
+        click.echo(f"== {task}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " ==")
+        click.echo(table)

@@ -1,0 +1,169 @@
+"""`raygex search` / `raygex resume`: one Ray Tune experiment per task, Optuna TPE + ASHA, leaderboards.
+
+Data path: the canonical dataset is read once with Ray Data on the driver, each task's split arrays are
+standardised once with training statistics, and each task's payload (arrays + every aligned graph choice) goes
+into the object store once through ``tune.with_parameters``: trials read it zero-copy and never touch files.
+Tasks run one after another, each with ``max_concurrent`` trials side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from raygex.config import ExperimentConfig, load_config
+from raygex.errors import ConfigError
+from raygex.search import leaderboard
+from raygex.search.space import define_by_run, parse_space
+
+CONFIG_SNAPSHOT = "config.yaml"
+METRIC_MODES = {"auc": "max", "accuracy": "max", "balanced_accuracy": "max", "loss": "min"}
+
+
+def tune_metric(config: ExperimentConfig) -> tuple[str, str]:
+    """The metric Tune optimises: the best-so-far validation metric of each trial, and its direction."""
+    name = config.search.metric
+    if not name.startswith("valid_") or name[len("valid_"):] not in METRIC_MODES:
+        raise ConfigError(f"search.metric must be one of {['valid_' + m for m in METRIC_MODES]}, but got {name!r}")
+    return f"best_{name}", METRIC_MODES[name[len('valid_'):]]
+
+
+def experiment_dir(config: ExperimentConfig, storage: str | None = None, name: str | None = None) -> Path:
+    return Path(storage or config.storage).expanduser().resolve() / (name or config.name)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Connect to a running cluster (``--address`` or ``RAY_ADDRESS``) or start a local Ray."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Checkpointing every few epochs is deliberate (ASHA pauses, resume); Tune's warning about it is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+
+
+def check_resources(config: ExperimentConfig) -> None:
+    import ray
+
+    total = ray.cluster_resources()
+    for key, wanted in (("CPU", config.resources.cpu), ("GPU", config.resources.gpu)):
+        if wanted > total.get(key, 0):
+            raise ConfigError(f"resources.{key.lower()} = {wanted} per trial, but the cluster has "
+                              f"{total.get(key, 0):g} {key}s: no trial could ever start")
+
+
+def task_payload(config: ExperimentConfig, task_name: str, dataset, graphs: dict, seed: int) -> dict:
+    """The arrays and graphs one task's trials share (stored once in the object store)."""
+    from raygex.experiment import trial_data
+    from raygex.graphs.align import align_graph
+
+    data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=None).standardised()
+    aligned = {name: align_graph(graph, data.genes) for name, graph in graphs.items()}
+    fixed = {"train": {**config.train.model_dump(), "seed": seed},
+             "cpus_per_trial": config.resources.cpu, "checkpoint_every": 5}
+    return {"data": data, "graphs": aligned, "fixed": fixed}
+
+
+def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, resume: bool, echo):
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from raygex.search.progress import TrialProgress
+    from raygex.search.trainable import train_fn
+
+    trainable = tune.with_resources(tune.with_parameters(train_fn, payload=payload),
+                                    {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    metric, mode = tune_metric(config)
+    progress = TrialProgress(task_dir.name, config.search.num_samples, metric, mode, echo)
+    if resume and tune.Tuner.can_restore(str(task_dir)):
+        return tune.Tuner.restore(str(task_dir), trainable, resume_unfinished=True, resume_errored=False,
+                                  restart_errored=True)
+    parsed = parse_space(config.search.space, config.graph_choices())
+    searcher = OptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
+                            sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
+                                10, max(2, config.search.num_samples // 3))))
+    searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
+    max_t = config.search.scheduler.max_epochs or config.train.max_epochs
+    scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
+                               grace_period=min(config.search.scheduler.grace_period, max_t))
+                 if config.search.scheduler.kind == "asha" else FIFOScheduler())
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=config.search.num_samples),
+        run_config=tune.RunConfig(name=task_dir.name, storage_path=str(task_dir.parent), verbose=0,
+                                  callbacks=[progress],
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=1)))
+
+
+def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,
+               name: str | None = None, resume: bool = False, echo=print) -> Path:
+    """Run (or resume) every task's sweep; returns the experiment folder."""
+    from raygex.data.ray_io import collect
+    from raygex.experiment import load_graphs
+
+    metric, mode = tune_metric(config)
+    parse_space(config.search.space, config.graph_choices())  # fail on a bad space before Ray starts
+    exp_dir = experiment_dir(config, storage, name)
+    expression = Path(config.data.expression)
+    if not expression.exists():
+        raise ConfigError("data.expression: file not found (run 'raygex data demo data/demo' for the demo)",
+                          path=expression)
+    for graph_name, graph_path in config.graphs.items():
+        if not Path(graph_path).exists():
+            raise ConfigError(f"graphs.{graph_name}: file not found", path=graph_path)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    snapshot = exp_dir / CONFIG_SNAPSHOT
+    if not resume or not snapshot.exists():
+        snapshot.write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+
+    connect(address)
+    check_resources(config)
+    seed = config.split.seeds[0]
+    dataset = collect(config.data.expression)  # through Ray Data
+    graphs = load_graphs(config, seed=seed)
+    payloads = {task.name: task_payload(config, task.name, dataset, graphs, seed) for task in config.tasks}
+    del dataset
+    for task in config.tasks:
+        task_dir = exp_dir / task.name
+        if resume and leaderboard.read(task_dir) is not None:
+            echo(f"task {task.name}: already finished, kept")
+            continue
+        echo(f"task {task.name}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
+        tuner = _tuner_for_task(config, task_dir, payloads.pop(task.name), resume, echo)
+        results = tuner.fit()
+        board = leaderboard.from_results(results, metric, mode)
+        leaderboard.write(board, task_dir)
+        echo(f"\n== {task.name}: leaderboard ({len(board)} trials; winner first) ==")
+        echo(leaderboard.format_table(board))
+    echo(f"\nexperiment: {exp_dir}")
+    for task in config.tasks:
+        echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}")
+    return exp_dir
+
+
+def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print) -> Path:
+    """Continue an interrupted sweep from its folder (``<storage>/<name>``)."""
+    exp_dir = Path(experiment).expanduser().resolve()
+    snapshot = exp_dir / CONFIG_SNAPSHOT
+    if not snapshot.exists():
+        raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=exp_dir)
+    config = load_config(snapshot)
+    return run_search(config, address=address, storage=str(exp_dir.parent), name=exp_dir.name, resume=True,
+                      echo=echo)

@@ -1,0 +1,133 @@
+"""The search space: config syntax → an Optuna define-by-run function with conditional parameters.
+
+Syntax (``search.space`` in a config):
+
+* ``[a, b, c]`` or ``{choice: [...]}``: categorical;
+* ``{int: [lo, hi]}``, ``{float: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{logint: [lo, hi]}``;
+* a scalar: a constant; ``graph: all``: every configured graph and control.
+
+Parameters belong to model families (``depth`` exists only for GCNs, ``hidden`` only for MLPs, logistic
+regression has only the optimiser's), which the define-by-run space expresses directly: a parameter is sampled
+only when the sampled ``model`` uses it, so TPE never models values that had no effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from raygex.errors import ConfigError
+
+MODEL_FAMILIES = ("gcn", "mlp", "lr")
+# Which families use which hyperparameter (absent: every family).
+PARAM_FAMILIES = {
+    "graph": ("gcn",), "depth": ("gcn",), "embedding": ("gcn",), "channels": ("gcn",), "coarsen": ("gcn",),
+    "pool": ("gcn",), "readout": ("gcn",), "dropout_growth": ("gcn",),
+    "hidden": ("mlp",), "mlp_layers": ("mlp",),
+    "dropout": ("gcn", "mlp"),
+}
+SHARED_PARAMS = ("lr", "weight_decay", "batch_size")
+KNOWN_PARAMS = set(PARAM_FAMILIES) | set(SHARED_PARAMS) | {"model"}
+KINDS = ("choice", "int", "float", "loguniform", "logint")
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    except (TypeError, ValueError):
+        raise ConfigError(f"search.space.{where} must be numbers, but got {value!r}") from None
+
+
+def parse_param(name: str, spec: Any, graph_choices: list[str]) -> tuple[str, Any]:
+    """One parameter as (kind, argument): ('const', v), ('choice', [...]), ('int', (lo, hi)), ..."""
+    if name == "graph" and spec == "all":
+        if not graph_choices:
+            raise ConfigError("search.space.graph is 'all' but the config has no graphs")
+        return "choice", list(graph_choices)
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"search.space.{name} is an empty list")
+        return "choice", list(spec)
+    if isinstance(spec, dict):
+        if len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise ConfigError(f"search.space.{name} must be a list, a scalar or one of "
+                              f"{{{', '.join(k + ': ...' for k in KINDS)}}}, but got {spec!r}")
+        kind, arg = next(iter(spec.items()))
+        if kind == "choice":
+            if not isinstance(arg, list) or not arg:
+                raise ConfigError(f"search.space.{name}.choice must be a non-empty list, but got {arg!r}")
+            return "choice", list(arg)
+        if not isinstance(arg, list) or len(arg) != 2:
+            raise ConfigError(f"search.space.{name}.{kind} must be [low, high], but got {arg!r}")
+        lo, hi = (_number(v, f"{name}.{kind}") for v in arg)
+        if not lo < hi or (kind in ("loguniform", "logint") and lo <= 0):
+            raise ConfigError(f"search.space.{name}.{kind} must have 0 < low < high (low > 0 for log scales), "
+                              f"but got {arg!r}")
+        return kind, (lo, hi)
+    return "const", spec
+
+
+def parse_space(space: dict, graph_choices: list[str]) -> dict[str, tuple[str, Any]]:
+    """Validate ``search.space``; unknown parameters and empty spaces are errors naming the key."""
+    if not space:
+        raise ConfigError("search.space is empty: give at least `model: [gcn, mlp, lr]`")
+    unknown = sorted(set(space) - KNOWN_PARAMS)
+    if unknown:
+        raise ConfigError(f"search.space.{unknown[0]} is not a known hyperparameter (known: {sorted(KNOWN_PARAMS)})")
+    parsed = {name: parse_param(name, spec, graph_choices) for name, spec in space.items()}
+    parsed.setdefault("model", ("choice", list(MODEL_FAMILIES)))
+    kind, models = parsed["model"]
+    models = models if kind == "choice" else [models]
+    bad = [m for m in models if m not in MODEL_FAMILIES]
+    if bad:
+        raise ConfigError(f"search.space.model must be among {list(MODEL_FAMILIES)}, but got {bad[0]!r}")
+    if "gcn" in models and "graph" not in parsed:
+        if not graph_choices:
+            raise ConfigError("search.space.model includes gcn but the config has no graphs")
+        parsed["graph"] = ("choice", list(graph_choices))
+    if "graph" in parsed and parsed["graph"][0] == "choice":
+        missing = [g for g in parsed["graph"][1] if g not in graph_choices]
+        if missing:
+            raise ConfigError(f"search.space.graph {missing[0]!r} is not a configured graph or control "
+                              f"(choices: {graph_choices})")
+    return parsed
+
+
+def applies(name: str, model: str) -> bool:
+    return model in PARAM_FAMILIES.get(name, MODEL_FAMILIES)
+
+
+class DefineByRun:
+    """An Optuna define-by-run space: samples ``model`` first, then only that family's parameters.
+
+    A class rather than a closure because Tune pickles the searcher (with this space) into its checkpoints.
+    """
+
+    def __init__(self, parsed: dict[str, tuple[str, Any]]):
+        self.parsed = parsed
+
+    def __call__(self, trial) -> dict:
+        constants = {}
+        kind, arg = self.parsed["model"]
+        model = trial.suggest_categorical("model", arg) if kind == "choice" else arg
+        if kind != "choice":
+            constants["model"] = model
+        for name, (kind, arg) in self.parsed.items():
+            if name == "model" or not applies(name, model):
+                continue
+            if kind == "const":
+                constants[name] = arg
+            elif kind == "choice":
+                trial.suggest_categorical(name, arg)
+            elif kind == "int":
+                trial.suggest_int(name, int(arg[0]), int(arg[1]))
+            elif kind == "logint":
+                trial.suggest_int(name, int(arg[0]), int(arg[1]), log=True)
+            elif kind == "float":
+                trial.suggest_float(name, arg[0], arg[1])
+            else:
+                trial.suggest_float(name, arg[0], arg[1], log=True)
+        return constants
+
+
+def define_by_run(parsed: dict[str, tuple[str, Any]]) -> DefineByRun:
+    return DefineByRun(parsed)

@@ -1,0 +1,72 @@
+"""`raygex search` end to end on a tiny demo: leaderboards, status, and bad configs failing before any trial."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.search.conftest import write_config
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tiny_demo, tmp_path_factory):
+    import ray
+
+    from raygex.cli import main
+
+    folder = tmp_path_factory.mktemp("sweep")
+    config = write_config(folder / "tiny.yaml", tiny_demo)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", str(config)])
+    ray.shutdown()
+    assert exit_info.value.code == 0
+    return folder / "results" / "tiny"
+
+
+def test_every_task_has_a_complete_leaderboard(finished_sweep):
+    for task in ("subtype", "sgi"):
+        board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
+        assert len(board) == 6
+        assert (board["status"] == "TERMINATED").all()
+        assert board["trial_id"].is_unique
+        assert board["best_valid_auc"].iloc[0] == board["best_valid_auc"].max()
+        assert set(board["config/model"]) <= {"gcn", "mlp", "lr"}
+        gcn = board[board["config/model"] == "gcn"]
+        assert gcn["config/graph"].isin(["true", "decoy", "random", "empty"]).all()
+        assert board.loc[board["config/model"] == "lr", "config/depth"].isna().all(), "LR trials have no depth"
+        assert board["best_test_auc"].notna().all()
+
+
+def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
+    code, out, err = run_cli("status", finished_sweep, "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    for task in ("subtype", "sgi"):
+        entry = summary["tasks"][task]
+        assert entry["counts"] == {"finished": 6, "running": 0, "errored": 0, "pending": 0}
+        board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
+        assert entry["winner"]["trial_id"] == board["trial_id"].iloc[0]
+        assert entry["winner"]["metrics"]["best_valid_auc"] == pytest.approx(board["best_valid_auc"].iloc[0])
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"search": {"num_samples": 0}}, "search.num_samples"),
+    ({"search": {"num_samples": 2, "space": {}}}, "search.space is empty"),
+    ({"search": {"num_samples": 2, "space": {"model": ["gcn"], "depthh": {"int": [1, 2]}}}},
+     "search.space.depthh is not a known hyperparameter"),
+    ({"graphs": {"true": "/nowhere/graph.parquet"}}, "graphs.true: file not found"),
+    ({"tasks": [{"name": "x", "kind": "classify", "label": "stage"}]}, "label column 'stage' not found"),
+    ({"resources": {"cpu": 64, "gpu": 0}}, "resources.cpu = 64"),
+])
+def test_bad_configs_fail_before_any_trial(tiny_demo, tmp_path, run_cli, changes, message):
+    import ray
+
+    config = write_config(tmp_path / "bad.yaml", tiny_demo, **changes)
+    code, _, err = run_cli("search", config)
+    ray.shutdown()
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    results = tmp_path / "results" / "tiny"
+    assert not any(results.glob("*/experiment_state-*.json")), "no trial may have started"
