@@ -117,8 +117,10 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> n
 class TrainingState:
     """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
 
-    def __init__(self, model: nn.Module, optimiser: torch.optim.Optimizer, shuffle: torch.Generator):
+    def __init__(self, model: nn.Module, optimiser: torch.optim.Optimizer, shuffle: torch.Generator,
+                 device: torch.device | None = None):
         self.model, self.optimiser, self.shuffle = model, optimiser, shuffle
+        self.device = device or torch.device("cpu")
         self.epoch = 0
         self.best_value: float | None = None
         self.best_epoch = -1
@@ -179,7 +181,7 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     model = build_model(config, len(data.genes), n_classes, data.graph).to(dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=float(config["lr"]),
                                  weight_decay=float(config["weight_decay"]))
-    state = TrainingState(model, optimiser, torch.Generator().manual_seed(int(config["seed"])))
+    state = TrainingState(model, optimiser, torch.Generator().manual_seed(int(config["seed"])), dev)
     if resume_from is not None:
         state.restore(resume_from, dev)
     loss_fn = nn.CrossEntropyLoss()

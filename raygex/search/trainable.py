@@ -41,11 +41,14 @@ def train_fn(config: dict, payload: dict) -> None:
             resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
 
     n_params: dict = {}
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
 
     def report(row: dict, state) -> None:
         if not n_params:
             n_params["n"] = sum(p.numel() for p in state.model.parameters())
-        metrics = {**row, "n_params": n_params["n"]}
+        metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device)}
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
         if row["epoch"] % every == 0 or last:
             with tempfile.TemporaryDirectory() as folder:
