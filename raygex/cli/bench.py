@@ -32,7 +32,7 @@ def import_cmd(samples, genes, layouts, workdir, as_json):
 
     results = run_import_benchmark(workdir, layouts or LAYOUTS, samples, genes)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps({"samples": samples, "genes": genes, "results": results}))
         return
     click.echo(f"import of a {samples} x {genes} matrix ({samples * genes * 4 / 1e6:.0f} MB float32 output)")
     click.echo(f"{'layout':8} {'input MB':>9} {'import s':>9} {'MB/s':>7} {'peak MB':>8} {'peak/out':>9}")
@@ -79,3 +79,28 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
         click.echo(line)
     if as_json:
         click.echo(json.dumps(result))
+
+
+@bench.command("search")
+@click.option("--samples", default=2000, show_default=True, help="Samples in the generated dataset.")
+@click.option("--genes", default=16000, show_default=True, help="Genes in the generated dataset.")
+@click.option("--trials", default=8, show_default=True, help="Trials in the sweep and in the sequential loop.")
+@click.option("--concurrent", default=4, show_default=True, help="Trials at a time in the sweep.")
+@click.option("--epochs", default=20, show_default=True, help="Epochs per trial.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-search"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
+def search_cmd(samples, genes, trials, concurrent, epochs, workdir, as_json):
+    """Zero-copy check (per-trial memory growth / dataset size) and sweep vs sequential Optuna throughput.
+
+    \b
+    Example:
+      raygex bench search --samples 2000 --genes 16000 --trials 8 --concurrent 4
+    """
+    from raygex.bench.search import run_search_benchmark
+
+    result = run_search_benchmark(workdir, samples, genes, trials, concurrent, epochs)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:45} {value}")
