@@ -10,7 +10,7 @@ import click
 
 @click.group()
 def bench() -> None:
-    """Benchmarks: import throughput and memory (more arrive with the model issue)."""
+    """Benchmarks: import throughput, GCN step speed and memory, search memory and throughput."""
 
 
 @bench.command("import")
@@ -55,7 +55,7 @@ def import_cmd(samples, genes, layouts, workdir, as_json):
               help="Variants to run (default: all three).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic graph, inputs and weights.")
 @click.option("--tune-malloc", is_flag=True,
-              help="Run every variant with glibc told to reuse freed memory (fewer page faults).")
+              help="Run every variant with glibc told to keep freed memory: fewer page faults, larger peaks.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
 def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats, variants, seed, tune_malloc,
             as_json):
