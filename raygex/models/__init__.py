@@ -36,14 +36,7 @@ def register_model(name: str, builder: Callable[..., nn.Module] | None = None):
     return decorate
 
 
-from raygex.models import gcn  # noqa: E402  (registers "gcn"; needs register_model above)
+from raygex.models import gcn, logreg, mlp  # noqa: E402  (gcn registers itself with the decorator above)
 
-# The baselines ("mlp", "lr") are added by the baselines work; the registry works before their files exist.
-try:
-    from raygex.models import logreg as _logreg, mlp as _mlp  # noqa: E402
-except ModuleNotFoundError as err:
-    if err.name not in ("raygex.models.logreg", "raygex.models.mlp"):
-        raise
-else:
-    register_model("mlp", builder=_mlp.build_mlp)(_mlp.MLP)
-    register_model("lr", builder=_logreg.build_logreg)(_logreg.LogisticRegression)
+register_model("mlp", builder=mlp.build_mlp)(mlp.MLP)
+register_model("lr", builder=logreg.build_logreg)(logreg.LogisticRegression)
