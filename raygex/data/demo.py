@@ -1,21 +1,28 @@
 """The embedded demo cohort: a synthetic dataset, generated from a seed, in which the gene graph matters.
 
-A new user should see the whole product work with no download, and see *why* a GCN helps: the labels here
-depend on the activity of graph neighbourhoods, so a model that pools neighbours in the true graph has an edge
-over the same model on a decoy graph with the same number of edges and the same degrees.
+A new user should see the whole product work with no download, and see *why* a GCN helps: the labels depend on
+the average activity of gene *modules*, groups of 30-60 genes that are densely linked in the true graph. Each
+gene carries only a weak, noisy share of its module's activity, so a model over raw genes must find the module
+genes one by one from few samples, while a GCN that averages each gene's neighbours in the true graph sees the
+module's activity with most of the noise averaged away. On the decoy graph (same degrees, rewired at random) the
+same averaging mixes unrelated genes.
 
 How a cohort is made (numpy only, every random draw from the seed, so a seed gives byte-identical output):
 
-1. a scale-free gene network by Barabási–Albert preferential attachment (each new gene links to ``m`` = 4
-   existing genes, average degree ~8); node numbers are shuffled before naming, so ``G0001`` is not the
-   first hub;
-2. per sample, Gaussian noise diffused over the network (a few steps of neighbour averaging), so neighbouring
-   genes co-vary; five shared *programs* are each added, weakly, to up to three *modules* (a hub gene and its
-   direct neighbours);
-3. the labels read the programs' activity (the mean signal over their modules): ``subtype`` (A/B/C) is the
-   argmax over programs 1-3, ``response`` is an XOR of programs 4 and 5 being high; no single gene shows either
-   clearly, a neighbourhood mean does;
-4. measured expression = per-gene mean and scale, measurement noise, a per-gene ``batch`` offset, then a
+1. genes are split into modules of 30-60 genes (fewer, smaller ones in a small cohort), and 20 % of genes are in
+   no module;
+2. a scale-free network grows by *modular* preferential attachment: each new gene makes ``m`` = 4 links
+   (average degree ~8), the first to its module's founding gene (the module's hub), each other one with
+   probability 0.9 to a gene of its own module chosen in proportion to degree, else to any gene in proportion to
+   degree; so a module is a hub with its dense neighbourhood, modules are joined by cross-module links, and a few
+   genes become hubs of the whole network; node numbers are shuffled before naming, so ``G0001`` is not the first
+   gene grown;
+3. every module has one activity per sample: five *programs* (the label modules, one module each) and an
+   independent, stronger activity for each other (*distractor*) module; a gene's signal is its module's activity
+   times a small per-gene loading, so module genes co-vary and neighbours in the graph co-vary;
+4. the labels read the programs: ``subtype`` (A/B/C) is the argmax over programs 1-3, ``response`` is an XOR of
+   programs 4 and 5 being high; no single gene shows either clearly, a neighbourhood mean does;
+5. measured expression = per-gene mean and scale, measurement noise, a per-gene ``batch`` offset, then a
    softplus so values look like positive log-expression (float32).
 """
 
@@ -25,22 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from raygex.data.canonical import ExpressionDataset, write_dataset
 from raygex.errors import ConfigError, RaygexError
 from raygex.graphs.controls import random_control
 from raygex.graphs.store import Graph, write_graph
 
-EDGES_PER_NEW_GENE = 4  # Barabási–Albert m: average degree ~2m
-SMOOTHING_STEPS = 3  # rounds of neighbour averaging: how far co-variation spreads along the graph
-SMOOTHING_MIX = 0.6  # weight of the neighbour mean in each round
-MODULE_LOADING = 0.5  # strength of each program, relative to unit per-gene variance: weak per gene, clear per module
-MEASUREMENT_NOISE = 0.8  # independent per-gene noise (sd), the reason pooling neighbours helps
-N_PROGRAMS = 5  # shared expression programs: 3 drive subtype, 2 drive response
-HUBS_PER_PROGRAM = 3  # modules (hub + neighbours) per program
-MIN_MODULE_SIZE = 4
-MODULE_DEGREE = (10, 40)  # hub degrees preferred for modules: big enough to pool, small enough to be specific
+EDGES_PER_NEW_GENE = 4  # m: average degree ~2m
+WITHIN_MODULE = 0.9  # chance that a new gene's link goes to its own module (else anywhere, by degree)
+MODULE_SIZE = (30, 60)  # genes per module, shrunk in small cohorts so that every label module fits
+UNASSIGNED_FRACTION = 0.2  # genes in no module: pure noise
+N_PROGRAMS = 5  # label programs: 3 drive subtype, 2 drive response; one module each
+LABEL_LOADING = 0.3  # per-gene loading of a program (noise sd 1): weak per gene, clear over a module
+DISTRACTOR_LOADING = 0.8  # per-gene loading of a distractor module: the strongest co-expression is label-free
+LOADING_SPREAD = 0.5  # per-gene loadings are uniform in loading * [1 - spread, 1 + spread]
+MEASUREMENT_NOISE = 1.0  # independent per-gene noise (sd), the reason averaging neighbours helps
 SUBTYPE_NOISE = 0.15  # sd of noise on the program scores before the argmax (labels are not a perfect function)
 RESPONSE_FLIP = 0.05  # fraction of response labels flipped at random
 N_BATCHES = 3
@@ -57,12 +63,41 @@ def _names(prefix: str, n: int) -> np.ndarray:
     return np.array([f"{prefix}{i:0{width}d}" for i in range(1, n + 1)], dtype=object)
 
 
-def barabasi_albert_edges(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
-    """[E, 2] int64 edges of a preferential-attachment graph: a clique on m+1 nodes, then m links per node.
+def module_sizes(n_genes: int, rng: np.random.Generator) -> list[int]:
+    """Sizes of the modules that cover all but :data:`UNASSIGNED_FRACTION` of ``n_genes``.
 
-    Targets are drawn from the list of edge endpoints, so a node is picked in proportion to its degree.
-    Written here (not networkx) so the graph depends only on numpy's generator, not on a library version.
+    Sizes are uniform in :data:`MODULE_SIZE`; a small cohort gets proportionally smaller modules, so that there
+    are always at least two more modules than label programs.
     """
+    covered = int(round((1 - UNASSIGNED_FRACTION) * n_genes))
+    shrink = min(1.0, covered / (N_PROGRAMS + 2) / (sum(MODULE_SIZE) / 2))
+    lo, hi = (max(4, int(round(size * shrink))) for size in MODULE_SIZE)
+    sizes: list[int] = []
+    while sum(sizes) < covered:
+        sizes.append(int(rng.integers(lo, hi + 1)))
+    sizes[-1] -= sum(sizes) - covered
+    if sizes[-1] < lo and len(sizes) > 1:  # too small a remainder: one more gene for each of the first modules
+        for i in range(sizes.pop()):
+            sizes[i % len(sizes)] += 1
+    if len(sizes) < N_PROGRAMS:
+        raise ConfigError(f"could not place {N_PROGRAMS} gene modules in {n_genes} genes; use more genes")
+    return sizes
+
+
+def modular_attachment_edges(module_of: np.ndarray, m: int, within: float, rng: np.random.Generator
+                             ) -> np.ndarray:
+    """[E, 2] int64 edges grown by preferential attachment with modules: a clique on m+1 nodes, then m links per
+    node, in node order.
+
+    A new node of a module (``module_of`` >= 0, else -1) links first to the module's founding node (the first of
+    its nodes placed), which so becomes the module's hub. Each other link goes, with probability ``within``, to a
+    node of its own module drawn from that module's list of edge endpoints, i.e. in proportion to degree;
+    otherwise (or when its module has no free node left) to any node drawn from the list of all edge endpoints.
+    Modules therefore become a hub with its dense neighbourhood, and the cross-module links still make a few
+    genes hubs of the whole network. Written here (not networkx) so the graph depends only on numpy's generator,
+    not on a library version.
+    """
+    n = len(module_of)
     seed_nodes = np.arange(m + 1)
     first = np.array([(a, b) for a in seed_nodes for b in seed_nodes if a < b], dtype=np.int64).reshape(-1, 2)
     edges = np.empty((len(first) + (n - m - 1) * m, 2), dtype=np.int64)
@@ -70,59 +105,46 @@ def barabasi_albert_edges(n: int, m: int, rng: np.random.Generator) -> np.ndarra
     endpoints = np.empty(2 * len(edges), dtype=np.int64)
     endpoints[:2 * len(first)] = first.reshape(-1)
     n_edges, n_ends = len(first), 2 * len(first)
+    module_ends: dict[int, list[int]] = {}  # per module, its nodes once per edge end (degree-weighted draws)
+    module_nodes: dict[int, int] = {}  # nodes placed so far per module
+    founder: dict[int, int] = {}
+    for node in range(m + 1):
+        module = int(module_of[node])
+        if module >= 0:
+            module_ends.setdefault(module, []).extend([node] * m)
+            module_nodes[module] = module_nodes.get(module, 0) + 1
+            founder.setdefault(module, node)
     for node in range(m + 1, n):
+        module = int(module_of[node])
+        own = module_ends.get(module, []) if module >= 0 else []
+        placed = module_nodes.get(module, 0) if module >= 0 else 0
         chosen: list[int] = []
+        from_own = 0
+        if placed > 0:
+            chosen.append(founder[module])
+            from_own = 1
         while len(chosen) < m:
-            for pick in endpoints[rng.integers(0, n_ends, size=2 * m)].tolist():
-                if pick not in chosen:
-                    chosen.append(pick)
-                    if len(chosen) == m:
-                        break
+            if from_own < placed and rng.random() < within:
+                pool, size = own, len(own)
+            else:
+                pool, size = endpoints, n_ends
+            pick = int(pool[int(rng.integers(0, size))])
+            if pick in chosen:
+                continue
+            chosen.append(pick)
+            from_own += int(module_of[pick] == module and module >= 0)
         edges[n_edges:n_edges + m, 0] = node
         edges[n_edges:n_edges + m, 1] = chosen
         endpoints[n_ends:n_ends + 2 * m] = edges[n_edges:n_edges + m].reshape(-1)
         n_edges, n_ends = n_edges + m, n_ends + 2 * m
+        for pick in chosen:
+            if module_of[pick] >= 0:
+                module_ends.setdefault(int(module_of[pick]), []).append(pick)
+        if module >= 0:
+            founder.setdefault(module, node)
+            module_ends.setdefault(module, []).extend([node] * m)
+            module_nodes[module] = placed + 1
     return edges
-
-
-def _adjacency(edges: np.ndarray, n: int) -> sp.csr_matrix:
-    a = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    return (a + a.T).tocsr()
-
-
-def pick_modules(adj: sp.csr_matrix, wanted: int, minimum: int, rng: np.random.Generator
-                 ) -> list[tuple[int, np.ndarray]]:
-    """Up to ``wanted`` disjoint modules, each a hub gene plus its direct neighbours not already in a module.
-
-    Hubs of moderate degree come first, in random order: their module is then nearly the whole neighbourhood a
-    one-hop pooling sees at the hub, whereas the biggest hubs touch everything. A small network falls back to
-    any hub with a few free neighbours, and may give fewer modules (never fewer than ``minimum``).
-    """
-    degree = np.diff(adj.indptr)
-    lo, hi = MODULE_DEGREE
-    preferred = rng.permutation(np.flatnonzero((degree >= lo) & (degree <= hi)))
-    fallback = np.argsort(-degree, kind="stable")
-    used = np.zeros(adj.shape[0], dtype=bool)
-    modules: list[tuple[int, np.ndarray]] = []
-    for strict, candidates in ((True, preferred), (False, fallback)):
-        for hub in candidates:
-            if len(modules) == wanted:
-                return modules
-            neighbours = adj.indices[adj.indptr[hub]:adj.indptr[hub + 1]]
-            free = neighbours[~used[neighbours]]
-            if used[hub] or len(free) + 1 < MIN_MODULE_SIZE or (strict and 2 * len(free) < len(neighbours)):
-                continue
-            members = np.sort(np.concatenate([[hub], free]))
-            used[members] = True
-            modules.append((int(hub), members))
-    if len(modules) < minimum:
-        raise ConfigError(f"could not place {minimum} gene modules in a {adj.shape[0]}-gene network; "
-                          "use more genes")
-    return modules
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-12)
 
 
 def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
@@ -136,35 +158,38 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
     genes = _names("G", n_genes)
     sample_ids = _names("S", n_samples)
 
-    # 1. Network, with node numbers shuffled so that hub-ness says nothing about a gene's name.
+    # 1-2. Modules (-1: none) over the growth order, the network grown on them, then node numbers shuffled so
+    # that neither growth order nor module says anything about a gene's name.
+    sizes = module_sizes(n_genes, rng)
+    grown_module = np.full(n_genes, -1, dtype=np.int64)
+    grown_module[rng.permutation(n_genes)[:sum(sizes)]] = np.repeat(np.arange(len(sizes)), sizes)
     relabel = rng.permutation(n_genes)
-    edges = relabel[barabasi_albert_edges(n_genes, EDGES_PER_NEW_GENE, rng)]
-    adj = _adjacency(edges, n_genes)
-    modules = pick_modules(adj, N_PROGRAMS * HUBS_PER_PROGRAM, N_PROGRAMS, rng)
-    program_of = np.arange(len(modules)) % N_PROGRAMS
+    edges = relabel[modular_attachment_edges(grown_module, EDGES_PER_NEW_GENE, WITHIN_MODULE, rng)]
+    module_of = np.empty(n_genes, dtype=np.int64)
+    module_of[relabel] = grown_module
+    members = [np.flatnonzero(module_of == k) for k in range(len(sizes))]
+    label_modules = rng.choice(len(sizes), size=N_PROGRAMS, replace=False)  # module of program p: label_modules[p]
 
-    # 2. Biological signal: diffused noise (neighbours co-vary) plus each module's program.
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    walk = (sp.diags(1.0 / np.maximum(degree, 1)) @ adj).T.tocsr()  # x @ walk = neighbour means
-    signal = rng.standard_normal((n_samples, n_genes))
-    for _ in range(SMOOTHING_STEPS):
-        signal = (1 - SMOOTHING_MIX) * signal + SMOOTHING_MIX * np.asarray(signal @ walk)
-    signal = _zscore(signal)
+    # 3. Signal: each module's activity times small per-gene loadings; programs for the label modules.
     programs = rng.standard_normal((n_samples, N_PROGRAMS))
-    for k, (_, members) in enumerate(modules):
-        signal[:, members] += MODULE_LOADING * programs[:, [program_of[k]]]
+    program_of = {int(k): p for p, k in enumerate(label_modules)}
+    signal = np.zeros((n_samples, n_genes))
+    for k, genes_k in enumerate(members):
+        if k in program_of:
+            activity, loading = programs[:, [program_of[k]]], LABEL_LOADING
+        else:
+            activity, loading = rng.standard_normal((n_samples, 1)), DISTRACTOR_LOADING
+        signal[:, genes_k] += activity * (loading * rng.uniform(1 - LOADING_SPREAD, 1 + LOADING_SPREAD,
+                                                                 size=len(genes_k)))
 
-    # 3. Labels from program activity (mean signal over its modules), standardised so classes are balanced.
-    activity = _zscore(np.stack([signal[:, np.concatenate([m for k, (_, m) in enumerate(modules)
-                                                           if program_of[k] == p])].mean(axis=1)
-                                 for p in range(N_PROGRAMS)], axis=1))
-    scores = activity[:, :3] + SUBTYPE_NOISE * rng.standard_normal((n_samples, 3))
+    # 4. Labels from program activity (standard normal, so the classes are balanced).
+    scores = programs[:, :3] + SUBTYPE_NOISE * rng.standard_normal((n_samples, 3))
     subtype = SUBTYPES[np.argmax(scores, axis=1)]
-    response = (activity[:, 3] > 0) ^ (activity[:, 4] > 0)
+    response = (programs[:, 3] > 0) ^ (programs[:, 4] > 0)
     response ^= rng.random(n_samples) < RESPONSE_FLIP
     batch = rng.integers(0, N_BATCHES, size=n_samples)
 
-    # 4. Measurement: per-gene level and scale, noise, batch offsets, softplus to positive log-expression.
+    # 5. Measurement: per-gene level and scale, noise, batch offsets, softplus to positive log-expression.
     mean = 2.0 + rng.gamma(2.0, 1.5, size=n_genes)
     scale = rng.uniform(0.4, 1.2, size=n_genes)
     batch_offset = BATCH_EFFECT * rng.standard_normal((N_BATCHES, n_genes))
@@ -175,14 +200,23 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
     obs = pd.DataFrame({"subtype": subtype,
                         "response": np.where(response, "responder", "non_responder"),
                         "batch": np.array([f"batch{b + 1}" for b in batch])})
-    module_info = [{"hub": str(genes[hub]), "size": int(len(m)), "program": int(program_of[k]) + 1,
-                    "drives": "subtype" if program_of[k] < 3 else "response"} for k, (hub, m) in enumerate(modules)]
+    degree = np.bincount(edges.reshape(-1), minlength=n_genes)
+    module_info = []
+    for p, k in enumerate(label_modules):
+        hub = members[k][np.argmax(degree[members[k]])]
+        module_info.append({"hub": str(genes[hub]), "size": int(len(members[k])), "program": p + 1,
+                            "drives": "subtype" if p < 3 else "response"})
+    within = module_of[edges[:, 0]] == module_of[edges[:, 1]]
+    within &= module_of[edges[:, 0]] >= 0
     provenance = {"generator": "raygex data demo", "seed": seed, "n_samples": n_samples, "n_genes": n_genes,
-                  "modules": module_info}
+                  "modules": module_info, "distractor_modules": len(sizes) - N_PROGRAMS,
+                  "module_sizes": [int(min(sizes)), int(max(sizes))],
+                  "genes_in_no_module": int((module_of < 0).sum()),
+                  "edges_within_modules": round(float(within.mean()), 3)}
     dataset = ExpressionDataset(sample_ids, expression, list(genes), obs, provenance)
 
-    graph_provenance = {"generator": "raygex data demo", "seed": seed, "model": "barabasi_albert",
-                        "edges_per_new_gene": EDGES_PER_NEW_GENE}
+    graph_provenance = {"generator": "raygex data demo", "seed": seed, "model": "modular preferential attachment",
+                        "edges_per_new_gene": EDGES_PER_NEW_GENE, "within_module": WITHIN_MODULE}
     true = Graph.from_edges("true", genes[edges[:, 0]], genes[edges[:, 1]], provenance=graph_provenance,
                             nodes=genes)
     rewired = random_control(true, seed)
@@ -195,8 +229,10 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
 def _readme(dataset: ExpressionDataset, true: Graph, decoy: Graph) -> str:
     p = dataset.provenance
     counts = dataset.obs["subtype"].value_counts().sort_index()
-    modules = "\n".join(f"    module {k + 1}: hub {m['hub']}, {m['size']} genes, program {m['program']} ({m['drives']})"
-                        for k, m in enumerate(p["modules"]))
+    modules = "\n".join(f"    program {m['program']} ({m['drives']}): module of {m['size']} genes, hub {m['hub']}"
+                        for m in p["modules"])
+    n_modules = len(p["modules"]) + p["distractor_modules"]
+    sizes = f"{p['module_sizes'][0]}-{p['module_sizes'][1]}"
     return f"""raygex demo cohort (synthetic; generated by `raygex data demo --seed {p['seed']}`)
 
 Files
@@ -208,24 +244,29 @@ Files
 Seed {p['seed']}; the same seed, sample count and gene count always give the same files.
 
 How it was generated
-  Network: Barabasi-Albert preferential attachment, each new gene linked to {EDGES_PER_NEW_GENE} existing genes
-    (scale-free, average degree ~{2 * EDGES_PER_NEW_GENE}); names G0001... are given to the genes in random order.
-  Expression: per sample, Gaussian noise diffused over the network ({SMOOTHING_STEPS} rounds of mixing each gene
-    with its neighbours' mean, weight {SMOOTHING_MIX}), so neighbouring genes co-vary. {N_PROGRAMS} shared programs
-    (per-sample Gaussian activities) are each added, with loading {MODULE_LOADING}, to up to {HUBS_PER_PROGRAM} modules;
-    a module is a hub gene and its direct neighbours. Then a per-gene mean and scale, measurement noise
-    (sd {MEASUREMENT_NOISE}), a per-gene offset per batch (sd {BATCH_EFFECT}) and a softplus, giving positive
-    log-expression-like values.
+  Modules: {n_modules} gene modules of {sizes} genes; {p['genes_in_no_module']} genes are in no module.
+  Network: preferential attachment with modules. Each new gene makes {EDGES_PER_NEW_GENE} links (average degree ~{2 * EDGES_PER_NEW_GENE}):
+    the first to its module's founding gene (which becomes the module's hub), each other one to a gene of its
+    own module with probability {WITHIN_MODULE}, else to any gene, always in proportion to degree. So a module is a hub
+    with its dense neighbourhood ({p['edges_within_modules']:.0%} of all edges lie inside a module), and cross-module links
+    make a few genes hubs of the whole network (scale-free). Names G0001... are given in random order.
+  Expression: every module has one activity per sample. {N_PROGRAMS} label modules carry the programs, with a weak
+    per-gene loading (about {LABEL_LOADING}); the {p['distractor_modules']} distractor modules carry independent activities,
+    unrelated to any label, with a stronger loading (about {DISTRACTOR_LOADING}). Then a per-gene mean and scale,
+    measurement noise (sd {MEASUREMENT_NOISE}), a per-gene offset per batch (sd {BATCH_EFFECT}) and a softplus, giving
+    positive log-expression-like values.
 {modules}
-  Labels (a program's activity = the mean signal over its modules' genes, standardised over samples):
+  Labels (a program's activity is a standard normal per sample):
     subtype   A/B/C = which of programs 1-3 is most active (argmax, after noise of sd {SUBTYPE_NOISE});
               counts {', '.join(f'{k}: {v}' for k, v in counts.items())}
     response  responder when exactly one of programs 4 and 5 is above average (XOR); {RESPONSE_FLIP:.0%} flipped
     batch     batch1..batch{N_BATCHES}, assigned at random; shifts expression, not the labels
 
-Why the graph matters: labels follow the mean activity of graph neighbourhoods, while each single gene carries
-only a weak share of it under noise. A model that pools each gene's neighbours in graph_true.parquet sees the
-module signal; graph_decoy.parquet has the same number of edges and the same degrees, but random neighbours.
+Why the graph matters: labels follow the mean activity of a few modules, while each single gene carries only a
+weak share of it under noise (and the strongest co-expression belongs to distractor modules). A model that averages
+each gene's neighbours in graph_true.parquet sees the module signal with the noise averaged away;
+graph_decoy.parquet has the same number of edges and the same degrees, but random neighbours, so its averages mix
+unrelated genes. The advantage is largest with few training samples.
 """
 
 

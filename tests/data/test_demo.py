@@ -45,14 +45,15 @@ def subtype_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
 
 
 def test_true_graph_predicts_subtype_better_than_decoy(cohort):
-    # Measured at seed 0: true ~0.82, decoy ~0.48 (seeds 0-5: true 0.82-0.88, decoy 0.39-0.57, gap >= 0.29).
-    # Broken labels put both near 1/3; a generator that ignores the graph puts them level.
+    # Measured with the modular generator, seeds 0-5: true 0.63-0.81 (seed 0: 0.63), decoy 0.38-0.49 (seed 0:
+    # 0.48), gap 0.15-0.32 (seed 0 the smallest); the same model on raw genes gets 0.52-0.56. Broken labels put
+    # both near 1/3; a generator that ignores the graph puts them level.
     dataset, true, decoy = cohort
     labels = dataset.obs["subtype"].to_numpy()
     acc_true = subtype_accuracy(neighbour_means(dataset, true), labels)
     acc_decoy = subtype_accuracy(neighbour_means(dataset, decoy), labels)
-    assert acc_true >= 0.7, (acc_true, acc_decoy)
-    assert acc_true - acc_decoy >= 0.15, (acc_true, acc_decoy)
+    assert acc_true >= 0.6, (acc_true, acc_decoy)
+    assert acc_true - acc_decoy >= 0.1, (acc_true, acc_decoy)
 
 
 def test_neighbours_co_vary(cohort):
@@ -68,6 +69,18 @@ def test_neighbours_co_vary(cohort):
 
     assert mean_edge_correlation(true) > 0.15
     assert mean_edge_correlation(true) > 3 * abs(mean_edge_correlation(decoy))
+
+
+def test_label_modules_are_hub_neighbourhoods(cohort):
+    # Every gene of a module links to the module's founding gene, so the hub's neighbourhood holds the module
+    # (what a one-hop average sees), and most edges stay inside modules (measured 0.68 at seed 0).
+    dataset, true, _ = cohort
+    degrees = true.degrees()
+    modules = dataset.provenance["modules"]
+    assert [m["program"] for m in modules] == [1, 2, 3, 4, 5]
+    for module in modules:
+        assert degrees[module["hub"]] >= module["size"] - 1, module
+    assert 0.55 <= dataset.provenance["edges_within_modules"] <= 0.85
 
 
 def test_same_seed_same_cohort():
