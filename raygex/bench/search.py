@@ -34,7 +34,7 @@ def _write_inputs(workdir: Path, n_samples: int, n_genes: int, seed: int = 0) ->
     return path
 
 
-def _config(workdir: Path, dataset: Path, trials: int, concurrent: int, epochs: int) -> Path:
+def _config(workdir: Path, dataset: Path, trials: int, concurrent: int, epochs: int, cpus: float) -> Path:
     config = {
         "name": "bench", "data": {"expression": str(dataset)}, "storage": str(workdir / "results"),
         "tasks": [{"name": "label", "kind": "classify", "label": "label"}],
@@ -43,7 +43,7 @@ def _config(workdir: Path, dataset: Path, trials: int, concurrent: int, epochs: 
         "search": {"num_samples": trials, "max_concurrent": concurrent, "scheduler": {"kind": "fifo"},
                    "space": {"model": ["mlp", "lr"], "hidden": {"choice": [32, 64]},
                              "lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
-        "resources": {"cpu": 0.5, "gpu": 0},
+        "resources": {"cpu": cpus, "gpu": 0},
     }
     path = workdir / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -68,7 +68,7 @@ def _idle_worker_uss_mb() -> float:
 
 
 def run_search_benchmark(workdir: Path, n_samples: int = 2000, n_genes: int = 16000, trials: int = 8,
-                         concurrent: int = 4, epochs: int = 20) -> dict:
+                         concurrent: int = 4, epochs: int = 20, cpus: float = 0.5) -> dict:
     import optuna
     import ray
 
@@ -80,7 +80,7 @@ def run_search_benchmark(workdir: Path, n_samples: int = 2000, n_genes: int = 16
 
     workdir.mkdir(parents=True, exist_ok=True)
     dataset = _write_inputs(workdir, n_samples, n_genes)
-    config = load_config(_config(workdir, dataset, trials, concurrent, epochs))
+    config = load_config(_config(workdir, dataset, trials, concurrent, epochs, cpus))
     dataset_mb = n_samples * n_genes * 4 / 2**20
 
     started = time.perf_counter()
@@ -107,7 +107,7 @@ def run_search_benchmark(workdir: Path, n_samples: int = 2000, n_genes: int = 16
     optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0)).optimize(
         objective, n_trials=trials)
     sequential_s = time.perf_counter() - started
-    return {"dataset_mb": round(dataset_mb, 1), "trials": trials, "concurrent": concurrent,
+    return {"dataset_mb": round(dataset_mb, 1), "trials": trials, "concurrent": concurrent, "cpus_per_trial": cpus,
             "idle_worker_uss_mb": round(idle_uss, 1),
             "trial_uss_growth_mb_median": round(float((board["uss_mb"] - idle_uss).median()), 1),
             "trial_uss_growth_over_dataset_max": round(float(growth.max()), 3),

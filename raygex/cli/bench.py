@@ -87,9 +87,10 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
 @click.option("--trials", default=8, show_default=True, help="Trials in the sweep and in the sequential loop.")
 @click.option("--concurrent", default=4, show_default=True, help="Trials at a time in the sweep.")
 @click.option("--epochs", default=20, show_default=True, help="Epochs per trial.")
+@click.option("--cpus-per-trial", default=0.5, show_default=True, help="Ray CPUs (and torch threads, at least 1) per trial.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-search"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
-def search_cmd(samples, genes, trials, concurrent, epochs, workdir, as_json):
+def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workdir, as_json):
     """Zero-copy check (per-trial memory growth / dataset size) and sweep vs sequential Optuna throughput.
 
     \b
@@ -98,7 +99,7 @@ def search_cmd(samples, genes, trials, concurrent, epochs, workdir, as_json):
     """
     from raygex.bench.search import run_search_benchmark
 
-    result = run_search_benchmark(workdir, samples, genes, trials, concurrent, epochs)
+    result = run_search_benchmark(workdir, samples, genes, trials, concurrent, epochs, cpus_per_trial)
     if as_json:
         click.echo(json.dumps(result))
         return
