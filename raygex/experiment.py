@@ -18,11 +18,26 @@ from raygex.tasks import build_task
 from raygex.trial import TrialData
 
 
-def load_graph(name: str, path: str | Path) -> Graph:
-    """A configured graph: raygex Parquet as is, any other graph file imported on the fly (symbols)."""
+def _require(path: str | Path, key: str, hint: str = "") -> Path:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"graphs.{name}: file not found", path=path)
+        raise ConfigError(f"{key}: file not found{hint}", path=path)
+    return path
+
+
+DEMO_HINT = " (run 'raygex data demo data/demo' for the demo)"
+
+
+def check_input_files(config: ExperimentConfig) -> None:
+    """Fail on a missing dataset or graph file before any expensive work starts."""
+    _require(config.data.expression, "data.expression", DEMO_HINT)
+    for name, path in config.graphs.items():
+        _require(path, f"graphs.{name}")
+
+
+def load_graph(name: str, path: str | Path) -> Graph:
+    """A configured graph: raygex Parquet as is, any other graph file imported on the fly (symbols)."""
+    path = _require(path, f"graphs.{name}")
     if path.suffix == ".parquet":
         return read_graph(path)
     graph, _ = import_graph(path, name)
@@ -40,11 +55,7 @@ def load_graphs(config: ExperimentConfig, seed: int = 0) -> dict[str, Graph]:
 
 
 def load_dataset(config: ExperimentConfig) -> ExpressionDataset:
-    path = Path(config.data.expression)
-    if not path.exists():
-        raise ConfigError("data.expression: file not found (run 'raygex data demo data/demo' for the demo)",
-                          path=path)
-    return read_dataset(path)
+    return read_dataset(_require(config.data.expression, "data.expression", DEMO_HINT))
 
 
 def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionDataset, graphs: dict[str, Graph],

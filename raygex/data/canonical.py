@@ -267,16 +267,21 @@ def expression_to_numpy(column: pa.ChunkedArray | pa.Array, n_genes: int) -> np.
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def batch_to_arrays(batch: pa.RecordBatch | pa.Table, n_genes: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(sample ids, float32 [rows, genes], label frame) from Arrow data in the canonical layout."""
+    ids = batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
+    block = expression_to_numpy(batch.column(schema.EXPRESSION), n_genes)
+    obs = batch.drop_columns([schema.SAMPLE_ID, schema.EXPRESSION]).to_pandas()
+    return ids, block, obs
+
+
 def iter_batches(path: str | Path, batch_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, pd.DataFrame]]:
     """Yield (sample_ids, expression block, label frame) from a canonical dataset, a bounded block at a time."""
     sch = read_schema(path)
     n_genes = len(json.loads(sch.metadata[schema.META_GENES]))
     dataset = pads.dataset([str(p) for p in _parquet_files(Path(path))], format="parquet")
     for batch in dataset.to_batches(batch_size=batch_rows):
-        ids = batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
-        block = expression_to_numpy(batch.column(schema.EXPRESSION), n_genes)
-        obs = batch.drop_columns([schema.SAMPLE_ID, schema.EXPRESSION]).to_pandas()
-        yield ids, block, obs
+        yield batch_to_arrays(batch, n_genes)
 
 
 def read_dataset(path: str | Path) -> ExpressionDataset:
@@ -286,8 +291,6 @@ def read_dataset(path: str | Path) -> ExpressionDataset:
     meta = sch.metadata
     genes = json.loads(meta[schema.META_GENES])
     table = pads.dataset([str(p) for p in _parquet_files(path)], format="parquet").to_table()
-    expression = expression_to_numpy(table.column(schema.EXPRESSION), len(genes))
-    ids = table.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
-    obs = table.drop_columns([schema.SAMPLE_ID, schema.EXPRESSION]).to_pandas()
+    ids, expression, obs = batch_to_arrays(table, len(genes))
     provenance = json.loads(meta.get(schema.META_PROVENANCE, b"{}"))
     return ExpressionDataset(ids, expression, genes, obs, provenance)

@@ -1,7 +1,7 @@
 """Reading canonical datasets with Ray Data, the way sweeps do.
 
 Ray Data hands ``fixed_size_list`` columns to NumPy as arrays of arrays; asking for Arrow batches and converting
-with :func:`arrow_batch_to_arrays` gives one contiguous ``[rows, genes]`` float32 block per batch instead.
+with :func:`raygex.data.canonical.batch_to_arrays` gives one contiguous ``[rows, genes]`` float32 block per batch instead.
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-
-from raygex import schema
 from raygex.data import canonical
 
 
@@ -24,20 +21,12 @@ def read_expression(path: str | Path, **read_kwargs):
     return ray.data.read_parquet(str(path), **read_kwargs)
 
 
-def arrow_batch_to_arrays(batch: pa.Table, n_genes: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(sample ids, float32 [rows, genes], label frame) from one Arrow batch of a canonical dataset."""
-    ids = batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
-    block = canonical.expression_to_numpy(batch.column(schema.EXPRESSION), n_genes)
-    obs = batch.drop_columns([schema.SAMPLE_ID, schema.EXPRESSION]).to_pandas()
-    return ids, block, obs
-
-
 def collect(path: str | Path, **read_kwargs) -> canonical.ExpressionDataset:
     """Read a whole canonical dataset through Ray Data into memory (driver side)."""
     genes = canonical.read_genes(path)
     ids, blocks, frames = [], [], []
     for batch in read_expression(path, **read_kwargs).iter_batches(batch_format="pyarrow", batch_size=None):
-        i, x, obs = arrow_batch_to_arrays(batch, len(genes))
+        i, x, obs = canonical.batch_to_arrays(batch, len(genes))
         ids.append(i), blocks.append(x), frames.append(obs)
     return canonical.ExpressionDataset(np.concatenate(ids), np.concatenate(blocks), genes,
                                        pd.concat(frames, ignore_index=True), canonical.read_provenance(path))

@@ -116,18 +116,12 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
                name: str | None = None, resume: bool = False, echo=print) -> Path:
     """Run (or resume) every task's sweep; returns the experiment folder."""
     from raygex.data.ray_io import collect
-    from raygex.experiment import load_graphs
+    from raygex.experiment import check_input_files, load_graphs
 
     metric, mode = tune_metric(config)
     parse_space(config.search.space, config.graph_choices())  # fail on a bad space before Ray starts
     exp_dir = experiment_dir(config, storage, name)
-    expression = Path(config.data.expression)
-    if not expression.exists():
-        raise ConfigError("data.expression: file not found (run 'raygex data demo data/demo' for the demo)",
-                          path=expression)
-    for graph_name, graph_path in config.graphs.items():
-        if not Path(graph_path).exists():
-            raise ConfigError(f"graphs.{graph_name}: file not found", path=graph_path)
+    check_input_files(config)
     exp_dir.mkdir(parents=True, exist_ok=True)
     snapshot = exp_dir / CONFIG_SNAPSHOT
     if not resume or not snapshot.exists():
