@@ -55,6 +55,7 @@ class SearchConfig(_Model):
     max_concurrent: int = Field(2, ge=1)
     seed: int = 0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (ASHA pauses, failures, resume)
     space: dict[str, Any] = Field(default_factory=dict)
 
 

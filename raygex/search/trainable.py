@@ -7,14 +7,23 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 CHECKPOINT_FILE = "trial_state.pt"
+_trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
 
 def _threads(cpus: float) -> None:
     # Each trial gets its CPU share; torch otherwise starts one thread per core and trials fight.
     torch.set_num_threads(max(1, int(cpus)))
+
+
+def shares_memory(data) -> bool:
+    """True when every split array is a read-only view of a buffer this process does not own (Ray's object
+    store), i.e. the trial reads the task's data without a copy of its own."""
+    arrays = (data.x_train, data.x_valid, data.x_test)
+    return all(isinstance(a, np.ndarray) and not a.flags.writeable and not a.flags.owndata for a in arrays)
 
 
 def train_fn(config: dict, payload: dict) -> None:
@@ -23,12 +32,17 @@ def train_fn(config: dict, payload: dict) -> None:
     ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (a standardised
     TrialData without graph), ``graphs`` (AlignedGraph per graph choice) and ``fixed`` (training settings).
     """
+    global _trials_in_this_worker
+    import ray
     from ray import tune
 
+    from raygex.allocator import keep_freed_memory
+    from raygex.search.memory import private_memory_mb
     from raygex.trial import run_trial
 
     fixed = payload["fixed"]
     _threads(fixed.get("cpus_per_trial", 1))
+    keep_freed_memory()
     hparams = {**fixed["train"], **config}
     graph = payload["graphs"][config["graph"]] if config.get("model") == "gcn" else None
     data = dataclasses.replace(payload["data"], graph=graph)
@@ -40,21 +54,19 @@ def train_fn(config: dict, payload: dict) -> None:
         with checkpoint.as_directory() as folder:
             resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
 
-    n_params: dict = {}
-    import ray
-
+    _trials_in_this_worker += 1
+    # Private memory once the shared arrays are in hand (~ an idle worker's when they are zero-copy), and again
+    # after one epoch (adds the model, optimiser and batch workspace, which do not grow with the sample count).
+    memory = {"private_mb": private_memory_mb(), "shares_memory": shares_memory(data),
+              "worker_trial": _trials_in_this_worker}
     node = ray.get_runtime_context().get_node_id()
-    import psutil
-
-    # Unique memory of this worker once the shared arrays are in hand: ~0 growth means they are zero-copy.
-    memory = {"uss_mb": psutil.Process().memory_full_info().uss / 2**20}
+    n_params: dict = {}
 
     def report(row: dict, state) -> None:
         if not n_params:
             n_params["n"] = sum(p.numel() for p in state.model.parameters())
-            memory["uss_epoch1_mb"] = psutil.Process().memory_full_info().uss / 2**20
-        metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device),
-                   **memory}
+            memory["private_epoch1_mb"] = private_memory_mb()
+        metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device), **memory}
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
         if row["epoch"] % every == 0 or last:
             with tempfile.TemporaryDirectory() as folder:
