@@ -3,4 +3,11 @@
 from raygex.errors import RaygexError
 
 __version__ = "0.1.0"
-__all__ = ["RaygexError", "__version__"]
+__all__ = ["RaygexError", "__version__", "load_model"]
+
+
+def load_model(path):
+    """Load an exported model (``<storage>/<name>/models/<task>.pt``); see :class:`raygex.inference.LoadedModel`."""
+    from raygex.inference import load_model as _load_model
+
+    return _load_model(path)

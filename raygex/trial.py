@@ -212,6 +212,7 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         else:
             state.stale += 1
         row[f"best_valid_{metric}"] = state.best_value
+        row["best_epoch"] = state.best_epoch
         row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
         state.history.append(row)
         if report is not None:

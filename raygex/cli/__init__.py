@@ -14,6 +14,7 @@ import click
 from raygex import __version__
 from raygex.cli.data import data
 from raygex.cli.demo import demo
+from raygex.cli.export import export, predict
 from raygex.cli.fetch import fetch_graph, fetch_tcga
 from raygex.cli.graph import graph
 from raygex.cli.bench import bench
@@ -40,7 +41,7 @@ cli.add_command(data)
 cli.add_command(graph)
 cli.add_command(bench)
 cli.add_command(train)
-for command in (search, resume, status):
+for command in (search, resume, status, export, predict):
     cli.add_command(command)
 
 

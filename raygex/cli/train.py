@@ -28,8 +28,10 @@ def _hyperparameters(values: tuple[str, ...]) -> dict:
                    "batch_size, max_epochs, seed ... (repeatable).")
 @click.option("--split-seed", type=int, help="Split seed (default: the config's first).")
 @click.option("--device", help="torch device (default: cuda if torch sees a GPU, else cpu).")
+@click.option("--export", "export_path", type=click.Path(path_type=str),
+              help="Also write the trained model here (TorchScript .pt, plus .pt2 where torch.export allows).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def train(config_path, task_name, overrides, params, split_seed, device, as_json):
+def train(config_path, task_name, overrides, params, split_seed, device, as_json, export_path):
     """Train one model on one task of CONFIG and print its per-epoch and final metrics.
 
     \b
@@ -71,9 +73,17 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
                "seconds": round(result.seconds, 2), "device": result.device,
                "samples": {"train": len(data.y_train), "valid": len(data.y_valid), "test": len(data.y_test)},
                "genes": len(data.genes), "graph_coverage": getattr(data.graph, "coverage", None)}
+    if export_path:
+        from raygex.export import write_model
+
+        exported = write_model(config, task_name, result.model.cpu(), data, {**result.config, "graph": graph},
+                               export_path, split_seed=seed)
+        summary["model"], summary["pt2"] = exported["model"], exported["pt2"]
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return
     click.echo(f"best epoch {result.best_epoch} of {result.epochs_run} ({result.seconds:.1f} s on {result.device})")
     click.echo("valid: " + "  ".join(f"{k} {v:.4f}" for k, v in result.best_valid.items()))
     click.echo("test:  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
+    if export_path:
+        click.echo(f"model: {summary['model']}" + (f" (and {summary['pt2']})" if summary["pt2"] else ""))

@@ -24,8 +24,8 @@ def from_results(results, metric: str, mode: str) -> pd.DataFrame:
         row = {"trial_id": last.get("trial_id") or (result.path and Path(result.path).name),
                "status": "ERROR" if result.error else "TERMINATED"}
         row.update({f"config/{k}": v for k, v in config.items()})
-        for key in ("epoch", "n_params", "time_total_s", "node_id", "device", "private_mb", "private_epoch1_mb",
-                    "shares_memory", "worker_trial"):
+        for key in ("epoch", "best_epoch", "n_params", "time_total_s", "node_id", "device", "private_mb",
+                    "private_epoch1_mb", "shares_memory", "worker_trial"):
             row[key] = last.get(key)
         for key, value in last.items():
             if key.startswith(("best_valid_", "best_test_")):

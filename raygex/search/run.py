@@ -146,7 +146,6 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     dataset = collect(config.data.expression)  # through Ray Data
     graphs = load_graphs(config, seed=seed)
     payloads = {task.name: task_payload(config, task.name, dataset, graphs, seed) for task in config.tasks}
-    del dataset
     timings["data_s"], timings["trials_s"] = time.perf_counter() - clock, 0.0
     for task in config.tasks:
         task_dir = exp_dir / task.name
@@ -162,10 +161,30 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
         leaderboard.write(board, task_dir)
         echo(f"\n== {task.name}: leaderboard ({len(board)} trials; winner first) ==")
         echo(leaderboard.format_table(board))
+        _export_winner(config, exp_dir, task.name, board, dataset, graphs, echo)
     echo(f"\nexperiment: {exp_dir}")
     for task in config.tasks:
-        echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}")
+        model = exp_dir / "models" / f"{task.name}.pt"
+        echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}"
+             + (f"\n  {' ' * len(task.name)}  model       {model}" if model.exists() else ""))
+    echo(f"  logs: {exp_dir}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
     return exp_dir
+
+
+def _export_winner(config, exp_dir: Path, task: str, board, dataset, graphs, echo) -> None:
+    """Write the task's winner to ``<exp_dir>/models/<task>.pt``; a failed export warns, the sweep's results stay."""
+    from raygex.errors import RaygexError
+    from raygex.export import export_trial
+
+    try:
+        summary = export_trial(config, exp_dir, task, board, dataset=dataset, graphs=graphs)
+    except RaygexError as err:
+        echo(f"warning: task {task}: the winner was not exported: {err} (run 'raygex export {exp_dir}' to retry)")
+        return
+    test = summary["test"].get(config.search.metric.removeprefix("valid_"))
+    echo(f"{task}: winner {summary['trial_id']} exported to {summary['model']} ({summary['weights']}; "
+         f"test {config.search.metric.removeprefix('valid_')} {test:.4g})" if test is not None else
+         f"{task}: winner {summary['trial_id']} exported to {summary['model']}")
 
 
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print) -> Path:

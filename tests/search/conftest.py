@@ -10,14 +10,18 @@ from raygex.data.demo import make_demo_cohort
 from raygex.graphs.store import write_graph
 
 
-@pytest.fixture(scope="session")
-def tiny_demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    dataset, true, decoy = make_demo_cohort(0, n_samples=160, n_genes=150)
+def write_demo(folder, seed: int = 0):
+    """A 160 × 150 demo cohort with its true and decoy graphs, written into ``folder``."""
+    dataset, true, decoy = make_demo_cohort(seed, n_samples=160, n_genes=150)
     write_dataset(dataset, folder / "expression.parquet")
     write_graph(true, folder / "graph_true.parquet")
     write_graph(decoy, folder / "graph_decoy.parquet")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    return write_demo(tmp_path_factory.mktemp("demo"))
 
 
 def write_config(path, demo, **changes):

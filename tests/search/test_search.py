@@ -76,3 +76,45 @@ def test_bad_configs_fail_before_any_trial(tiny_demo, tmp_path, run_cli, changes
     assert len(err.strip().splitlines()) == 1 and message in err, err
     results = tmp_path / "results" / "tiny"
     assert not any(results.glob("*/experiment_state-*.json")), "no trial may have started"
+
+
+def test_each_task_winner_is_exported_with_its_leaderboard_metrics(finished_sweep):
+    import raygex
+
+    for task in ("subtype", "sgi"):
+        board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
+        model = raygex.load_model(finished_sweep / "models" / f"{task}.pt")
+        assert model.metadata["trial_id"] == board["trial_id"].iloc[0]
+        # Restored (or reproduced) best weights: the exported module's test AUC is the leaderboard's.
+        assert model.metadata["metrics"]["test"]["auc"] == pytest.approx(board["best_test_auc"].iloc[0], abs=1e-5)
+        assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)
+
+
+def test_export_cli_writes_a_chosen_trial(finished_sweep, tmp_path, run_cli):
+    board = pd.read_parquet(finished_sweep / "subtype" / "leaderboard.parquet")
+    second = board["trial_id"].iloc[1]
+    code, out, err = run_cli("export", finished_sweep, "--task", "subtype", "--trial", second, "-o", tmp_path,
+                             "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trial_id"] == second and (tmp_path / "subtype.pt").exists()
+    assert summary["test"]["auc"] == pytest.approx(board["best_test_auc"].iloc[1], abs=1e-5)
+    code, _, err = run_cli("export", finished_sweep, "--task", "subtype", "--trial", "nope", "-o", tmp_path)
+    assert code == 2 and "'nope' is not in the leaderboard" in err
+
+
+def test_a_winner_without_its_best_checkpoint_is_retrained_to_the_same_metrics(finished_sweep, tmp_path, run_cli):
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(finished_sweep, copy)
+    board = pd.read_parquet(copy / "subtype" / "leaderboard.parquet")
+    trial_dir = next((copy / "subtype").glob(f"*{board['trial_id'].iloc[0]}*"))
+    for checkpoint in trial_dir.glob("checkpoint_*"):
+        shutil.rmtree(checkpoint)  # as if ASHA had stopped it between checkpoints
+    code, out, err = run_cli("export", copy, "--task", "subtype", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["weights"] == "retrained"
+    assert summary["test"]["auc"] == pytest.approx(board["best_test_auc"].iloc[0], abs=1e-5)
+    assert summary["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)

@@ -1,0 +1,62 @@
+"""`raygex export` and `raygex predict`: model files out of a sweep, predictions out of a model file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=str))
+@click.option("--task", help="Only this task (default: every task with a finished sweep).")
+@click.option("--trial", "trial_id", help="Export this trial id instead of the winner (needs --task).")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
+              help="Output folder (default: EXPERIMENT/models).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per task.")
+def export(experiment, task, trial_id, out_dir, as_json):
+    """Write each task's winner as DIR/<task>.pt (TorchScript) and .pt2 (torch.export) where possible.
+
+    \b
+    Examples:
+      raygex export results/demo
+      raygex export results/demo --task subtype --trial 3f2a1b7c -o models/
+    """
+    from raygex.export import export_experiment
+
+    for summary in export_experiment(experiment, task=task, trial_id=trial_id, out_dir=out_dir):
+        if as_json:
+            click.echo(json.dumps(summary, default=str))
+            continue
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in summary["test"].items() if k in ("auc", "accuracy"))
+        click.echo(f"{summary['task']}: trial {summary['trial_id']} → {summary['model']} ({summary['weights']}; "
+                   f"test {metrics or 'n/a'})")
+        click.echo(f"  .pt2: {summary['pt2'] or 'not written: ' + str(summary['pt2_error'])}")
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True, help="Output CSV.")
+@click.option("--allow-missing", type=click.Choice(["mean", "zero"]),
+              help="Fill genes the input lacks with their training mean or 0 (default: missing genes are an error).")
+@click.option("--layout", type=click.Choice(["auto", "genes-by-samples", "samples-by-genes"]), default="auto",
+              show_default=True, help="Orientation of a text matrix.")
+@click.option("--batch-size", default=4096, show_default=True, help="Samples per batch (streaming).")
+@click.option("--address", help="Read a Parquet dataset with Ray Data on this cluster ('auto' for RAY_ADDRESS).")
+def predict(model_path, input_path, output, allow_missing, layout, batch_size, address):
+    """Predict every sample of INPUT (any format `raygex data import` reads) with MODEL; write a CSV.
+
+    The CSV holds sample_id, the predicted class and one probability column per class.
+
+    \b
+    Examples:
+      raygex predict results/demo/models/subtype.pt new_samples.tsv -o predictions.csv
+      raygex predict model.pt cells.h5ad -o cells.csv --allow-missing mean
+    """
+    from raygex.predict import predict_file
+
+    report = predict_file(model_path, input_path, output, allow_missing=allow_missing, layout=layout,
+                          batch_size=batch_size, address=address)
+    click.echo(f"{report['samples']} samples → {output} (classes: {', '.join(report['classes'])})")

@@ -1,0 +1,197 @@
+"""Turn a sweep's winning trial (or any trial) into a model file: restore its best weights, wrap, write.
+
+The best weights come from the trial's last checkpoint when that checkpoint already holds the best epoch. A trial
+that ASHA stopped between checkpoints may have found its best epoch after the last one; it is then retrained
+with the same seed for exactly the epochs it ran, which on the CPU reproduces it bit for bit (the validation
+metric is compared with the leaderboard's and stored in the metadata either way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raygex import __version__
+from raygex.config import ExperimentConfig, load_config
+from raygex.errors import ConfigError
+from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
+from raygex.export.module import ExpressionClassifier
+from raygex.fileio import sha256_file
+from raygex.metrics import classification_metrics
+
+MODELS_DIR = "models"
+
+
+def trial_folder(exp_dir: Path, task: str, row) -> Path:
+    """A trial's folder, found by name under the experiment (the stored path breaks when folders move)."""
+    recorded = Path(str(row["path"]))
+    folder = Path(exp_dir) / task / recorded.name
+    return folder if folder.is_dir() else recorded
+
+
+def pick_trial(board, trial_id: str | None):
+    """The leaderboard row to export: the winner (rank 1), or the trial whose id is ``trial_id``."""
+    finished = board[board["status"] != "ERROR"]
+    if trial_id is None:
+        if finished.empty:
+            raise ConfigError("no finished trial to export")
+        return finished.iloc[0]
+    chosen = board[board["trial_id"].astype(str) == str(trial_id)]
+    if chosen.empty:
+        raise ConfigError(f"--trial {trial_id!r} is not in the leaderboard (trials: {list(board['trial_id'][:8])}...)")
+    return chosen.iloc[0]
+
+
+def _latest_checkpoint(folder: Path) -> dict | None:
+    from raygex.search.trainable import CHECKPOINT_FILE
+
+    found = sorted(folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    return torch.load(found[-1], map_location="cpu", weights_only=False) if found else None
+
+
+def restore_network(hparams: dict, data, folder: Path, epochs_run: int, best_epoch: int | None):
+    """The trial's network with its best weights, and how they were obtained ("checkpoint" or "retrained")."""
+    from raygex.trial import build_model, run_trial
+
+    saved = _latest_checkpoint(folder)
+    if saved is not None and saved.get("best_state") is not None and (best_epoch is None
+                                                                    or saved["best_epoch"] == best_epoch):
+        network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
+        network.load_state_dict(saved["best_state"])
+        return network.eval(), "checkpoint"
+    result = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu")
+    return result.model.eval(), "retrained"
+
+
+def dataset_hash(path: str | Path) -> str:
+    """sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for part in sorted(path.glob("*.parquet")):
+        digest.update(sha256_file(part).encode())
+    return digest.hexdigest()
+
+
+def graph_summary(aligned, config: ExperimentConfig) -> dict | None:
+    if aligned is None:
+        return None
+    digest = hashlib.sha256(np.ascontiguousarray(aligned.edge_index).tobytes())
+    if aligned.edge_weight is not None:
+        digest.update(np.ascontiguousarray(aligned.edge_weight).tobytes())
+    source = config.graphs.get(aligned.graph_name)
+    return {"name": aligned.graph_name, "n_nodes": aligned.n_nodes, "n_edges": aligned.n_edges,
+            "edges_sha256": digest.hexdigest(), "coverage": aligned.coverage,
+            "file": source, "file_sha256": sha256_file(source) if source and Path(source).is_file() else None,
+            "control_of": None if source else next(iter(config.graphs), None)}
+
+
+def _metrics(module, x, y, n_classes) -> dict:
+    if len(y) == 0:
+        return {}
+    with torch.no_grad():
+        proba = module(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+    return classification_metrics(y, proba, n_classes)
+
+
+def export_trial(config: ExperimentConfig, exp_dir: Path, task_name: str, board, *, trial_id: str | None = None,
+                 out_dir: Path | None = None, dataset=None, graphs=None) -> dict:
+    """Write ``<out_dir>/<task>.pt`` (and ``.pt2`` where torch.export allows) for one trial; returns a summary."""
+    from raygex.experiment import load_dataset, load_graphs, trial_data
+    from raygex.trial import DEFAULTS
+
+    row = pick_trial(board, trial_id)
+    folder = trial_folder(exp_dir, task_name, row)
+    params_file = folder / "params.json"
+    if not params_file.is_file():
+        raise ConfigError(f"trial {row['trial_id']}: its folder has no params.json", path=folder)
+    trial_config = json.loads(params_file.read_text())
+    seed = config.split.seeds[0]
+    hparams = {**DEFAULTS, **config.train.model_dump(), "seed": seed, **trial_config}
+    dataset = dataset if dataset is not None else load_dataset(config)
+    graphs = graphs if graphs is not None else load_graphs(config, seed=seed)
+    graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
+    data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
+    best_epoch = row.get("best_epoch")
+    best_epoch = None if best_epoch is None or best_epoch != best_epoch else int(best_epoch)
+    torch.manual_seed(seed)
+    network, how = restore_network(hparams, data.standardised(), folder, int(row["epoch"]), best_epoch)
+
+    leaderboard = {k: (None if v != v else float(v)) for k, v in row.items()
+                   if str(k).startswith(("best_valid_", "best_test_")) and v is not None}
+    out_dir = Path(out_dir) if out_dir is not None else Path(exp_dir) / MODELS_DIR
+    return write_model(config, task_name, network, data, hparams, out_dir / f"{task_name}.pt", split_seed=seed,
+                       trial_id=str(row["trial_id"]), weights=how, leaderboard=leaderboard)
+
+
+def write_model(config: ExperimentConfig, task_name: str, network, data, hparams: dict, path: str | Path, *,
+                split_seed: int | None = None, trial_id: str | None = None, weights: str = "trained",
+                leaderboard: dict | None = None) -> dict:
+    """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
+
+    ``data`` is the trial's raw (unstandardised) :class:`~raygex.trial.TrialData`; the validation and test
+    metrics stored in the metadata are recomputed through the exported module itself.
+    """
+    spec = config.task(task_name)
+    standard = data.standardised()
+    masked = np.array([spec.kind == "single_gene" and gene == spec.gene for gene in data.genes])
+    module = ExpressionClassifier(network.eval(), standard.mean, standard.std, masked).eval()
+    n_classes = len(data.classes)
+    valid = _metrics(module, data.x_valid, data.y_valid, n_classes)
+    test = _metrics(module, data.x_test, data.y_test, n_classes)
+    seed = config.split.seeds[0] if split_seed is None else int(split_seed)
+    metadata = {
+        "format": FORMAT, "genes": list(data.genes), "classes": [str(c) for c in data.classes],
+        "masked_genes": [g for g, m in zip(data.genes, masked) if m],
+        "task": json.loads(spec.model_dump_json()), "experiment": config.name, "trial_id": trial_id,
+        "hyperparameters": {k: hparams[k] for k in sorted(hparams)}, "graph": graph_summary(standard.graph, config),
+        "metrics": {"valid": valid, "test": test, "leaderboard": leaderboard or {}},
+        "weights": weights, "split": {**json.loads(config.split.model_dump_json()), "seed": seed},
+        "dataset": {"path": str(config.data.expression), "sha256": dataset_hash(config.data.expression),
+                    "n_samples_train": int(len(data.y_train))},
+        "versions": {"raygex": __version__, "torch": torch.__version__},
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": "float32 [batch, n_genes], raw expression in the order of 'genes'; output: class probabilities",
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_torchscript(module, metadata, path)
+    rows = data.x_valid if len(data.x_valid) >= 2 else data.x_train
+    example = torch.as_tensor(np.ascontiguousarray(rows[:2], dtype=np.float32))
+    pt2 = path.with_suffix(".pt2")
+    pt2_error = write_exported_program(module, metadata, pt2, example)
+    return {"task": task_name, "trial_id": trial_id, "model": str(path), "pt2": None if pt2_error else str(pt2),
+            "pt2_error": pt2_error, "weights": weights, "valid": valid, "test": test, "leaderboard": leaderboard}
+
+
+def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
+                      out_dir: str | Path | None = None) -> list[dict]:
+    """`raygex export`: the winner (or ``trial_id``) of every finished task (or of ``task``)."""
+    from raygex.search import leaderboard
+    from raygex.search.run import CONFIG_SNAPSHOT
+
+    exp_dir = Path(experiment).expanduser().resolve()
+    if not (exp_dir / CONFIG_SNAPSHOT).is_file():
+        raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=exp_dir)
+    config = load_config(exp_dir / CONFIG_SNAPSHOT)
+    names = [task] if task else [t.name for t in config.tasks]
+    if task:
+        config.task(task)  # a clear error for an unknown task
+    if trial_id and not task and len(names) > 1:
+        raise ConfigError("--trial needs --task when the experiment has several tasks")
+    boards = {name: leaderboard.read(exp_dir / name) for name in names}
+    missing = [name for name, board in boards.items() if board is None or board.empty]
+    if task and missing:
+        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=exp_dir)
+    from raygex.experiment import load_dataset, load_graphs
+
+    dataset, graphs = load_dataset(config), load_graphs(config, seed=config.split.seeds[0])
+    return [export_trial(config, exp_dir, name, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
+                         graphs=graphs)
+            for name, board in boards.items() if name not in missing]

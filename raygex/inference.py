@@ -1,0 +1,126 @@
+"""`raygex.load_model`: run an exported model on new samples, whatever order or container their genes come in."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from raygex.errors import InputFormatError
+from raygex.export.archive import read_torchscript
+
+FILL_POLICIES = ("mean", "zero")
+
+
+class LoadedModel:
+    """An exported raygex model: ``genes``, ``classes``, ``metadata``, ``predict`` and ``predict_proba``.
+
+    Inputs may be a pandas DataFrame (samples × genes, columns in any order, extra genes ignored), an AnnData
+    (``var_names`` are genes), or a NumPy array already in ``genes`` order. Missing genes are an error unless
+    ``allow_missing`` names a fill policy: ``"mean"`` (the gene's training mean, i.e. a neutral input) or
+    ``"zero"``; a warning then says how many were filled.
+    """
+
+    def __init__(self, module, metadata: dict, path: Path):
+        self.module, self.metadata, self.path = module, metadata, path
+        self.genes: list[str] = list(metadata["genes"])
+        self.classes: list[str] = list(metadata["classes"])
+        self._index = {gene: i for i, gene in enumerate(self.genes)}
+
+    def __repr__(self) -> str:
+        return (f"LoadedModel({self.path.name}: task {self.metadata['task'].get('name')!r}, "
+                f"{self.metadata['hyperparameters'].get('model')}, {len(self.genes)} genes, classes {self.classes})")
+
+    def to_matrix(self, x, allow_missing: str | None = None) -> np.ndarray:
+        """``x`` as float32 [samples, n_genes] in the model's gene order."""
+        if allow_missing is not None and allow_missing not in FILL_POLICIES:
+            raise ValueError(f"allow_missing must be one of {FILL_POLICIES} or None, but got {allow_missing!r}")
+        if isinstance(x, pd.DataFrame):
+            bad = [str(c) for c in x.columns if str(c) in self._index and not pd.api.types.is_numeric_dtype(x[c])]
+            if bad:
+                raise InputFormatError(f"gene column(s) {bad[:5]} hold non-numeric values ({len(bad)} such genes)")
+            return self._align(x.to_numpy(), [str(c) for c in x.columns], allow_missing, "DataFrame columns")
+        if hasattr(x, "var_names") and hasattr(x, "X"):  # AnnData, without importing anndata
+            matrix = x.X.toarray() if hasattr(x.X, "toarray") else np.asarray(x.X)
+            return self._align(matrix, [str(g) for g in x.var_names], allow_missing, "AnnData var_names")
+        matrix = np.asarray(x)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.genes):
+            raise InputFormatError(f"a NumPy input must be [samples, {len(self.genes)}] in the model's gene order, "
+                                   f"but got shape {matrix.shape}")
+        return _as_float32(matrix, "input")
+
+    def _align(self, matrix: np.ndarray, names: list[str], allow_missing: str | None, what: str) -> np.ndarray:
+        return self.column_plan(names, allow_missing, what).apply(matrix)
+
+    def column_plan(self, names: list[str], allow_missing: str | None = None, what: str = "input") -> "ColumnPlan":
+        """How to turn matrices with columns ``names`` into the model's gene order (checked, and warned, once)."""
+        positions: dict[str, int] = {}
+        for column, name in enumerate(names):
+            if name in self._index:
+                positions.setdefault(name, column)
+        missing = [gene for gene in self.genes if gene not in positions]
+        if missing and allow_missing is None:
+            raise InputFormatError(f"{len(missing)} of the model's {len(self.genes)} genes are missing from the "
+                                   f"{what} (first: {missing[:5]}); pass allow_missing='mean' or 'zero' to fill them")
+        fill = None
+        if missing:
+            rows = np.array([self._index[g] for g in missing])
+            fill = (rows, self.module.mean.numpy()[rows] if allow_missing == "mean" else np.float32(0.0))
+            warnings.warn(f"{len(missing)} of {len(self.genes)} genes ({len(missing) / len(self.genes):.1%}) were "
+                          f"missing and filled with {'their training mean' if allow_missing == 'mean' else 0}",
+                          UserWarning, stacklevel=3)
+        present = np.array([self._index[g] for g in self.genes if g in positions], dtype=np.int64)
+        source = np.array([positions[g] for g in self.genes if g in positions], dtype=np.int64)
+        return ColumnPlan(len(self.genes), present, source, fill, what)
+
+    @torch.no_grad()
+    def predict_proba(self, x, allow_missing: str | None = None, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities [samples, n_classes], columns in ``classes`` order."""
+        matrix = self.to_matrix(x, allow_missing)
+        parts = [self.module(torch.from_numpy(matrix[i:i + batch_size])).numpy()
+                 for i in range(0, len(matrix), batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0, len(self.classes)), dtype=np.float32)
+
+    def predict(self, x, allow_missing: str | None = None) -> np.ndarray:
+        """The most probable class name per sample."""
+        return np.asarray(self.classes, dtype=object)[self.predict_proba(x, allow_missing).argmax(axis=1)]
+
+
+class ColumnPlan:
+    """Reorders (and fills) the columns of input blocks into a model's gene order."""
+
+    def __init__(self, n_genes: int, present: np.ndarray, source: np.ndarray, fill, what: str):
+        self.n_genes, self.present, self.source, self.fill, self.what = n_genes, present, source, fill, what
+
+    def apply(self, matrix: np.ndarray) -> np.ndarray:
+        values = _as_float32(np.asarray(matrix)[:, self.source], self.what)
+        out = np.empty((len(values), self.n_genes), dtype=np.float32)
+        out[:, self.present] = values
+        if self.fill is not None:
+            out[:, self.fill[0]] = self.fill[1]
+        return out
+
+
+def _as_float32(matrix: np.ndarray, what: str) -> np.ndarray:
+    try:
+        values = np.asarray(matrix, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputFormatError(f"{what}: expression values must be numeric") from None
+    if not np.isfinite(values).all():
+        rows, cols = np.nonzero(~np.isfinite(values))
+        raise InputFormatError(f"{what}: {len(rows)} missing or non-finite value(s) (first at row {rows[0]}, "
+                               f"column {cols[0]})")
+    return np.ascontiguousarray(values)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load a model written by `raygex search`/`raygex export` (a ``.pt`` TorchScript archive)."""
+    module, metadata = read_torchscript(path)
+    n_genes = int(module.mean.shape[0])
+    if len(metadata["genes"]) != n_genes:
+        raise InputFormatError(f"model metadata lists {len(metadata['genes'])} genes but the network takes {n_genes}",
+                               path=path)
+    return LoadedModel(module, metadata, Path(path))
