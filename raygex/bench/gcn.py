@@ -113,16 +113,20 @@ def floor_bytes(layers: list[dict], batch: int) -> int:
     return total
 
 
+def check_shape(**values: int) -> None:
+    """Every benchmark size must be positive, and a GCN needs at least 2 channels."""
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be positive, but got {value}")
+    if values.get("channels", 2) < 2:
+        raise ValueError(f"channels must be at least 2, but got {values['channels']}")
+
+
 def run_gcn_benchmark(graph_path=None, nodes: int = 16_300, edges: int = 265_000, batch: int = 64,
                       embedding: int = 32, depth: int = 3, channels: int = 32, repeats: int = 5,
                       variants=VARIANTS, seed: int = 0, tune_malloc: bool = False, log=None) -> dict:
     """Run every variant (and the bandwidth copy) in its own child process; returns one flat dict."""
-    for name, value in {"batch": batch, "embedding": embedding, "depth": depth, "channels": channels,
-                        "repeats": repeats}.items():
-        if value < 1:
-            raise ValueError(f"{name} must be positive, but got {value}")
-    if channels < 2:
-        raise ValueError(f"channels must be at least 2, but got {channels}")
+    check_shape(batch=batch, embedding=embedding, depth=depth, channels=channels, repeats=repeats)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"variants must be among {list(VARIANTS)}, but got {unknown}")

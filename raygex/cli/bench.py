@@ -10,7 +10,7 @@ import click
 
 @click.group()
 def bench() -> None:
-    """Benchmarks: import throughput, GCN step speed and memory, search memory and throughput."""
+    """Benchmarks: import throughput, GCN step speed and memory, search memory and throughput, prediction speed."""
 
 
 @bench.command("import")
@@ -41,11 +41,24 @@ def import_cmd(samples, genes, layouts, workdir, as_json):
                    f"{r['peak_rss_mb']:8.0f} {r['peak_over_output']:9.2f}")
 
 
+def graph_options(default: str):
+    """--graph/--nodes/--edges: a graph file, or the size of a synthetic one (GeneMANIA's by default)."""
+    def decorate(command):
+        for option in reversed([
+            click.option("--graph", "graph_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help=f"Graph file (.adjlist.gz, an edge list, or a raygex .parquet); default: {default}."),
+            click.option("--nodes", default=16_300, show_default=True,
+                         help="Nodes of the synthetic graph (GeneMANIA: 16300)."),
+            click.option("--edges", default=265_000, show_default=True,
+                         help="Undirected edges of the synthetic graph."),
+        ]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @bench.command("gcn")
-@click.option("--graph", "graph_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Graph file (.adjlist.gz, an edge list, or a raygex .parquet); default: a synthetic graph.")
-@click.option("--nodes", default=16_300, show_default=True, help="Nodes of the synthetic graph (GeneMANIA: 16300).")
-@click.option("--edges", default=265_000, show_default=True, help="Undirected edges of the synthetic graph.")
+@graph_options("a synthetic graph")
 @click.option("--batch", default=64, show_default=True, help="Samples per step.")
 @click.option("--embedding", default=32, show_default=True, help="Gene embedding size.")
 @click.option("--depth", default=3, show_default=True, help="Graph-convolution layers.")
@@ -73,6 +86,42 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
     try:
         result = run_gcn_benchmark(graph_path, nodes, edges, batch, embedding, depth, channels, repeats,
                                    variants or VARIANTS, seed, tune_malloc, log=lambda m: click.echo(m, err=True))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for line in format_table(result):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@bench.command("predict")
+@graph_options("GeneMANIA from ../shared/data when present, else a synthetic graph")
+@click.option("--synthetic", is_flag=True, help="Use a synthetic graph even when GeneMANIA is available.")
+@click.option("--depth", default=2, show_default=True, help="Graph-convolution layers.")
+@click.option("--channels", default=32, show_default=True, help="Channels per layer.")
+@click.option("--embedding", default=8, show_default=True, help="Gene embedding size.")
+@click.option("--batch", default=256, show_default=True, help="Samples per call for the throughput.")
+@click.option("--repeats", default=5, show_default=True, help="Timed batch calls per predictor (median reported).")
+@click.option("--calls", default=200, show_default=True, help="Timed single-sample calls per predictor (p50, p99).")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's own, all cores).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic graph, data and weights.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def predict_cmd(graph_path, synthetic, nodes, edges, depth, channels, embedding, batch, repeats, calls, threads,
+                seed, as_json):
+    """Samples/s and single-sample latency (p50, p99) of an exported GCN on the CPU vs the in-memory network.
+
+    \b
+    Examples:
+      raygex bench predict
+      raygex bench predict --threads 1 --batch 64 --json
+      raygex bench predict --synthetic --nodes 2000 --edges 30000 --depth 1
+    """
+    from raygex.bench.predict import format_table, run_predict_benchmark
+    from raygex.errors import ConfigError
+
+    try:
+        result = run_predict_benchmark(graph_path, synthetic, nodes, edges, depth, channels, embedding, batch,
+                                       repeats, calls, threads, seed, log=lambda m: click.echo(m, err=True))
     except ValueError as err:
         raise ConfigError(str(err)) from None
     for line in format_table(result):
