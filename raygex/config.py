@@ -154,14 +154,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def _format_validation_error(err: ValidationError, path) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = ".".join(str(p) for p in first["loc"])
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "value_error":  # our own validators: their message is the whole story
+        message = message.removeprefix("Value error, ")
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{path}: {where}: {message}{more}"
+    return f"{path}: {where}: {message}{more}" if where else f"{path}: {message}{more}"
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

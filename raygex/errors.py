@@ -25,3 +25,9 @@ class ConfigError(RaygexError):
 
 class DownloadError(RaygexError):
     """A fetch failed: network, HTTP status, or checksum."""
+
+
+class SweepInterrupted(RaygexError):
+    """The user stopped a sweep (Ctrl-C); its state is saved and ``raygex resume`` continues it."""
+
+    exit_code = 130

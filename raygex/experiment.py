@@ -35,6 +35,58 @@ def check_input_files(config: ExperimentConfig) -> None:
         _require(path, f"graphs.{name}")
 
 
+def check_tasks(config: ExperimentConfig) -> None:
+    """Fail on a task the dataset cannot serve, from its schema alone (cheap: call it before Ray starts).
+
+    Checks what :func:`raygex.tasks.build_task` would refuse without reading expression values: label and
+    ``where`` columns, a single-gene target missing from the dataset, an input graph that is not configured, a
+    missing landmark file. The messages are build_task's. Class counts and splits need the data and stay there.
+    """
+    from raygex.data.canonical import label_columns, read_genes, read_schema
+    from raygex.tasks import ClassifyTask, read_gene_list
+
+    path = _require(config.data.expression, "data.expression", DEMO_HINT)
+    columns = label_columns(read_schema(path))
+    genes: set[str] | None = None
+    for spec in config.tasks:
+        if isinstance(spec, ClassifyTask):
+            for column in spec.where:
+                if column not in columns:
+                    raise ConfigError(f"task {spec.name!r}: where column {column!r} is not a label column of the "
+                                      f"dataset (columns: {columns})")
+            if spec.label not in columns:
+                raise ConfigError(f"task {spec.name!r}: label column {spec.label!r} not found in the dataset "
+                                  f"(columns: {columns})")
+            continue
+        genes = set(read_genes(path)) if genes is None else genes
+        if spec.gene not in genes:
+            raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is not in the dataset")
+        inputs = spec.inputs
+        if inputs.mode in ("neighbors", "bfs") and inputs.graph not in config.graph_choices():
+            raise ConfigError(f"task {spec.name!r}: inputs.graph {inputs.graph!r} is not a configured graph "
+                              f"(graphs: {sorted(config.graph_choices())})")
+        if inputs.mode == "landmark":
+            read_gene_list(inputs.landmark_file)
+
+
+def check_graphs(config: ExperimentConfig) -> None:
+    """Fail on a configured graph that shares no gene with the dataset (a GCN on it would see no edges).
+
+    Reads the graphs and the dataset's gene list, never its values: cheap enough to call before Ray starts.
+    """
+    import numpy as np
+
+    from raygex.data.canonical import read_genes
+
+    genes = read_genes(_require(config.data.expression, "data.expression", DEMO_HINT))
+    for name, path in config.graphs.items():
+        graph = load_graph(name, path)
+        if not np.isin(graph.nodes, genes).any():
+            raise ConfigError(f"graphs.{name}: graph shares no genes with the dataset {config.data.expression} "
+                              f"({len(genes)} genes, e.g. {genes[:3]}; graph nodes e.g. {graph.nodes[:3].tolist()})",
+                              path=path)
+
+
 def load_graph(name: str, path: str | Path) -> Graph:
     """A configured graph: raygex Parquet as is, any other graph file imported on the fly (symbols)."""
     path = _require(path, f"graphs.{name}")
@@ -69,5 +121,5 @@ def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionData
     if graph is not None:
         if graph not in graphs:
             raise ConfigError(f"graph {graph!r} is not a graph choice (choices: {sorted(graphs)})")
-        aligned = align_graph(graphs[graph], task.genes)
+        aligned = align_graph(graphs[graph], task.genes, dataset=config.data.expression)
     return TrialData.from_task(task, split, labels, aligned)

@@ -55,8 +55,13 @@ class LoadedModel:
     def _align(self, matrix: np.ndarray, names: list[str], allow_missing: str | None, what: str) -> np.ndarray:
         return self.column_plan(names, allow_missing, what).apply(matrix)
 
-    def column_plan(self, names: list[str], allow_missing: str | None = None, what: str = "input") -> "ColumnPlan":
-        """How to turn matrices with columns ``names`` into the model's gene order (checked, and warned, once)."""
+    def column_plan(self, names: list[str], allow_missing: str | None = None, what: str = "input", *,
+                    fill_hint: str = "pass allow_missing='mean' or 'zero' to fill them") -> "ColumnPlan":
+        """How to turn matrices with columns ``names`` into the model's gene order (checked, and warned, once).
+
+        Missing genes are an error naming the model file, how many are missing and the first few; ``fill_hint``
+        ends that message (the CLI names its ``--allow-missing`` option there).
+        """
         positions: dict[str, int] = {}
         for column, name in enumerate(names):
             if name in self._index:
@@ -64,7 +69,7 @@ class LoadedModel:
         missing = [gene for gene in self.genes if gene not in positions]
         if missing and allow_missing is None:
             raise InputFormatError(f"{len(missing)} of the model's {len(self.genes)} genes are missing from the "
-                                   f"{what} (first: {missing[:5]}); pass allow_missing='mean' or 'zero' to fill them")
+                                   f"{what} (first: {missing[:5]}); {fill_hint}", path=self.path)
         fill = None
         if missing:
             rows = np.array([self._index[g] for g in missing])
@@ -74,7 +79,7 @@ class LoadedModel:
                           UserWarning, stacklevel=3)
         present = np.array([self._index[g] for g in self.genes if g in positions], dtype=np.int64)
         source = np.array([positions[g] for g in self.genes if g in positions], dtype=np.int64)
-        return ColumnPlan(len(self.genes), present, source, fill, what)
+        return ColumnPlan(len(self.genes), present, source, fill, what, [self.genes[i] for i in present])
 
     @torch.no_grad()
     def predict_proba(self, x, allow_missing: str | None = None, batch_size: int = 1024) -> np.ndarray:
@@ -92,11 +97,14 @@ class LoadedModel:
 class ColumnPlan:
     """Reorders (and fills) the columns of input blocks into a model's gene order."""
 
-    def __init__(self, n_genes: int, present: np.ndarray, source: np.ndarray, fill, what: str):
+    def __init__(self, n_genes: int, present: np.ndarray, source: np.ndarray, fill, what: str,
+                 genes: list[str] | None = None):
         self.n_genes, self.present, self.source, self.fill, self.what = n_genes, present, source, fill, what
+        self.genes = genes  # the input's gene name for each column of ``source``, to name a bad value's gene
 
-    def apply(self, matrix: np.ndarray) -> np.ndarray:
-        values = _as_float32(np.asarray(matrix)[:, self.source], self.what)
+    def apply(self, matrix: np.ndarray, sample_ids=None) -> np.ndarray:
+        """The model's input for ``matrix``; ``sample_ids`` (one per row) only name a bad value's sample."""
+        values = _as_float32(np.asarray(matrix)[:, self.source], self.what, sample_ids, self.genes)
         out = np.empty((len(values), self.n_genes), dtype=np.float32)
         out[:, self.present] = values
         if self.fill is not None:
@@ -104,15 +112,17 @@ class ColumnPlan:
         return out
 
 
-def _as_float32(matrix: np.ndarray, what: str) -> np.ndarray:
+def _as_float32(matrix: np.ndarray, what: str, sample_ids=None, genes: list[str] | None = None) -> np.ndarray:
     try:
         values = np.asarray(matrix, dtype=np.float32)
     except (TypeError, ValueError):
         raise InputFormatError(f"{what}: expression values must be numeric") from None
     if not np.isfinite(values).all():
         rows, cols = np.nonzero(~np.isfinite(values))
-        raise InputFormatError(f"{what}: {len(rows)} missing or non-finite value(s) (first at row {rows[0]}, "
-                               f"column {cols[0]})")
+        row = f"sample {str(sample_ids[rows[0]])!r}" if sample_ids is not None else f"row {rows[0]}"
+        col = f"gene {genes[cols[0]]!r}" if genes is not None else f"column {cols[0]}"
+        raise InputFormatError(f"{what}: {len(rows)} missing or non-finite value(s), the first "
+                               f"({values[rows[0], cols[0]]}) at {row}, {col}")
     return np.ascontiguousarray(values)
 
 

@@ -22,8 +22,8 @@ def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None)
         from raygex.data.ray_io import read_expression
         from raygex.search.run import connect
 
+        genes = canonical.read_genes(input_path)  # a bad dataset is an error before Ray starts
         connect(None if address in (None, "auto") else address)
-        genes = canonical.read_genes(input_path)
         for batch in read_expression(input_path).iter_batches(batch_size=batch_size, batch_format="pyarrow"):
             ids, block, _ = canonical.batch_to_arrays(batch, len(genes))
             yield ids, block, genes
@@ -47,8 +47,10 @@ def predict_file(model_path, input_path, output, *, allow_missing: str | None = 
             handle.write(",".join(columns) + "\n")
             for ids, block, genes in _blocks(Path(input_path), layout, batch_size, address):
                 if plan is None or genes is not plan_genes:
-                    plan, plan_genes = model.column_plan(list(genes), allow_missing, f"input {input_path}"), genes
-                proba = model.predict_proba(plan.apply(block))
+                    plan = model.column_plan(list(genes), allow_missing, f"input {input_path}",
+                                             fill_hint="pass --allow-missing mean or zero to fill them")
+                    plan_genes = genes
+                proba = model.predict_proba(plan.apply(block, ids))
                 frame = pd.DataFrame(proba, columns=columns[2:])
                 frame.insert(0, "predicted", np.asarray(model.classes, dtype=object)[proba.argmax(axis=1)])
                 frame.insert(0, "sample_id", np.asarray(ids).astype(str))

@@ -174,7 +174,7 @@ def select_input_genes(spec: SingleGeneTask, genes: list[str], graphs: dict) -> 
     import scipy.sparse
     from scipy.sparse.csgraph import breadth_first_order
 
-    aligned = align_graph(graphs[inputs.graph], genes)
+    aligned = align_graph(graphs[inputs.graph], genes, dataset=f"task {spec.name!r}")
     n = len(genes)
     src, dst = aligned.edge_index
     adjacency = scipy.sparse.csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))

@@ -195,6 +195,10 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
             rows = order[start:start + batch_size]
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x_train[rows]), y_train[rows])
+            if not torch.isfinite(loss):
+                # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {state.epoch + 1} "
+                                         f"(lr {float(config['lr']):g}); the trial is marked errored")
             loss.backward()
             optimiser.step()
         state.epoch += 1

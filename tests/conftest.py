@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("WANDB_MODE", "offline")
+# W&B costs a logging actor per trial: off unless a test turns it on (tests/search/test_wandb.py does).
+os.environ["WANDB_MODE"] = "disabled"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -14,13 +14,13 @@ import click
 from raygex import __version__
 from raygex.cli.data import data
 from raygex.cli.demo import demo
-from raygex.cli.export import export, predict
+from raygex.cli.export import export, predict, report
 from raygex.cli.fetch import fetch_graph, fetch_tcga
 from raygex.cli.graph import graph
 from raygex.cli.bench import bench
 from raygex.cli.search import resume, search, status
 from raygex.cli.train import train
-from raygex.errors import RaygexError
+from raygex.errors import RaygexError, SweepInterrupted
 
 EXIT_USER_ERROR = 2
 
@@ -41,7 +41,7 @@ cli.add_command(data)
 cli.add_command(graph)
 cli.add_command(bench)
 cli.add_command(train)
-for command in (search, resume, status, export, predict):
+for command in (search, resume, status, export, predict, report):
     cli.add_command(command)
 
 
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as err:
         err.show()
+        sys.exit(err.exit_code)
+    except SweepInterrupted as err:
+        click.echo(f"raygex: interrupted: {err}", err=True)
         sys.exit(err.exit_code)
     except RaygexError as err:
         if _debug_requested(argv):

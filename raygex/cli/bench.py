@@ -154,3 +154,30 @@ def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workd
         return
     for key, value in result.items():
         click.echo(f"{key:45} {value}")
+
+
+@bench.command("soak")
+@click.option("--trials", default=200, show_default=True, help="Trials in the sweep.")
+@click.option("--concurrent", default=4, show_default=True, help="Trials at a time.")
+@click.option("--kills", default=3, show_default=True, help="Times the driver is SIGKILLed and resumed.")
+@click.option("--epochs", default=3, show_default=True, help="Epochs per trial.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the kill times.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also run the same sweep uninterrupted, for the wall-time overhead.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-soak"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
+def soak_cmd(trials, concurrent, kills, epochs, seed, baseline, workdir, as_json):
+    """Kill the driver of a long sweep several times and resume: trials lost, run twice, time overhead.
+
+    \b
+    Example:
+      raygex bench soak --trials 200 --concurrent 4 --kills 3
+    """
+    from raygex.bench.soak import run_soak
+
+    result = run_soak(workdir, trials, concurrent, kills, epochs, seed, baseline, log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:28} {value}")

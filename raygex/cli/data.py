@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import click
 
 from raygex.data.importer import FILL_POLICIES, import_expression
 from raygex.data.info import format_summary, summarise
+from raygex.errors import ConfigError
+
+
+def check_output(path: str | Path, option: str = "-o", *, kind: str = "file") -> None:
+    """Fail before any work when an output cannot be written, or would replace a folder that is not ours.
+
+    ``kind``: "file" (a model, CSV or graph: an existing folder there is refused), "dataset" (a canonical
+    dataset, which may be a folder of part files: only such a folder may be replaced) or "folder".
+    Writers replace their output atomically, so without this check ``-o results/`` would delete a folder.
+    """
+    path = Path(path)
+    if path.is_dir() and kind == "file":
+        raise ConfigError(f"{option} names an existing folder; give a file name", path=path)
+    if path.is_dir() and kind == "dataset" and any(not (p.is_file() and p.name.startswith("part-")
+                                                        and p.suffix == ".parquet") for p in path.iterdir()):
+        raise ConfigError(f"{option} names a folder that is not a raygex dataset (it holds other files); "
+                          "refusing to replace it", path=path)
+    if path.exists() and not path.is_dir() and kind == "folder":
+        raise ConfigError(f"{option} must be a folder, but got an existing file", path=path)
+    existing = path.parent if kind != "folder" else path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: cannot write here, {str(existing)!r} is a file, not a folder", path=path)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{option}: cannot write in {str(existing)!r} ({err.strerror or err})", path=path) from None
 
 
 def _split_columns(value: str | None) -> list[str] | None:
@@ -42,6 +73,7 @@ def import_cmd(input_path, output, layout, labels, clinical, layer, raw, symbol_
       raygex data import tissues.tsv.gz --labels tissue -o tissues.parquet
       raygex data import pbmc.h5ad --raw --labels bulk_labels --symbol-map hgnc_symbol_map.txt -o pbmc.parquet
     """
+    check_output(output, kind="dataset")
     report = import_expression(input_path, output, layout=layout, labels=_split_columns(labels), clinical=clinical,
                                layer=layer, raw=raw, symbol_map=symbol_map, drop_unknown=drop_unknown, fill=fill)
     click.echo("\n".join(report.lines()))

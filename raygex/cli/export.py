@@ -23,8 +23,11 @@ def export(experiment, task, trial_id, out_dir, as_json):
       raygex export results/demo
       raygex export results/demo --task subtype --trial 3f2a1b7c -o models/
     """
+    from raygex.cli.data import check_output
     from raygex.export import export_experiment
 
+    if out_dir is not None:
+        check_output(out_dir, "-o/--out", kind="folder")
     for summary in export_experiment(experiment, task=task, trial_id=trial_id, out_dir=out_dir):
         if as_json:
             click.echo(json.dumps(summary, default=str))
@@ -55,8 +58,29 @@ def predict(model_path, input_path, output, allow_missing, layout, batch_size, a
       raygex predict results/demo/models/subtype.pt new_samples.tsv -o predictions.csv
       raygex predict model.pt cells.h5ad -o cells.csv --allow-missing mean
     """
+    from raygex.cli.data import check_output
     from raygex.predict import predict_file
 
+    check_output(output, "-o/--out")
     report = predict_file(model_path, input_path, output, allow_missing=allow_missing, layout=layout,
                           batch_size=batch_size, address=address)
     click.echo(f"{report['samples']} samples → {output} (classes: {', '.join(report['classes'])})")
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=str))
+@click.option("--wandb-report", is_flag=True, help="Also build a W&B Report (needs a reachable W&B server).")
+def report(experiment, wandb_report):
+    """Write EXPERIMENT/report.html: leaderboards, graphs vs baselines and controls, curves, models.
+
+    \b
+    Example:
+      raygex report results/demo
+    """
+    from raygex.report.html import write_report
+
+    click.echo(f"report: {write_report(experiment)}")
+    if wandb_report:
+        from raygex.report.wandb_report import build_wandb_report
+
+        click.echo(f"W&B report: {build_wandb_report(experiment)}")

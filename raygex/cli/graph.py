@@ -59,9 +59,11 @@ def import_cmd(input_path, output, name, id_type, id_map, symbol_map, weight_col
       raygex graph import string.tsv.gz --name string --id-type entrez \\
           --map enterez_NCBI_to_hugo_gene_symbol_march_2019.txt --weight-column score -o string.parquet
     """
+    from raygex.cli.data import check_output
     from raygex.graphs.io import import_graph
     from raygex.graphs.store import write_graph
 
+    check_output(output)
     graph_obj, report = import_graph(input_path, name, id_type=id_type, id_map=id_map, symbol_map=symbol_map,
                                      weight_column=_weight_column(weight_column), fmt=fmt, header=header)
     write_graph(graph_obj, output)
@@ -117,9 +119,11 @@ def control_cmd(input_path, kind, output, seed, swaps_per_edge):
       raygex graph control genemania.parquet --kind random --seed 1 -o genemania-random1.parquet
       raygex graph control genemania.parquet --kind empty -o genemania-empty.parquet
     """
+    from raygex.cli.data import check_output
     from raygex.graphs.controls import build_control
     from raygex.graphs.store import read_graph, write_graph
 
+    check_output(output)
     control = build_control(kind, read_graph(input_path), seed=seed, swaps_per_edge=swaps_per_edge)
     write_graph(control, output)
     report = {"graph": control.name, "output": output, "nodes": control.n_nodes, "edges": control.n_edges}

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from raygex.config import load_config
-from raygex.errors import ConfigError
 
 
 @click.command()
@@ -62,10 +61,7 @@ def status(experiment, as_json):
     """
     from raygex.search.status import experiment_status
 
-    exp_dir = Path(experiment)
-    if not (exp_dir / "config.yaml").exists():
-        raise ConfigError("not a raygex experiment folder (no config.yaml)", path=exp_dir)
-    summary, tables = experiment_status(exp_dir)
+    summary, tables = experiment_status(Path(experiment))
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return

@@ -10,12 +10,60 @@ from raygex.config import apply_overrides, load_config
 from raygex.errors import ConfigError
 
 
+TRAIN_SETTINGS = ("max_epochs", "patience", "batch_size", "metric", "seed")
+POSITIVE = ("lr", "batch_size", "max_epochs", "patience")  # numbers that must be > 0 (weight_decay: >= 0)
+INTEGERS = ("depth", "channels", "embedding", "hidden", "mlp_layers", "batch_size", "max_epochs", "patience", "seed")
+METRICS = ("auc", "accuracy", "balanced_accuracy", "loss")
+
+
 def _hyperparameters(values: tuple[str, ...]) -> dict:
     hparams: dict = {}
+    for value in values:
+        if "=" not in value:
+            raise ConfigError(f"-p needs name=value, but got {value!r}")
     apply_overrides(hparams, list(values))
     if isinstance(hparams.get("graph"), bool):  # `-p graph=true`: YAML reads the name as a boolean
         hparams["graph"] = str(hparams["graph"]).lower()
     return hparams
+
+
+def _check_hyperparameters(hparams: dict) -> None:
+    """-p names and values a trial can use: one line naming the bad one, before any data is read."""
+    from raygex.search.space import KNOWN_PARAMS, MODEL_FAMILIES
+    from raygex.trial import DEFAULTS
+
+    known = sorted(KNOWN_PARAMS | set(DEFAULTS) | set(TRAIN_SETTINGS))
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ConfigError(f"-p {unknown[0]}: not a known hyperparameter (known: {known})")
+    if hparams["model"] not in MODEL_FAMILIES:
+        raise ConfigError(f"-p model must be one of {list(MODEL_FAMILIES)}, but got {hparams['model']!r}")
+    if hparams["metric"] not in METRICS:
+        raise ConfigError(f"-p metric must be one of {list(METRICS)}, but got {hparams['metric']!r}")
+    for name in INTEGERS:
+        value = hparams.get(name)
+        values = value if name == "hidden" and isinstance(value, list) else [value]  # hidden: a width or widths
+        if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"-p {name} must be an integer, but got {value!r}")
+    for name in (*POSITIVE, "weight_decay"):
+        value = hparams.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"-p {name} must be a number, but got {value!r}")
+        if value < 0 or (value == 0 and name in POSITIVE):
+            raise ConfigError(f"-p {name} must be {'>= 0' if name == 'weight_decay' else '> 0'}, but got {value}")
+
+
+def _check_model_builds(hparams: dict, data) -> None:
+    """Build the network once so that a bad -p value (depth=0, channels=abc) is one line, not a traceback."""
+    from raygex.trial import DEFAULTS, build_model
+
+    try:
+        build_model({**DEFAULTS, **hparams}, len(data.genes), len(data.classes), data.graph)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"-p: {hparams['model']} model cannot be built from these hyperparameters: "
+                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
 @click.command()
@@ -43,12 +91,27 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
     from raygex.trial import run_trial
 
     config = load_config(config_path, list(overrides))
+    if export_path:
+        from raygex.cli.data import check_output
+
+        check_output(export_path, "--export")
     task_name = task_name or config.tasks[0].name
     config.task(task_name)
     hparams = {"max_epochs": config.train.max_epochs, "patience": config.train.patience,
                "batch_size": config.train.batch_size, "metric": config.train.metric,
                **_hyperparameters(params)}
     family = hparams.setdefault("model", "gcn")
+    _check_hyperparameters(hparams)
+    if device is not None:
+        import torch
+
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise ConfigError(f"--device must be a torch device such as cpu, cuda or cuda:1, but got {device!r}") \
+                from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: torch sees no CUDA GPU on this machine (use --device cpu)")
     graph = hparams.get("graph")
     if family == "gcn" and graph is None:
         if not config.graphs:
@@ -60,6 +123,7 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
     dataset = load_dataset(config)
     graphs = load_graphs(config, seed=seed)
     data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
+    _check_model_builds(hparams, data)
 
     def show(row, _state):
         if not as_json:

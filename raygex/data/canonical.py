@@ -232,6 +232,8 @@ def read_schema(path: str | Path) -> pa.Schema:
     except (pa.ArrowInvalid, OSError) as err:
         raise InputFormatError(f"not a readable Parquet file ({err})", path=files[0]) from None
     meta = sch.metadata or {}
+    if meta.get(schema.META_FORMAT, b"").decode(errors="replace").startswith("graph/"):
+        raise InputFormatError("a raygex gene graph, not an expression dataset", path=path)
     if schema.META_GENES not in meta:
         raise InputFormatError("Parquet file has no raygex gene order in its metadata; import it with "
                                "'raygex data import' first", path=path)

@@ -109,6 +109,11 @@ def _csv_error(err: Exception, path: Path, header: list[str], what: str) -> Inpu
     return InputFormatError(f"cannot parse as a delimited table ({first_line})", path=path)
 
 
+def _read_error(err: Exception, path: Path) -> InputFormatError:
+    first_line = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+    return InputFormatError(f"file is truncated or damaged ({first_line})", path=path)
+
+
 def _csv_options(path: Path, header: list[str], delimiter: str, types: dict, *, block: int = PARSE_BLOCK_BYTES):
     skip = 0
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -157,6 +162,8 @@ def open_table(path: str | Path, labels: list[str] | None = None) -> Source:
                 yield ids, _batch_matrix(batch, gene_columns, row_major=True), obs
         except pa.ArrowInvalid as err:
             raise _csv_error(err, path, header, "gene column") from None
+        except (OSError, EOFError) as err:  # a truncated or damaged .gz stream
+            raise _read_error(err, path) from None
 
     return Source(path, "table", gene_columns, obs_schema, blocks, {"label_columns": labels})
 
@@ -207,6 +214,8 @@ def open_xena(path: str | Path, clinical: str | Path | None = None, labels: list
         table = pcsv.read_csv(path, **_csv_options(path, header, delimiter, types))
     except pa.ArrowInvalid as err:
         raise _csv_error(err, path, header, "sample column") from None
+    except (OSError, EOFError) as err:  # a truncated or damaged .gz stream
+        raise _read_error(err, path) from None
     genes = table.column(header[0]).to_numpy(zero_copy_only=False).astype(str).tolist()
     # Column-major [genes, samples] from Arrow is a C-contiguous [samples, genes] once transposed.
     matrix = np.empty((len(sample_ids), len(genes)), dtype=np.float32)

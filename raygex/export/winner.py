@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from raygex import __version__
-from raygex.config import ExperimentConfig, load_config
+from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
 from raygex.export.module import ExpressionClassifier
@@ -170,25 +170,36 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
             "pt2_error": pt2_error, "weights": weights, "valid": valid, "test": test, "leaderboard": leaderboard}
 
 
+def _read_board(task_dir: Path):
+    """A task's leaderboard (None before its sweep finished); a damaged file is an error naming it."""
+    from raygex.search import leaderboard
+
+    try:
+        return leaderboard.read(task_dir)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"not a readable leaderboard ({first})", path=task_dir / leaderboard.LEADERBOARD_FILE) \
+            from None
+
+
 def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
                       out_dir: str | Path | None = None) -> list[dict]:
     """`raygex export`: the winner (or ``trial_id``) of every finished task (or of ``task``)."""
-    from raygex.search import leaderboard
-    from raygex.search.run import CONFIG_SNAPSHOT
+    from raygex.search.run import open_experiment
 
-    exp_dir = Path(experiment).expanduser().resolve()
-    if not (exp_dir / CONFIG_SNAPSHOT).is_file():
-        raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=exp_dir)
-    config = load_config(exp_dir / CONFIG_SNAPSHOT)
+    exp_dir, config = open_experiment(experiment)
     names = [task] if task else [t.name for t in config.tasks]
     if task:
         config.task(task)  # a clear error for an unknown task
     if trial_id and not task and len(names) > 1:
         raise ConfigError("--trial needs --task when the experiment has several tasks")
-    boards = {name: leaderboard.read(exp_dir / name) for name in names}
+    boards = {name: _read_board(exp_dir / name) for name in names}
     missing = [name for name, board in boards.items() if board is None or board.empty]
     if task and missing:
         raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=exp_dir)
+    if len(missing) == len(names):
+        raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
+                          f"with 'raygex resume {exp_dir}'", path=exp_dir)
     from raygex.experiment import load_dataset, load_graphs
 
     dataset, graphs = load_dataset(config), load_graphs(config, seed=config.split.seeds[0])

@@ -133,7 +133,10 @@ def read_graph(path: str | Path) -> Graph:
     except (pa.ArrowInvalid, OSError) as err:
         raise InputFormatError(f"not a readable Parquet graph ({err})", path=path) from None
     meta = table.schema.metadata or {}
-    if meta.get(schema.META_FORMAT, b"").decode() != schema.GRAPH_FORMAT:
+    kind = meta.get(schema.META_FORMAT, b"").decode(errors="replace")
+    if kind.startswith("expression/"):
+        raise InputFormatError("a raygex expression dataset, not a gene graph", path=path)
+    if kind != schema.GRAPH_FORMAT:
         raise InputFormatError("not a raygex graph; import it with 'raygex graph import' first", path=path)
     weight = table.column(schema.GRAPH_WEIGHT).to_numpy() if schema.GRAPH_WEIGHT in table.column_names else None
     return Graph(meta[schema.META_GRAPH_NAME].decode(),

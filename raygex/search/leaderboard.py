@@ -15,6 +15,13 @@ LEADERBOARD_FILE = "leaderboard.parquet"
 SHOWN_METRICS = ("best_valid_auc", "best_test_auc", "best_valid_accuracy", "best_test_accuracy")
 
 
+def _reason(error: BaseException) -> str:
+    """The root cause's last line (Tune wraps a trial's exception in its own error types)."""
+    text = str(getattr(error, "cause", None) or error).strip().splitlines()
+    reasons = [line for line in text if "Error" in line or "error" in line] or text or [type(error).__name__]
+    return reasons[-1][:300]
+
+
 def from_results(results, metric: str, mode: str) -> pd.DataFrame:
     """A leaderboard from a Tune ResultGrid; ties on the metric go to the model with fewer parameters."""
     rows = []
@@ -22,7 +29,8 @@ def from_results(results, metric: str, mode: str) -> pd.DataFrame:
         config = dict(result.config or {})
         last = dict(result.metrics or {})
         row = {"trial_id": last.get("trial_id") or (result.path and Path(result.path).name),
-               "status": "ERROR" if result.error else "TERMINATED"}
+               "status": "ERROR" if result.error else "TERMINATED",
+               "error": _reason(result.error) if result.error else None}
         row.update({f"config/{k}": v for k, v in config.items()})
         for key in ("epoch", "best_epoch", "n_params", "time_total_s", "node_id", "device", "private_mb",
                     "private_epoch1_mb", "shares_memory", "worker_trial"):

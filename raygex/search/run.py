@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import yaml
 
 from raygex.config import ExperimentConfig, load_config
-from raygex.errors import ConfigError
+from raygex.errors import ConfigError, SweepInterrupted
 from raygex.search import leaderboard
+from raygex.search.lock import ExperimentLock
 from raygex.search.space import define_by_run, parse_space
 
 CONFIG_SNAPSHOT = "config.yaml"
@@ -87,6 +87,7 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
 
     from raygex.search.progress import TrialProgress
     from raygex.search.trainable import train_fn
+    from raygex.search.wandb_logging import trial_callbacks
 
     trainable = tune.with_resources(tune.with_parameters(train_fn, payload=payload),
                                     {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
@@ -111,7 +112,7 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=config.search.num_samples,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=task_dir.name, storage_path=str(task_dir.parent), verbose=0,
-                                  callbacks=[progress],
+                                  callbacks=[progress, *trial_callbacks(config, task_dir.parent, task_dir.name)],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
 
@@ -128,47 +129,95 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     timings = {} if timings is None else timings
     clock = time.perf_counter()
     from raygex.data.ray_io import collect
-    from raygex.experiment import check_input_files, load_graphs
+    from raygex.experiment import check_graphs, check_input_files, check_tasks, load_graphs
 
     metric, mode = tune_metric(config)
     parse_space(config.search.space, config.graph_choices())  # fail on a bad space before Ray starts
     exp_dir = experiment_dir(config, storage, name)
     check_input_files(config)
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    check_tasks(config)  # labels, genes and graph overlap, read from schemas and graphs only: before any folder
+    check_graphs(config)
     snapshot = exp_dir / CONFIG_SNAPSHOT
-    if not resume or not snapshot.exists():
-        snapshot.write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    if snapshot.exists() and not resume:
+        raise ConfigError(f"experiment {exp_dir.name!r} already exists: continue it with 'raygex resume {exp_dir}' "
+                          f"(or --resume), or choose another --name", path=exp_dir)
+    check_writable(exp_dir)
+    with ExperimentLock(exp_dir) as lock:
+        if lock.stale:
+            echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
+        if not snapshot.exists():
+            write_experiment_snapshot(config, exp_dir)
+        connect(address)
+        check_resources(config)
+        timings["ray_s"], clock = time.perf_counter() - clock, time.perf_counter()
+        seed = config.split.seeds[0]
+        dataset = collect(config.data.expression)  # through Ray Data
+        graphs = load_graphs(config, seed=seed)
+        payloads = {task.name: task_payload(config, task.name, dataset, graphs, seed) for task in config.tasks}
+        timings["data_s"], timings["trials_s"] = time.perf_counter() - clock, 0.0
+        for task in config.tasks:
+            task_dir = exp_dir / task.name
+            board = leaderboard.read(task_dir) if resume else None
+            if board is not None:
+                echo(f"task {task.name}: already finished, kept")
+            else:
+                echo(f"task {task.name}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
+                tuner = _tuner_for_task(config, task_dir, payloads.pop(task.name), resume, echo)
+                clock = time.perf_counter()
+                results = _fit(tuner, config, exp_dir)
+                timings["trials_s"] += time.perf_counter() - clock
+                board = leaderboard.from_results(results, metric, mode)
+                leaderboard.write(board, task_dir)
+                echo(f"\n== {task.name}: leaderboard ({len(board)} trials; winner first) ==")
+                echo(leaderboard.format_table(board))
+            model = exp_dir / "models" / f"{task.name}.pt"
+            if not model.exists():  # a fresh sweep, or a resume after a kill between leaderboard and export
+                model = _export_winner(config, exp_dir, task.name, board, dataset, graphs, echo)
+            _summarise_task(config, exp_dir, task.name, board, model, dataset, graphs, echo)
+        echo(f"\nexperiment: {exp_dir}")
+        for task in config.tasks:
+            model = exp_dir / "models" / f"{task.name}.pt"
+            echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}"
+                 + (f"\n  {' ' * len(task.name)}  model       {model}" if model.exists() else ""))
+        echo(f"  logs: {exp_dir}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+        from raygex.report.html import write_report
 
-    connect(address)
-    check_resources(config)
-    timings["ray_s"], clock = time.perf_counter() - clock, time.perf_counter()
-    seed = config.split.seeds[0]
-    dataset = collect(config.data.expression)  # through Ray Data
-    graphs = load_graphs(config, seed=seed)
-    payloads = {task.name: task_payload(config, task.name, dataset, graphs, seed) for task in config.tasks}
-    timings["data_s"], timings["trials_s"] = time.perf_counter() - clock, 0.0
-    for task in config.tasks:
-        task_dir = exp_dir / task.name
-        if resume and leaderboard.read(task_dir) is not None:
-            echo(f"task {task.name}: already finished, kept")
-            continue
-        echo(f"task {task.name}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
-        tuner = _tuner_for_task(config, task_dir, payloads.pop(task.name), resume, echo)
-        clock = time.perf_counter()
-        results = tuner.fit()
-        timings["trials_s"] += time.perf_counter() - clock
-        board = leaderboard.from_results(results, metric, mode)
-        leaderboard.write(board, task_dir)
-        echo(f"\n== {task.name}: leaderboard ({len(board)} trials; winner first) ==")
-        echo(leaderboard.format_table(board))
-        _export_winner(config, exp_dir, task.name, board, dataset, graphs, echo)
-    echo(f"\nexperiment: {exp_dir}")
-    for task in config.tasks:
-        model = exp_dir / "models" / f"{task.name}.pt"
-        echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}"
-             + (f"\n  {' ' * len(task.name)}  model       {model}" if model.exists() else ""))
-    echo(f"  logs: {exp_dir}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+        echo(f"  report: {write_report(exp_dir)}")
     return exp_dir
+
+
+def write_experiment_snapshot(config: ExperimentConfig, exp_dir: Path) -> None:
+    """The validated config (what `raygex resume` reruns) and the raygex version that made the experiment."""
+    from raygex.experiment_meta import write_experiment_meta
+    from raygex.fileio import atomic_path
+
+    with atomic_path(exp_dir / CONFIG_SNAPSHOT) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    write_experiment_meta(exp_dir)
+
+
+def check_writable(exp_dir: Path) -> None:
+    """Fail before anything starts when the experiment folder cannot be created or written (permissions, full disk)."""
+    probe = exp_dir / ".raygex-write-test"
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"\0" * 65536)
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"storage is not writable: {err.strerror or err}", path=exp_dir) from None
+
+
+def _fit(tuner, config: ExperimentConfig, exp_dir: Path):
+    """``tuner.fit()``, turning Ctrl-C (Tune stops and saves its state first) into a clean, resumable stop."""
+    hint = f"the sweep's state is saved; continue it with 'raygex resume {exp_dir}'"
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        raise SweepInterrupted(hint) from None
+    done = results.num_terminated + results.num_errors
+    if done < config.search.num_samples:
+        raise SweepInterrupted(f"{done} of {config.search.num_samples} trials finished; {hint}")
+    return results
 
 
 def _export_winner(config, exp_dir: Path, task: str, board, dataset, graphs, echo) -> None:
@@ -180,19 +229,40 @@ def _export_winner(config, exp_dir: Path, task: str, board, dataset, graphs, ech
         summary = export_trial(config, exp_dir, task, board, dataset=dataset, graphs=graphs)
     except RaygexError as err:
         echo(f"warning: task {task}: the winner was not exported: {err} (run 'raygex export {exp_dir}' to retry)")
-        return
+        return None
     test = summary["test"].get(config.search.metric.removeprefix("valid_"))
     echo(f"{task}: winner {summary['trial_id']} exported to {summary['model']} ({summary['weights']}; "
          f"test {config.search.metric.removeprefix('valid_')} {test:.4g})" if test is not None else
          f"{task}: winner {summary['trial_id']} exported to {summary['model']}")
+    return Path(summary["model"])
+
+
+def _summarise_task(config, exp_dir: Path, task: str, board, model: Path | None, dataset, graphs, echo) -> None:
+    """Seed runs of each choice's best configuration, the task's figures and its W&B summary run."""
+    from raygex.report.figures import task_figures
+    from raygex.search.seeds import evaluate_seeds
+    from raygex.search.wandb_logging import log_task_summary
+
+    echo(f"{task}: retraining the best configuration of each choice on split seeds {config.split.seeds}")
+    evaluate_seeds(config, exp_dir, task, board, dataset, graphs)
+    figures = task_figures(exp_dir, task, config)
+    log_task_summary(config, exp_dir, task, board, model, figures)
+
+
+def open_experiment(experiment: str | Path) -> tuple[Path, ExperimentConfig]:
+    """An experiment folder and its config, checked: a raygex experiment, made by a raygex that can read it."""
+    from raygex.experiment_meta import read_experiment_meta
+
+    exp_dir = Path(experiment).expanduser().resolve()
+    snapshot = exp_dir / CONFIG_SNAPSHOT
+    if not snapshot.is_file():
+        raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=exp_dir)
+    read_experiment_meta(exp_dir)
+    return exp_dir, load_config(snapshot)
 
 
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``)."""
-    exp_dir = Path(experiment).expanduser().resolve()
-    snapshot = exp_dir / CONFIG_SNAPSHOT
-    if not snapshot.exists():
-        raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=exp_dir)
-    config = load_config(snapshot)
+    exp_dir, config = open_experiment(experiment)
     return run_search(config, address=address, storage=str(exp_dir.parent), name=exp_dir.name, resume=True,
                       echo=echo)

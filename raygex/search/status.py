@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from raygex.config import load_config
 from raygex.search import leaderboard
-from raygex.search.run import CONFIG_SNAPSHOT, tune_metric
+from raygex.search.run import open_experiment, tune_metric
 
 
 def _trial_states(task_dir: Path) -> dict[str, str]:
@@ -29,7 +28,7 @@ def _trial_states(task_dir: Path) -> dict[str, str]:
 
 
 def experiment_status(exp_dir: Path) -> tuple[dict, dict[str, str]]:
-    config = load_config(exp_dir / CONFIG_SNAPSHOT)
+    exp_dir, config = open_experiment(exp_dir)
     metric, _ = tune_metric(config)
     summary = {"experiment": str(exp_dir), "tasks": {}}
     tables = {}

@@ -1,9 +1,15 @@
-"""Kill the driver mid-sweep (SIGKILL), `raygex resume`, and check nothing was lost or run twice."""
+"""Kill the driver (SIGKILL) at three points of a sweep, `raygex resume`, and check nothing was lost or run twice.
+
+Kill points: during the first trial, in the middle (two trials finished), and right after the leaderboard was
+written (while the winner is exported). Each prints its figures: trials finished before the kill, trials after
+the resume, configurations run twice.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -19,6 +25,10 @@ from tests.search.conftest import write_config
 pytestmark = pytest.mark.slow
 MAX_EPOCHS = 6
 NUM_SAMPLES = 8
+SPACE = {"model": ["gcn", "mlp", "lr"], "graph": "all", "depth": {"int": [1, 2]},
+         "channels": {"choice": [4, 8]}, "embedding": {"choice": [1, 4]}, "hidden": {"choice": [16, 32]},
+         "dropout": {"float": [0.0, 0.3]}, "lr": {"loguniform": ["1e-3", "1e-2"]}}
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "WANDB_MODE": "disabled"}
 
 
 def finished_trials(task_dir: Path) -> dict[str, dict]:
@@ -29,6 +39,10 @@ def finished_trials(task_dir: Path) -> dict[str, dict]:
         if lines and (lines[-1].get("done") or lines[-1].get("epoch") == MAX_EPOCHS):
             done[lines[-1]["trial_id"]] = lines[-1]
     return done
+
+
+def any_result(task_dir: Path) -> bool:
+    return any(path.stat().st_size > 0 for path in task_dir.glob("*/result.json"))
 
 
 def kill_tree(process: subprocess.Popen, children: list[psutil.Process]) -> None:
@@ -42,45 +56,78 @@ def kill_tree(process: subprocess.Popen, children: list[psutil.Process]) -> None
     psutil.wait_procs(children, timeout=30)
 
 
-def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, tmp_path):
-    space = {"model": ["gcn", "mlp", "lr"], "graph": "all", "depth": {"int": [1, 2]},
-             "channels": {"choice": [4, 8]}, "embedding": {"choice": [1, 4]}, "hidden": {"choice": [16, 32]},
-             "dropout": {"float": [0.0, 0.3]}, "lr": {"loguniform": ["1e-3", "1e-2"]}}
-    config = write_config(tmp_path / "tiny.yaml", tiny_demo,
-                          tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
-                          search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
-                                  "scheduler": {"kind": "fifo"}, "space": space})
-    experiment = tmp_path / "results" / "tiny"
-    task_dir = experiment / "subtype"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "WANDB_MODE": "offline"}
-    driver = subprocess.Popen([sys.executable, "-m", "raygex", "search", str(config)], env=env,
+def sweep_config(tiny_demo, tmp_path) -> Path:
+    return write_config(tmp_path / "tiny.yaml", tiny_demo,
+                        tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+                        split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0]},
+                        train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
+                        search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
+                                "scheduler": {"kind": "fifo"}, "space": SPACE})
+
+
+def run_until(config: Path, condition, timeout: float = 300) -> None:
+    """Start `raygex search CONFIG` in a child process and SIGKILL it (and its Ray) once ``condition()``."""
+    driver = subprocess.Popen([sys.executable, "-m", "raygex", "search", str(config)], env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     children: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             children = psutil.Process(driver.pid).children(recursive=True) or children
-            if len(finished_trials(task_dir)) >= 2 or driver.poll() is not None:
+            if condition() or driver.poll() is not None:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert driver.poll() is None, "the sweep ended before it could be interrupted"
         children = psutil.Process(driver.pid).children(recursive=True)
     finally:
         kill_tree(driver, children)
-    before = finished_trials(task_dir)
-    assert 2 <= len(before) < NUM_SAMPLES
 
-    resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=env,
+
+def searcher_study(task_dir: Path):
+    """The Optuna study inside Tune's saved searcher state."""
+    state = pickle.loads(sorted(task_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
+    return state["_ot_study"]
+
+
+@pytest.mark.parametrize("kill_point", ["first_trial", "middle", "export"])
+def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, tmp_path, kill_point):
+    config = sweep_config(tiny_demo, tmp_path)
+    experiment = tmp_path / "results" / "tiny"
+    task_dir = experiment / "subtype"
+    condition = {"first_trial": lambda: any_result(task_dir),
+                 "middle": lambda: len(finished_trials(task_dir)) >= 2,
+                 "export": lambda: (task_dir / "leaderboard.parquet").exists()}[kill_point]
+    run_until(config, condition)
+    before = finished_trials(task_dir)
+    board_before = pd.read_parquet(task_dir / "leaderboard.parquet") if kill_point == "export" else None
+
+    resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     board = pd.read_parquet(task_dir / "leaderboard.parquet")
+    configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
+    print(f"\n[{kill_point}] trials finished before the kill: {len(before)}; after resume: "
+          f"{int((board['status'] == 'TERMINATED').sum())}/{NUM_SAMPLES}; configurations run twice: "
+          f"{int(configs.duplicated().sum())}")
     assert len(board) == NUM_SAMPLES, board[["trial_id", "status"]]
     assert (board["status"] == "TERMINATED").all()
     for trial_id, result in before.items():
         row = board[board["trial_id"] == trial_id]
         assert len(row) == 1, f"finished trial {trial_id} lost"
         assert row["best_valid_auc"].iloc[0] == pytest.approx(result["best_valid_auc"])
-    configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
     assert configs.is_unique, "a hyperparameter configuration was run twice"
+    if board_before is not None:  # killed after the leaderboard: it is kept as it was, the export is finished
+        pd.testing.assert_frame_equal(board, board_before)
+    import raygex
+
+    model = raygex.load_model(experiment / "models" / "subtype.pt")
+    assert model.metadata["trial_id"] == board["trial_id"].iloc[0]
+    assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)
+
+    # Optuna's history survived the kill: every trial is in the study once, its best value is the leaderboard's.
+    study = searcher_study(task_dir)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    print(f"[{kill_point}] Optuna study after resume: {len(complete)} complete trials, best {study.best_value:.4f}")
+    assert len(complete) == NUM_SAMPLES
+    assert study.best_value == pytest.approx(board["best_valid_auc"].max())

@@ -1,0 +1,124 @@
+"""`raygex report`: one self-contained HTML page per experiment (figures inlined), readable without a server."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from raygex.fileio import atomic_path
+from raygex.report.figures import gains_table, stopped_by_scheduler, task_figures
+from raygex.search import leaderboard
+
+REPORT_FILE = "report.html"
+TOP_ROWS = 15
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#1a202c}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #cbd5e0;padding:2px 6px}
+th{background:#edf2f7}tr.winner{background:#f0fff4}img{max-width:100%;border:1px solid #e2e8f0;margin:.3em 0}
+section.task{border-top:3px solid #2b6cb0;margin-top:2em}code{background:#edf2f7;padding:0 3px}
+.note{color:#4a5568;font-size:13px}
+"""
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame: pd.DataFrame, winner_first: bool = False) -> str:
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cls = ' class="winner"' if winner_first and i == 0 else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _leaderboard_html(board: pd.DataFrame, config) -> str:
+    shown = board.head(TOP_ROWS).copy()
+    shown["asha_stopped"] = [stopped_by_scheduler(row, config) for _, row in shown.iterrows()]
+    columns = ["rank", "trial_id", *[c for c in shown.columns if c.startswith("config/")],
+               *[c for c in shown.columns if c.startswith(("best_valid_", "best_test_"))],
+               "epoch", "best_epoch", "asha_stopped", "n_params", "time_total_s"]
+    shown = shown[[c for c in columns if c in shown]]
+    shown.columns = [c.removeprefix("config/") for c in shown.columns]
+    return _table(shown, winner_first=True)
+
+
+def _model_html(exp_dir: Path, task: str) -> str:
+    path = exp_dir / "models" / f"{task}.pt"
+    if not path.exists():
+        return '<p class="note">No exported model (run <code>raygex export</code>).</p>'
+    from raygex.inference import load_model
+
+    meta = load_model(path).metadata
+    facts = {"file": str(path), "trial": meta.get("trial_id"), "model": meta["hyperparameters"].get("model"),
+             "graph": (meta.get("graph") or {}).get("name", "none"), "genes": len(meta["genes"]),
+             "classes": ", ".join(meta["classes"]), "weights": meta.get("weights"),
+             "test metrics": json.dumps({k: round(v, 4) for k, v in meta["metrics"]["test"].items()}),
+             "valid metrics": json.dumps({k: round(v, 4) for k, v in meta["metrics"]["valid"].items()}),
+             "dataset sha256": meta["dataset"]["sha256"][:16] + "…", "exported": meta["exported_at"],
+             "versions": json.dumps(meta["versions"])}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    return f"<table>{rows}</table>"
+
+
+def _task_html(exp_dir: Path, task: str, config) -> str:
+    board = leaderboard.read(exp_dir / task)
+    if board is None or board.empty:
+        return (f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>'
+                '<p class="note">No finished sweep yet.</p></section>')
+    figures = task_figures(exp_dir, task, config)
+    metric = config.search.metric.removeprefix("valid_")
+    gains = gains_table(exp_dir, task, config)
+    parts = [f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>',
+             f'<p class="note">{len(board)} trials; winner (green) by best validation {metric}, ties to fewer '
+             'parameters. Test metrics are those of each trial\'s best-validation epoch, never used to select.</p>',
+             '<h3 class="leaderboard">Leaderboard</h3>', _leaderboard_html(board, config),
+             '<h3 class="choices">Graphs, controls and baselines</h3>']
+    if "choices" in figures:
+        parts.append(_image(figures["choices"], f"{task}: {metric} per graph choice"))
+    if len(gains):
+        parts.append(f'<p class="note">Gain of each real graph over its controls on test {metric}, paired by '
+                     'split seed:</p>' + _table(gains))
+    parts.append('<h3 class="hyperparameters">Hyperparameters</h3>')
+    for name in ("hyperparameters", "importances"):
+        if name in figures:
+            parts.append(_image(figures[name], f"{task}: {name}"))
+    parts.append('<h3 class="curves">Learning curves</h3>')
+    if "curves" in figures:
+        parts.append(_image(figures["curves"], f"{task}: learning curves"))
+    parts.append('<h3 class="model">Exported model</h3>' + _model_html(exp_dir, task) + "</section>")
+    return "\n".join(parts)
+
+
+def write_report(experiment: str | Path) -> Path:
+    """Build ``<experiment>/report.html`` from the leaderboards, seed runs, trial histories and models."""
+    from raygex.search.run import open_experiment
+
+    exp_dir, config = open_experiment(experiment)
+    tasks = "".join(f'<li><a href="#task-{html.escape(t.name)}">{html.escape(t.name)}</a> ({t.kind})</li>'
+                    for t in config.tasks)
+    body = "\n".join(_task_html(exp_dir, t.name, config) for t in config.tasks)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>raygex report: {html.escape(config.name)}"
+            f"</title><style>{CSS}</style></head><body><h1>raygex report: {html.escape(config.name)}</h1>"
+            f"<p class='note'>{html.escape(str(exp_dir))} · generated "
+            f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} · graphs: "
+            f"{html.escape(', '.join(config.graph_choices()) or 'none')} · split seeds {config.split.seeds}</p>"
+            f"<ul>{tasks}</ul>{body}</body></html>")
+    path = exp_dir / REPORT_FILE
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return path
