@@ -8,7 +8,7 @@ overrides any value before validation, so configs need no machine-specific paths
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import NamedTuple, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,10 +28,33 @@ class DataConfig(_Model):
 
 
 class SplitConfig(_Model):
-    train: Union[int, float] = 0.6
+    # A list of training-set sizes (the low-data protocol) gives each (task, size) its own study.
+    train: Union[int, float, list[Union[int, float]]] = 0.6
     valid: Union[int, float] = 0.2
     test: Union[int, float, None] = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("train")
+    @classmethod
+    def _sizes(cls, train):
+        if isinstance(train, list):
+            if not train:
+                raise ValueError("split.train must not be an empty list")
+            if len(set(train)) != len(train):
+                raise ValueError(f"split.train sizes must be distinct, but got {train}")
+        return train
+
+    @property
+    def train_sizes(self) -> list[Union[int, float]]:
+        return list(self.train) if isinstance(self.train, list) else [self.train]
+
+
+class Study(NamedTuple):
+    """One search: a task at one training-set size (``name`` is ``<task>-n<size>`` when there are several)."""
+
+    name: str
+    task: object
+    train: Union[int, float]
 
 
 class TrainConfig(_Model):
@@ -99,11 +122,29 @@ class ExperimentConfig(_Model):
             raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
         return self
 
+    def studies(self) -> list[Study]:
+        """Every study of the experiment, task by task, smallest training set first."""
+        sizes = self.split.train_sizes
+        if len(sizes) == 1:
+            return [Study(task.name, task, sizes[0]) for task in self.tasks]
+        return [Study(f"{task.name}-n{size:g}", task, size) for task in self.tasks for size in sizes]
+
+    def study(self, name: str) -> Study:
+        for study in self.studies():
+            if study.name == name:
+                return study
+        raise ConfigError(f"task {name!r} is not in the config (tasks: {[s.name for s in self.studies()]})")
+
     def task(self, name: str):
+        """The task spec of a task or study name."""
         for task in self.tasks:
             if task.name == name:
                 return task
-        raise ConfigError(f"task {name!r} is not in the config (tasks: {[t.name for t in self.tasks]})")
+        return self.study(name).task
+
+    def train_size(self, name: str) -> Union[int, float]:
+        """The training-set size of a task or study name."""
+        return self.study(name).train
 
     def graph_choices(self) -> list[str]:
         """Every graph a GCN trial may use: the configured graphs, then the controls."""

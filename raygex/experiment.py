@@ -115,7 +115,7 @@ def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionData
     """Task arrays for one split seed, with ``graph`` (a name from ``graphs``) aligned to the input genes."""
     spec = config.task(task_name)
     task = build_task(spec, dataset, graphs)
-    split, labels = task.split(train=config.split.train, valid=config.split.valid, test=config.split.test,
+    split, labels = task.split(train=config.train_size(task_name), valid=config.split.valid, test=config.split.test,
                                seed=seed)
     aligned = None
     if graph is not None:

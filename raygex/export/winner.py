@@ -188,7 +188,7 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     from raygex.search.run import open_experiment
 
     exp_dir, config = open_experiment(experiment)
-    names = [task] if task else [t.name for t in config.tasks]
+    names = [task] if task else [study.name for study in config.studies()]
     if task:
         config.task(task)  # a clear error for an unknown task
     if trial_id and not task and len(names) > 1:

@@ -75,6 +75,39 @@ def _model_html(exp_dir: Path, task: str) -> str:
     return f"<table>{rows}</table>"
 
 
+def _headline_html(exp_dir: Path, study: str, config) -> str:
+    """The study's honest summary: the validation-chosen winner over seeds, and each graph vs its control."""
+    from raygex.report.lowdata import headlines, winner_test
+
+    parts = ['<div class="headline">']
+    winner = winner_test(exp_dir, study, config)
+    if winner is not None:
+        what = f"{winner['model']}" + (f" on graph {winner['graph']}" if winner["graph"] else "")
+        spread = (f" ± {winner['test_sd']:.3f} (95% CI [{winner['test_low']:.3f}, {winner['test_high']:.3f}])"
+                  if winner["seeds"] > 1 else " (one split seed)")
+        parts.append(f"<p><b>Winner</b> (chosen on validation): {html.escape(what)}, trial {winner['trial_id']}; "
+                     f"test {winner['metric']} re-evaluated over {winner['seeds']} split seed(s): "
+                     f"{winner['test_mean']:.3f}{spread}.</p>")
+    lines = headlines(exp_dir, study, config)
+    if lines:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+    return "".join(parts) + "</div>"
+
+
+def _sizes_html(exp_dir: Path, task, config) -> str:
+    """For a task searched at several training-set sizes: metric against size, with intervals."""
+    from raygex.report.figures import REPORT_DIR
+    from raygex.report.lowdata import size_figure, size_table
+
+    figure = size_figure(exp_dir, task.name, config, exp_dir / REPORT_DIR / f"{task.name}-sizes.png")
+    if figure is None:
+        return ""
+    table = size_table(exp_dir, task.name, config).sort_values(["choice", "train"])
+    return (f'<section class="task sizes" id="sizes-{html.escape(task.name)}"><h2>Task {html.escape(task.name)}: '
+            f'metric against training-set size</h2><h3 class="sizes">Low-data protocol</h3>'
+            + _image(figure, f"{task.name}: test metric against training-set size") + _table(table) + "</section>")
+
+
 def _task_html(exp_dir: Path, task: str, config) -> str:
     board = leaderboard.read(exp_dir / task)
     if board is None or board.empty:
@@ -86,6 +119,7 @@ def _task_html(exp_dir: Path, task: str, config) -> str:
     parts = [f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>',
              f'<p class="note">{len(board)} trials; winner (green) by best validation {metric}, ties to fewer '
              'parameters. Test metrics are those of each trial\'s best-validation epoch, never used to select.</p>',
+             _headline_html(exp_dir, task, config),
              '<h3 class="leaderboard">Leaderboard</h3>', _leaderboard_html(board, config),
              '<h3 class="choices">Graphs, controls and baselines</h3>']
     if "choices" in figures:
@@ -109,9 +143,10 @@ def write_report(experiment: str | Path) -> Path:
     from raygex.search.run import open_experiment
 
     exp_dir, config = open_experiment(experiment)
-    tasks = "".join(f'<li><a href="#task-{html.escape(t.name)}">{html.escape(t.name)}</a> ({t.kind})</li>'
-                    for t in config.tasks)
-    body = "\n".join(_task_html(exp_dir, t.name, config) for t in config.tasks)
+    tasks = "".join(f'<li><a href="#task-{html.escape(s.name)}">{html.escape(s.name)}</a> ({s.task.kind}, '
+                    f'train {s.train:g})</li>' for s in config.studies())
+    body = "\n".join([_task_html(exp_dir, s.name, config) for s in config.studies()]
+                      + [_sizes_html(exp_dir, t, config) for t in config.tasks])
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>raygex report: {html.escape(config.name)}"
             f"</title><style>{CSS}</style></head><body><h1>raygex report: {html.escape(config.name)}</h1>"
             f"<p class='note'>{html.escape(str(exp_dir))} · generated "

@@ -33,7 +33,7 @@ def build_wandb_report(experiment: str | Path) -> str:
     except Exception as err:  # no login, no network, server down: all mean "no report"
         raise ConfigError(f"--wandb-report: no reachable W&B server ({type(err).__name__}: {err})") from None
     blocks = [wr.H1(f"raygex: {config.name}")]
-    for task in config.tasks:
+    for task in config.studies():
         group = f"{config.name}/{task.name}"
         runset = wr.Runset(entity=entity, project=config.wandb.project, name=group,
                            filters=f"Config('group') == '{group}'")

@@ -18,7 +18,7 @@ from raygex.config import ExperimentConfig, load_config
 from raygex.errors import ConfigError, SweepInterrupted
 from raygex.search import leaderboard
 from raygex.search.lock import ExperimentLock
-from raygex.search.space import define_by_run, parse_space
+from raygex.search.space import choice_points, define_by_run, parse_space
 
 CONFIG_SNAPSHOT = "config.yaml"
 METRIC_MODES = {"auc": "max", "accuracy": "max", "balanced_accuracy": "max", "loss": "min"}
@@ -98,6 +98,7 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
                                   restart_errored=True)
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = OptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
+                            points_to_evaluate=choice_points(parsed, config.search.num_samples),
                             sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
                                 10, max(2, config.search.num_samples // 3))))
     searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
@@ -153,32 +154,33 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
         seed = config.split.seeds[0]
         dataset = collect(config.data.expression)  # through Ray Data
         graphs = load_graphs(config, seed=seed)
-        payloads = {task.name: task_payload(config, task.name, dataset, graphs, seed) for task in config.tasks}
+        studies = [study.name for study in config.studies()]
+        payloads = {name: task_payload(config, name, dataset, graphs, seed) for name in studies}
         timings["data_s"], timings["trials_s"] = time.perf_counter() - clock, 0.0
-        for task in config.tasks:
-            task_dir = exp_dir / task.name
+        for task in studies:
+            task_dir = exp_dir / task
             board = leaderboard.read(task_dir) if resume else None
             if board is not None:
-                echo(f"task {task.name}: already finished, kept")
+                echo(f"task {task}: already finished, kept")
             else:
-                echo(f"task {task.name}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
-                tuner = _tuner_for_task(config, task_dir, payloads.pop(task.name), resume, echo)
+                echo(f"task {task}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
+                tuner = _tuner_for_task(config, task_dir, payloads.pop(task), resume, echo)
                 clock = time.perf_counter()
                 results = _fit(tuner, config, exp_dir)
                 timings["trials_s"] += time.perf_counter() - clock
                 board = leaderboard.from_results(results, metric, mode)
                 leaderboard.write(board, task_dir)
-                echo(f"\n== {task.name}: leaderboard ({len(board)} trials; winner first) ==")
+                echo(f"\n== {task}: leaderboard ({len(board)} trials; winner first) ==")
                 echo(leaderboard.format_table(board))
-            model = exp_dir / "models" / f"{task.name}.pt"
+            model = exp_dir / "models" / f"{task}.pt"
             if not model.exists():  # a fresh sweep, or a resume after a kill between leaderboard and export
-                model = _export_winner(config, exp_dir, task.name, board, dataset, graphs, echo)
-            _summarise_task(config, exp_dir, task.name, board, model, dataset, graphs, echo)
+                model = _export_winner(config, exp_dir, task, board, dataset, graphs, echo)
+            _summarise_task(config, exp_dir, task, board, model, dataset, graphs, echo)
         echo(f"\nexperiment: {exp_dir}")
-        for task in config.tasks:
-            model = exp_dir / "models" / f"{task.name}.pt"
-            echo(f"  {task.name}: leaderboard {exp_dir / task.name / leaderboard.LEADERBOARD_FILE}"
-                 + (f"\n  {' ' * len(task.name)}  model       {model}" if model.exists() else ""))
+        for task in studies:
+            model = exp_dir / "models" / f"{task}.pt"
+            echo(f"  {task}: leaderboard {exp_dir / task / leaderboard.LEADERBOARD_FILE}"
+                 + (f"\n  {' ' * len(task)}  model       {model}" if model.exists() else ""))
         echo(f"  logs: {exp_dir}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
         from raygex.report.html import write_report
 

@@ -131,3 +131,22 @@ class DefineByRun:
 
 def define_by_run(parsed: dict[str, tuple[str, Any]]) -> DefineByRun:
     return DefineByRun(parsed)
+
+
+def choice_points(parsed: dict[str, tuple[str, Any]], limit: int) -> list[dict]:
+    """One enqueued trial per choice (each baseline family, and the GCN on every graph and control), so every
+    study contains its controls whatever TPE would have sampled; the other parameters are still sampled.
+
+    Only ``choice`` parameters are pinned; at most ``limit`` points (the study's trial budget).
+    """
+    kind, models = parsed["model"]
+    models = models if kind == "choice" else [models]
+    points: list[dict] = []
+    for model in [m for m in models if m != "gcn"] + (["gcn"] if "gcn" in models else []):
+        pinned = {"model": model} if kind == "choice" else {}
+        graph_kind, graphs = parsed.get("graph", ("const", None))
+        if model == "gcn" and graph_kind == "choice":
+            points += [{**pinned, "graph": graph} for graph in graphs]
+        else:
+            points.append(pinned)
+    return [p for p in points if p][:limit]

@@ -32,7 +32,7 @@ def experiment_status(exp_dir: Path) -> tuple[dict, dict[str, str]]:
     metric, _ = tune_metric(config)
     summary = {"experiment": str(exp_dir), "tasks": {}}
     tables = {}
-    for task in config.tasks:
+    for task in config.studies():
         task_dir = exp_dir / task.name
         board = leaderboard.read(task_dir)
         states = _trial_states(task_dir) if task_dir.exists() else {}

@@ -43,6 +43,9 @@ def test_every_task_has_a_complete_leaderboard(finished_sweep):
             lr_rows = board[board["config/model"] == "lr"]
             assert lr_rows.filter(items=["config/hidden", "config/dropout"]).isna().all().all()
         assert board["best_test_auc"].notna().all()
+        # Every study contains its controls and baselines: one enqueued trial per choice (6 here = num_samples).
+        choices = {f"gcn/{g}" if m == "gcn" else m for m, g in zip(board["config/model"], board["config/graph"])}
+        assert choices == {"mlp", "lr", "gcn/true", "gcn/decoy", "gcn/random", "gcn/empty"}
 
 
 def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):

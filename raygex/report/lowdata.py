@@ -1,0 +1,119 @@
+"""The honest numbers: the validation-chosen winner's test metric over seeds, graph-vs-control gains with 95 %
+intervals, and metric against training-set size (the seed paper's low-data question).
+
+Everything here reads ``<study>/seeds.parquet`` (each choice's best configuration retrained on every split seed)
+and the leaderboard. The winner is the leaderboard's rank 1, chosen on validation only; its reported test metric
+is the mean over seeds of that configuration, never the best test metric over trials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raygex.search import leaderboard
+from raygex.search.seeds import CONTROL_KINDS, read_seeds
+
+
+def interval(values) -> tuple[float, float, float, float]:
+    """(mean, sd, low, high): the mean with its two-sided 95 % Student-t interval (NaN bounds for one value)."""
+    from scipy import stats
+
+    values = np.asarray([v for v in values if v == v], dtype=float)
+    if len(values) == 0:
+        return (float("nan"),) * 4
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    sd = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(values) - 1) * sd / np.sqrt(len(values)))
+    return mean, sd, mean - half, mean + half
+
+
+def winner_test(exp_dir: Path, study: str, config) -> dict | None:
+    """The validation-chosen winner and its test metric re-evaluated over every split seed."""
+    board = leaderboard.read(Path(exp_dir) / study)
+    seeds = read_seeds(exp_dir, study)
+    if board is None or board.empty or seeds is None:
+        return None
+    metric = config.search.metric.removeprefix("valid_")
+    winner = board[board["status"] != "ERROR"].iloc[0]
+    rows = seeds[seeds["trial_id"] == str(winner["trial_id"])]
+    mean, sd, low, high = interval(rows[f"test_{metric}"])
+    return {"study": study, "trial_id": str(winner["trial_id"]), "model": winner.get("config/model"),
+            "graph": winner.get("config/graph") if winner.get("config/model") == "gcn" else None,
+            "metric": metric, "test_mean": mean, "test_sd": sd, "test_low": low, "test_high": high,
+            "seeds": int(rows["seed"].nunique()), "valid_on_search_split": float(winner[f"best_valid_{metric}"])}
+
+
+def headlines(exp_dir: Path, study: str, config) -> list[str]:
+    """One sentence per real graph: does it beat its randomised control on test, with a 95 % interval?"""
+    seeds = read_seeds(exp_dir, study)
+    if seeds is None or seeds.empty:
+        return []
+    metric = config.search.metric.removeprefix("valid_")
+    wide = seeds.pivot_table(index="seed", columns="choice", values=f"test_{metric}")
+    control = "gcn/random" if "gcn/random" in wide else None
+    size = config.train_size(study)
+    sentences = []
+    for choice in wide.columns:
+        if not choice.startswith("gcn/") or choice.split("/", 1)[1] in CONTROL_KINDS:
+            continue
+        graph = choice.split("/", 1)[1]
+        if control is None:
+            sentences.append(f"graph {graph}: no randomised control in this study, so no claim about the graph")
+            continue
+        mean, _, low, high = interval((wide[choice] - wide[control]).dropna())
+        n = len((wide[choice] - wide[control]).dropna())
+        if n < 2:
+            sentences.append(f"graph {graph} vs its randomised control at n = {size:g}: {mean:+.3f} {metric} on one "
+                             f"split seed — not enough seeds for an interval")
+        elif low > 0:
+            sentences.append(f"graph {graph} improves {metric} by {mean:.3f} (95% CI [{low:.3f}, {high:.3f}]) over "
+                             f"its randomised control at n = {size:g}")
+        else:
+            sentences.append(f"graph {graph} does not improve {metric} over its randomised control at n = {size:g}: "
+                             f"{mean:+.3f} (95% CI [{low:.3f}, {high:.3f}], {n} seeds)")
+    return sentences
+
+
+def size_table(exp_dir: Path, task: str, config) -> pd.DataFrame:
+    """Per train size and choice: test metric mean, sd and 95 % interval over seeds."""
+    metric = config.search.metric.removeprefix("valid_")
+    rows = []
+    for study in config.studies():
+        if study.task.name != task:
+            continue
+        seeds = read_seeds(exp_dir, study.name)
+        if seeds is None:
+            continue
+        for choice, group in seeds.groupby("choice"):
+            mean, sd, low, high = interval(group[f"test_{metric}"])
+            rows.append({"train": study.train, "choice": choice, "mean": mean, "sd": sd, "low": low, "high": high,
+                         "seeds": int(group["seed"].nunique())})
+    return pd.DataFrame(rows)
+
+
+def size_figure(exp_dir: Path, task: str, config, path: Path) -> Path | None:
+    """Test metric against training-set size per model family and graph (mean ± sd over seeds)."""
+    from raygex.report.figures import COLOURS, _pyplot, _save, choice_kind
+
+    table = size_table(exp_dir, task, config)
+    if table.empty or table["train"].nunique() < 2:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for choice, group in table.groupby("choice"):
+        group = group.sort_values("train")
+        kind = choice_kind(choice)
+        ax.errorbar(group["train"], group["mean"], yerr=group["sd"].fillna(0), marker="o", capsize=3,
+                    label=choice, linestyle="-" if kind == "graph" else "--" if kind == "control" else ":",
+                    color=None if kind == "graph" else COLOURS[kind] if kind == "control" else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel(f"test {config.search.metric.removeprefix('valid_')}")
+    ax.set_title(f"{task}: best configuration per choice, mean ± sd over split seeds", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,72 @@
+"""The low-data protocol's honesty rules, on planted leaderboards and seed runs (no sweep needed)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from raygex.config import load_config
+from raygex.report.lowdata import headlines, interval, size_table, winner_test
+from raygex.search import leaderboard
+from raygex.search.seeds import SEEDS_FILE
+
+
+@pytest.fixture
+def planted(tmp_path):
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "name": "p", "data": {"expression": "x.parquet"}, "graphs": {"net": "g.parquet"}, "controls": ["random"],
+        "tasks": [{"name": "t", "kind": "classify", "label": "y"}],
+        "split": {"train": [50, 200], "valid": 50, "test": 100, "seeds": [0, 1, 2]}}))
+    config = load_config(config_path)
+    exp = tmp_path / "exp"
+    # Trial "lucky" has the best TEST metric of all but not the best validation metric: it must not be reported.
+    board = pd.DataFrame({"trial_id": ["chosen", "lucky", "rand"], "status": ["TERMINATED"] * 3,
+                          "config/model": ["gcn", "mlp", "gcn"], "config/graph": ["net", None, "random"],
+                          "best_valid_auc": [0.80, 0.79, 0.70], "best_test_auc": [0.70, 0.95, 0.60],
+                          "n_params": [10, 10, 10], "path": ["a", "b", "c"]})
+    for study, gain in (("t-n50", 0.10), ("t-n200", 0.001)):
+        (exp / study).mkdir(parents=True)
+        leaderboard.write(board.assign(rank=[1, 2, 3]), exp / study)
+        rows = []
+        for seed, noise in zip((0, 1, 2), (0.0, 0.01, -0.01)):
+            base = 0.70 + noise
+            rows += [{"choice": "gcn/net", "trial_id": "chosen", "seed": seed, "valid_auc": 0.8, "test_auc": base + gain},
+                     {"choice": "mlp", "trial_id": "lucky", "seed": seed, "valid_auc": 0.79, "test_auc": 0.72},
+                     {"choice": "gcn/random", "trial_id": "rand", "seed": seed, "valid_auc": 0.7,
+                      "test_auc": base + (0.0 if gain > 0.01 else (0.02 if seed == 1 else -0.02))}]
+        pd.DataFrame(rows).to_parquet(exp / study / SEEDS_FILE)
+    return config, exp
+
+
+def test_the_reported_test_metric_is_the_validation_winner_over_seeds(planted):
+    config, exp = planted
+    winner = winner_test(exp, "t-n50", config)
+    assert winner["trial_id"] == "chosen"  # not "lucky", whose single-split test AUC (0.95) was the best
+    mean, sd, low, high = interval([0.80, 0.81, 0.79])
+    assert winner["test_mean"] == pytest.approx(mean) and winner["seeds"] == 3
+    assert winner["test_low"] == pytest.approx(low) and winner["test_high"] == pytest.approx(high)
+    assert low < mean < high and sd == pytest.approx(0.01)
+
+
+def test_headlines_claim_a_gain_only_when_its_interval_excludes_zero(planted):
+    config, exp = planted
+    [clear] = headlines(exp, "t-n50", config)
+    assert clear.startswith("graph net improves auc by 0.100 (95% CI [") and "at n = 50" in clear
+    [unclear] = headlines(exp, "t-n200", config)
+    assert unclear.startswith("graph net does not improve auc over its randomised control at n = 200")
+
+
+def test_size_table_has_every_size_and_choice(planted):
+    config, exp = planted
+    table = size_table(exp, "t", config)
+    assert sorted(table["train"].unique()) == [50, 200]
+    assert set(table["choice"]) == {"gcn/net", "mlp", "gcn/random"}
+    assert (table["seeds"] == 3).all()
+
+
+def test_a_list_of_train_sizes_makes_one_study_per_task_and_size(planted):
+    config, _ = planted
+    assert [s.name for s in config.studies()] == ["t-n50", "t-n200"]
+    assert config.train_size("t-n200") == 200 and config.task("t-n50").name == "t"
