@@ -34,9 +34,9 @@ def build_wandb_report(experiment: str | Path) -> str:
         raise ConfigError(f"--wandb-report: no reachable W&B server ({type(err).__name__}: {err})") from None
     blocks = [wr.H1(f"raygex: {config.name}")]
     for task in config.studies():
-        group = f"{config.name}/{task.name}"
+        group = f"{exp_dir.name}/{task.name}"  # the trial and summary runs' group (the folder may differ from name)
         runset = wr.Runset(entity=entity, project=config.wandb.project, name=group,
-                           filters=f"Config('group') == '{group}'")
+                           filters=f"Metric('group') == '{group}'")
         blocks += [wr.H2(f"Task {task.name}"), wr.PanelGrid(runsets=[runset], panels=[
             wr.LinePlot(x="epoch", y=[config.search.metric]),
             wr.BarPlot(metrics=[f"best_{config.search.metric}"], groupby="model"),

@@ -32,7 +32,7 @@ def from_results(results, metric: str, mode: str) -> pd.DataFrame:
                "status": "ERROR" if result.error else "TERMINATED",
                "error": _reason(result.error) if result.error else None}
         row.update({f"config/{k}": v for k, v in config.items()})
-        for key in ("epoch", "best_epoch", "n_params", "time_total_s", "node_id", "device", "private_mb",
+        for key in ("epoch", "best_epoch", "n_params", "time_total_s", "node_id", "device", "gpu_ids", "private_mb",
                     "private_epoch1_mb", "shares_memory", "worker_trial"):
             row[key] = last.get(key)
         for key, value in last.items():

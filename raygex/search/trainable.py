@@ -66,7 +66,8 @@ def train_fn(config: dict, payload: dict) -> None:
         if not n_params:
             n_params["n"] = sum(p.numel() for p in state.model.parameters())
             memory["private_epoch1_mb"] = private_memory_mb()
-        metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device), **memory}
+        metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device),
+                   "gpu_ids": [str(g) for g in ray.get_gpu_ids()], **memory}  # the GPUs Ray assigned it
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
         if row["epoch"] % every == 0 or last:
             with tempfile.TemporaryDirectory() as folder:
