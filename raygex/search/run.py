@@ -83,7 +83,8 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+
+    from raygex.search.searcher import ResumableOptunaSearch
 
     from raygex.search.progress import TrialProgress
     from raygex.search.trainable import train_fn
@@ -97,7 +98,7 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
         return tune.Tuner.restore(str(task_dir), trainable, resume_unfinished=True, resume_errored=False,
                                   restart_errored=True)
     parsed = parse_space(config.search.space, config.graph_choices())
-    searcher = OptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
+    searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
                             points_to_evaluate=choice_points(parsed, config.search.num_samples),
                             sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
                                 10, max(2, config.search.num_samples // 3))))
