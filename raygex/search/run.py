@@ -83,10 +83,8 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
-
-    from raygex.search.searcher import ResumableOptunaSearch
-
     from raygex.search.progress import TrialProgress
+    from raygex.search.searcher import ResumableOptunaSearch
     from raygex.search.trainable import train_fn
     from raygex.search.wandb_logging import trial_callbacks
 
@@ -95,8 +93,11 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
     metric, mode = tune_metric(config)
     progress = TrialProgress(task_dir.name, config.search.num_samples, metric, mode, echo)
     if resume and tune.Tuner.can_restore(str(task_dir)):
-        return tune.Tuner.restore(str(task_dir), trainable, resume_unfinished=True, resume_errored=False,
-                                  restart_errored=True)
+        _repair_tuner_state(task_dir)
+        tuner = tune.Tuner.restore(str(task_dir), trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=True)
+        _back_up_tuner_state(task_dir)
+        return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
                             points_to_evaluate=choice_points(parsed, config.search.num_samples),
@@ -107,7 +108,7 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
     scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
                                grace_period=min(config.search.scheduler.grace_period, max_t))
                  if config.search.scheduler.kind == "asha" else FIFOScheduler())
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         # reuse_actors: a finished trial's worker process (torch imported, payload mapped) takes the next trial,
         # which saves seconds of process start per trial on small machines.
@@ -117,6 +118,38 @@ def _tuner_for_task(config: ExperimentConfig, task_dir: Path, payload: dict, res
                                   callbacks=[progress, *trial_callbacks(config, task_dir.parent, task_dir.name)],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
+    _back_up_tuner_state(task_dir)
+    return tuner
+
+
+TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
+
+
+def _loadable(path: Path) -> bool:
+    import pickle
+
+    try:
+        pickle.loads(path.read_bytes())
+    except Exception:  # empty, truncated, or unreadable: any of them breaks Tuner.restore
+        return False
+    return True
+
+
+def _back_up_tuner_state(task_dir: Path) -> None:
+    """Keep a good copy of Tune's ``tuner.pkl``: Tune rewrites it in place, so a kill mid-write truncates it."""
+    from raygex.fileio import atomic_path
+
+    state = task_dir / TUNER_STATE
+    if state.exists() and _loadable(state):
+        with atomic_path(task_dir / TUNER_BACKUP) as tmp:
+            Path(tmp).write_bytes(state.read_bytes())
+
+
+def _repair_tuner_state(task_dir: Path) -> None:
+    """Put the last good ``tuner.pkl`` back when a killed driver left it truncated (found by bench soak)."""
+    state, backup = task_dir / TUNER_STATE, task_dir / TUNER_BACKUP
+    if not _loadable(state) and backup.exists() and _loadable(backup):
+        state.write_bytes(backup.read_bytes())
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,

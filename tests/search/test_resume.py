@@ -100,6 +100,8 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     run_until(config, condition)
     before = finished_trials(task_dir)
     board_before = pd.read_parquet(task_dir / "leaderboard.parquet") if kill_point == "export" else None
+    if kill_point == "first_trial":  # as a kill during Tune's in-place rewrite of tuner.pkl leaves it
+        (task_dir / "tuner.pkl").write_bytes(b"")
 
     resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
                              capture_output=True, text=True, timeout=600)
