@@ -104,6 +104,8 @@ class ExperimentConfig(_Model):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     storage: str = "results"
     wandb: WandbConfig = Field(default_factory=WandbConfig)
+    # Published numbers to show beside ours in the report: {task: {model family: test metric}}.
+    reference: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @field_validator("graphs")
     @classmethod
@@ -118,6 +120,9 @@ class ExperimentConfig(_Model):
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, but got {names}")
+        unknown = sorted(set(self.reference) - set(names))
+        if unknown:
+            raise ValueError(f"reference names unknown task(s) {unknown} (tasks: {names})")
         if self.controls and not self.graphs:
             raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
         return self

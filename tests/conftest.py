@@ -14,6 +14,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_ray_left_behind():
+    """Each test starts without a Ray connection or a RAY_ADDRESS left by an earlier one.
+
+    ``ray.init(address=...)`` (simulated clusters) exports RAY_ADDRESS; a later sweep would then try to join a
+    cluster that no longer exists.
+    """
+    address = os.environ.get("RAY_ADDRESS")
+    yield
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    if address is None:
+        os.environ.pop("RAY_ADDRESS", None)
+    else:
+        os.environ["RAY_ADDRESS"] = address
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real data in ../shared/data; tests using it skip when it is absent (a user's clone has none)."""

@@ -88,6 +88,15 @@ def _headline_html(exp_dir: Path, study: str, config) -> str:
         parts.append(f"<p><b>Winner</b> (chosen on validation): {html.escape(what)}, trial {winner['trial_id']}; "
                      f"test {winner['metric']} re-evaluated over {winner['seeds']} split seed(s): "
                      f"{winner['test_mean']:.3f}{spread}.</p>")
+    task_name = config.task(study).name
+    if task_name in config.reference:
+        from raygex.report.lowdata import choice_means
+
+        ours = choice_means(exp_dir, study, config)
+        published = ", ".join(f"{family} {value:.3f}" + (f" (ours {ours[family]:.3f})" if family in ours else "")
+                              for family, value in config.reference[task_name].items())
+        parts.append(f"<p><b>Published reference</b> (test {winner['metric'] if winner else 'metric'}): "
+                     f"{html.escape(published)}.</p>")
     lines = headlines(exp_dir, study, config)
     if lines:
         parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")

@@ -48,6 +48,22 @@ def winner_test(exp_dir: Path, study: str, config) -> dict | None:
             "seeds": int(rows["seed"].nunique()), "valid_on_search_split": float(winner[f"best_valid_{metric}"])}
 
 
+def choice_means(exp_dir: Path, study: str, config) -> dict[str, float]:
+    """Per model family, the best choice's test metric averaged over seeds (to set beside published numbers)."""
+    seeds = read_seeds(exp_dir, study)
+    if seeds is None or seeds.empty:
+        return {}
+    metric = config.search.metric.removeprefix("valid_")
+    means = seeds.groupby("choice")[f"test_{metric}"].mean()
+    families: dict[str, float] = {}
+    for choice, value in means.items():
+        family = choice.split("/", 1)[0]
+        if choice.split("/", 1)[-1] in CONTROL_KINDS and family == "gcn":
+            continue  # a control is not the family's result
+        families[family] = max(families.get(family, float("-inf")), float(value))
+    return families
+
+
 def headlines(exp_dir: Path, study: str, config) -> list[str]:
     """One sentence per real graph: does it beat its randomised control on test, with a 95 % interval?"""
     seeds = read_seeds(exp_dir, study)

@@ -28,7 +28,8 @@ NUM_SAMPLES = 8
 SPACE = {"model": ["gcn", "mlp", "lr"], "graph": "all", "depth": {"int": [1, 2]},
          "channels": {"choice": [4, 8]}, "embedding": {"choice": [1, 4]}, "hidden": {"choice": [16, 32]},
          "dropout": {"float": [0.0, 0.3]}, "lr": {"loguniform": ["1e-3", "1e-2"]}}
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "WANDB_MODE": "disabled"}
+ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_USAGE_STATS_ENABLED": "0",
+       "WANDB_MODE": "disabled"}
 
 
 def finished_trials(task_dir: Path) -> dict[str, dict]:
@@ -67,8 +68,9 @@ def sweep_config(tiny_demo, tmp_path) -> Path:
 
 def run_until(config: Path, condition, timeout: float = 300) -> None:
     """Start `raygex search CONFIG` in a child process and SIGKILL it (and its Ray) once ``condition()``."""
+    log = config.parent / "driver.log"
     driver = subprocess.Popen([sys.executable, "-m", "raygex", "search", str(config)], env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + timeout
@@ -77,7 +79,7 @@ def run_until(config: Path, condition, timeout: float = 300) -> None:
             if condition() or driver.poll() is not None:
                 break
             time.sleep(0.2)
-        assert driver.poll() is None, "the sweep ended before it could be interrupted"
+        assert driver.poll() is None, f"the sweep ended before it could be interrupted: {log.read_text()[-3000:]}"
         children = psutil.Process(driver.pid).children(recursive=True)
     finally:
         kill_tree(driver, children)
