@@ -16,18 +16,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(autouse=True)
 def _no_ray_left_behind():
-    """Each test starts without a Ray connection or a RAY_ADDRESS left by an earlier one.
+    """Each test starts without a RAY_ADDRESS left by an earlier one.
 
     ``ray.init(address=...)`` (simulated clusters) exports RAY_ADDRESS; a later sweep would then try to join a
-    cluster that no longer exists.
+    cluster that no longer exists. (Connections themselves are closed by the tests that open them.)
     """
     address = os.environ.get("RAY_ADDRESS")
     yield
-    import sys
-
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
     if address is None:
         os.environ.pop("RAY_ADDRESS", None)
     else:

@@ -43,8 +43,11 @@ def test_shares_memory_tells_object_store_views_from_own_arrays():
     from raygex.search.run import connect
 
     connect(None, num_cpus=1)
-    shared = ray.get(ray.put(_data(np.ones((4, 2), dtype=np.float32))))
-    assert shares_memory(shared)
+    try:
+        shared = ray.get(ray.put(_data(np.ones((4, 2), dtype=np.float32))))
+        assert shares_memory(shared)
+    finally:
+        ray.shutdown()
     assert not shares_memory(_data(np.ones((4, 2), dtype=np.float32)))
 
 
