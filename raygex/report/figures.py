@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from raygex.search import leaderboard
-from raygex.search.seeds import CONTROL_KINDS, best_per_choice, gains_over_controls, read_seeds
+from raygex.search.seeds import CONTROL_KINDS, best_per_choice, read_seeds
 
 REPORT_DIR = "report"
 DPI = 90
@@ -216,4 +216,7 @@ def gains_table(exp_dir: Path, task: str, config) -> pd.DataFrame:
     seeds = read_seeds(exp_dir, task)
     if seeds is None or seeds.empty:
         return pd.DataFrame()
-    return gains_over_controls(seeds, f"test_{config.search.metric.removeprefix('valid_')}")
+    from raygex.report.lowdata import gains_over_controls
+
+    gains = gains_over_controls(seeds, f"test_{config.search.metric.removeprefix('valid_')}")
+    return gains.drop(columns=["low", "high"], errors="ignore")

@@ -48,6 +48,26 @@ def winner_test(exp_dir: Path, study: str, config) -> dict | None:
             "seeds": int(rows["seed"].nunique()), "valid_on_search_split": float(winner[f"best_valid_{metric}"])}
 
 
+def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame:
+    """Per real graph and control: graph − control on ``metric_column``, paired by seed (mean, sd, 95 % interval)."""
+    from raygex.report.figures import choice_kind
+
+    wide = seeds.pivot_table(index="seed", columns="choice", values=metric_column)
+    rows = []
+    for choice in wide.columns:
+        if choice_kind(choice) != "graph":
+            continue
+        for control in CONTROL_KINDS:
+            other = f"gcn/{control}"
+            if other in wide:
+                diff = (wide[choice] - wide[other]).dropna()
+                if len(diff):
+                    mean, sd, low, high = interval(diff)
+                    rows.append({"graph": choice.split("/", 1)[1], "control": control, "gain_mean": mean,
+                                 "gain_sd": sd, "seeds": len(diff), "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
 def choice_means(exp_dir: Path, study: str, config) -> dict[str, float]:
     """Per model family, the best choice's test metric averaged over seeds (to set beside published numbers)."""
     seeds = read_seeds(exp_dir, study)
@@ -69,20 +89,22 @@ def headlines(exp_dir: Path, study: str, config) -> list[str]:
     seeds = read_seeds(exp_dir, study)
     if seeds is None or seeds.empty:
         return []
+    from raygex.report.figures import choice_kind
+
     metric = config.search.metric.removeprefix("valid_")
-    wide = seeds.pivot_table(index="seed", columns="choice", values=f"test_{metric}")
-    control = "gcn/random" if "gcn/random" in wide else None
     size = config.train_size(study)
+    gains = gains_over_controls(seeds, f"test_{metric}")
+    against_random = {} if gains.empty else {row.graph: row for row in gains[gains["control"] == "random"].itertuples()}
     sentences = []
-    for choice in wide.columns:
-        if not choice.startswith("gcn/") or choice.split("/", 1)[1] in CONTROL_KINDS:
+    for choice in sorted(set(seeds["choice"])):
+        if choice_kind(choice) != "graph":
             continue
         graph = choice.split("/", 1)[1]
-        if control is None:
+        if graph not in against_random:
             sentences.append(f"graph {graph}: no randomised control in this study, so no claim about the graph")
             continue
-        mean, _, low, high = interval((wide[choice] - wide[control]).dropna())
-        n = len((wide[choice] - wide[control]).dropna())
+        gain = against_random[graph]
+        mean, low, high, n = gain.gain_mean, gain.low, gain.high, gain.seeds
         if n < 2:
             sentences.append(f"graph {graph} vs its randomised control at n = {size:g}: {mean:+.3f} {metric} on one "
                              f"split seed — not enough seeds for an interval")

@@ -82,20 +82,3 @@ def evaluate_seeds(config, exp_dir: Path, task: str, board: pd.DataFrame, datase
 def read_seeds(exp_dir: Path, task: str) -> pd.DataFrame | None:
     path = Path(exp_dir) / task / SEEDS_FILE
     return pd.read_parquet(path) if path.exists() else None
-
-
-def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame:
-    """Per real graph and control: mean and sd over seeds of (graph − control), paired by seed."""
-    wide = seeds.pivot_table(index="seed", columns="choice", values=metric_column)
-    rows = []
-    for choice in wide.columns:
-        if not choice.startswith("gcn/") or choice.split("/", 1)[1] in CONTROL_KINDS:
-            continue
-        for control in CONTROL_KINDS:
-            other = f"gcn/{control}"
-            if other in wide:
-                diff = (wide[choice] - wide[other]).dropna()
-                if len(diff):
-                    rows.append({"graph": choice.split("/", 1)[1], "control": control, "gain_mean": diff.mean(),
-                                 "gain_sd": diff.std(ddof=1) if len(diff) > 1 else float("nan"), "seeds": len(diff)})
-    return pd.DataFrame(rows)
