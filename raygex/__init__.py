@@ -1,8 +1,8 @@
 """raygex: distributed hyperparameter search for graph convolutional networks over gene expression."""
 
 from raygex.errors import RaygexError
+from raygex.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["RaygexError", "__version__", "load_model"]
 
 

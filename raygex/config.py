@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raygex.errors import ConfigError
+from raygex.graphs.controls import CONTROL_KINDS, GRAPH_CONTROLS
+from raygex.metrics import MODE
 from raygex.tasks import TaskSpec
-
-CONTROL_CHOICES = ("random", "empty")
 
 
 class _Model(BaseModel):
@@ -96,7 +96,7 @@ class ExperimentConfig(_Model):
     name: str
     data: DataConfig
     graphs: dict[str, str] = Field(default_factory=dict)
-    controls: list[Literal["random", "empty"]] = Field(default_factory=list)
+    controls: list[str] = Field(default_factory=list)
     tasks: list[TaskSpec] = Field(min_length=1)
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -110,10 +110,22 @@ class ExperimentConfig(_Model):
     @field_validator("graphs")
     @classmethod
     def _graph_names(cls, graphs: dict[str, str]) -> dict[str, str]:
-        clash = set(graphs) & set(CONTROL_CHOICES)
+        clash = set(graphs) & set(CONTROL_KINDS)
         if clash:
             raise ValueError(f"graph names {sorted(clash)} are reserved for controls")
         return graphs
+
+    @field_validator("controls")
+    @classmethod
+    def _control_kinds(cls, controls: list[str]) -> list[str]:
+        for kind in controls:
+            if kind not in CONTROL_KINDS:
+                raise ValueError(f"controls must be among {list(GRAPH_CONTROLS)}, but got {kind!r}")
+            if kind not in GRAPH_CONTROLS:
+                raise ValueError(f"controls: {kind!r} is built from each study's training rows, which configs "
+                                 f"cannot ask for yet (available: {list(GRAPH_CONTROLS)}); build one with "
+                                 f"'raygex graph control' and list it under 'graphs'")
+        return controls
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
@@ -123,6 +135,12 @@ class ExperimentConfig(_Model):
         unknown = sorted(set(self.reference) - set(names))
         if unknown:
             raise ValueError(f"reference names unknown task(s) {unknown} (tasks: {names})")
+        wanted = f"valid_{self.train.metric}"
+        if self.search.metric != wanted:
+            known = [f"valid_{m}" for m in MODE]
+            rule = (f"trials track the best epoch of train.metric ({self.train.metric!r}) only" if
+                    self.search.metric in known else f"one of {known}")
+            raise ValueError(f"search.metric must be {wanted!r} ({rule}), but got {self.search.metric!r}")
         if self.controls and not self.graphs:
             raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
         return self

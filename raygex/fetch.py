@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from raygex import __version__
+from raygex.version import __version__
 from raygex.errors import ConfigError, DownloadError
 from raygex.fileio import atomic_path, sha256_file
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_auc_score
 
-# Which direction is better, for early stopping and for the search.
+# The metrics a trial computes and which direction is better (early stopping, the search, reports): the one
+# registry of metric names.
 MODE = {"auc": "max", "accuracy": "max", "balanced_accuracy": "max", "loss": "min"}
 
 

@@ -20,7 +20,7 @@ def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None)
     if address is not None or input_path.is_dir():  # a directory of Parquet parts: Ray Data reads them in parallel
         from raygex.data import canonical
         from raygex.data.ray_io import read_expression
-        from raygex.search.run import connect
+        from raygex.ray_session import connect
 
         genes = canonical.read_genes(input_path)  # a bad dataset is an error before Ray starts
         connect(None if address in (None, "auto") else address)

@@ -687,7 +687,7 @@ SCHEMA_CHECKED = ("task-label-column-missing", "task-where-column-missing", "tas
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if c.id in SCHEMA_CHECKED])
 def test_check_tasks_finds_task_errors_from_the_schema_alone(case: Case, ctx: Ctx, tmp_path, monkeypatch):
     """What `raygex search` can check before Ray starts: the same one-line errors as building the task."""
-    from raygex import experiment
+    from raygex import prepare as experiment
     from raygex.config import load_config
     from raygex.errors import ConfigError, InputFormatError
 
@@ -701,7 +701,7 @@ def test_check_tasks_finds_task_errors_from_the_schema_alone(case: Case, ctx: Ct
 
 def test_check_tasks_accepts_a_good_config(ctx: Ctx, tmp_path):
     from raygex.config import load_config
-    from raygex.experiment import check_tasks
+    from raygex.prepare import check_tasks
 
     check_tasks(load_config(write_config(tmp_path / "good.yaml", ctx.demo)))
 
@@ -709,7 +709,7 @@ def test_check_tasks_accepts_a_good_config(ctx: Ctx, tmp_path):
 def test_check_graphs_finds_a_graph_without_dataset_genes(ctx: Ctx, tmp_path):
     from raygex.config import load_config
     from raygex.errors import ConfigError
-    from raygex.experiment import check_graphs
+    from raygex.prepare import check_graphs
 
     check_graphs(load_config(write_config(tmp_path / "good.yaml", ctx.demo)))
     DISJOINT_GRAPH(tmp_path, ctx)

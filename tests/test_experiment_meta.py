@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from raygex import __version__
+from raygex.version import __version__
 from raygex.errors import ConfigError
 from raygex.experiment_meta import FORMAT, META_FILE, check_experiment_meta, read_experiment_meta, \
     write_experiment_meta

@@ -46,7 +46,7 @@ TASK = "label"
 
 def _graph(graph_path, synthetic: bool, nodes: int, edges: int, seed: int):
     """(Graph, source file or None, description): the given file, else GeneMANIA when present, else generated."""
-    from raygex.experiment import load_graph
+    from raygex.prepare import load_graph
     from raygex.graphs.store import Graph
 
     if graph_path is None and not synthetic and GENEMANIA.is_file():
@@ -112,10 +112,10 @@ def run_predict_benchmark(graph_path=None, synthetic: bool = False, nodes: int =
 
     from raygex.config import ExperimentConfig
     from raygex.data.canonical import write_dataset
-    from raygex.experiment import trial_data
+    from raygex.prepare import trial_data
     from raygex.export.module import ExpressionClassifier
     from raygex.export.winner import write_model
-    from raygex.trial import DEFAULTS, build_model, seed_everything
+    from raygex.training import build_model, default_hyperparameters, seed_everything
 
     say = log or (lambda message: None)
     threads_before = torch.get_num_threads()
@@ -127,7 +127,7 @@ def run_predict_benchmark(graph_path=None, synthetic: bool = False, nodes: int =
         graph, graph_file, graph_name = _graph(graph_path, synthetic, nodes, edges, seed)
         genes = sorted(str(g) for g in graph.nodes)
         dataset = _dataset(genes, seed)
-        hparams = {**DEFAULTS, "depth": depth, "channels": channels, "embedding": embedding, "seed": seed,
+        hparams = {**default_hyperparameters("gcn"), "depth": depth, "channels": channels, "embedding": embedding, "seed": seed,
                    "graph": graph.name}
         with tempfile.TemporaryDirectory(prefix="raygex-bench-predict-") as tmp:
             expression = write_dataset(dataset, Path(tmp) / "dataset.parquet")

@@ -64,7 +64,7 @@ def _idle_worker_private_mb() -> float:
         from ray import tune  # noqa: F401
 
         import raygex.search.trainable  # noqa: F401
-        import raygex.trial  # noqa: F401
+        import raygex.training  # noqa: F401
         from raygex.search.memory import private_memory_mb
 
         return private_memory_mb()
@@ -83,8 +83,8 @@ def _sequential(config, trials: int, threads: int | None, tuned_malloc: bool = F
 
     from raygex.allocator import keep_freed_memory
 
-    from raygex.experiment import load_dataset, trial_data
-    from raygex.trial import run_trial
+    from raygex.prepare import load_dataset, trial_data
+    from raygex.training import run_trial
 
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
@@ -118,8 +118,9 @@ def run_search_benchmark(workdir: Path, n_samples: int = 2000, n_genes: int = 16
     import torch
 
     from raygex.config import load_config
-    from raygex.search import leaderboard
-    from raygex.search.run import connect, run_search
+    from raygex.layout import ExperimentLayout
+    from raygex.pipeline import run_search
+    from raygex.ray_session import connect
 
     workdir.mkdir(parents=True, exist_ok=True)
     dataset = _write_inputs(workdir, n_samples, n_genes)
@@ -133,7 +134,7 @@ def run_search_benchmark(workdir: Path, n_samples: int = 2000, n_genes: int = 16
     experiment = run_search(config, echo=lambda *_: None, timings=timings)
     sweep_s = time.perf_counter() - started
     ray.shutdown()
-    board = leaderboard.read(experiment / "label")
+    board = ExperimentLayout.open(experiment).read_leaderboard("label")
     fresh = board[board["worker_trial"] == 1]  # later trials in a reused worker start with its retained heap
     growth = (fresh["private_mb"] - idle) / dataset_mb
 

@@ -67,7 +67,6 @@ def _setup(workdir: Path, trials: int, concurrent: int, max_epochs: int, name: s
 
 def run_soak(workdir: Path, trials: int = 200, concurrent: int = 4, kills: int = 3, max_epochs: int = 3,
              seed: int = 0, baseline: bool = False, log=print) -> dict:
-    import pandas as pd
 
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -97,7 +96,9 @@ def run_soak(workdir: Path, trials: int = 200, concurrent: int = 4, kills: int =
     interrupted_s = time.perf_counter() - started
     if final.returncode != 0:
         raise RuntimeError(f"the final resume failed: {final.stderr[-1000:]}")
-    board = pd.read_parquet(task_dir / "leaderboard.parquet")
+    from raygex.layout import ExperimentLayout
+
+    board = ExperimentLayout.open(experiment).read_leaderboard("subtype")
     ids = dict(zip(board["trial_id"], board["best_valid_auc"]))
     lost = sum(1 for trial, value in kept.items() if trial not in ids or abs(ids[trial] - value) > 1e-9)
     duplicated = int(board.filter(like="config/").astype(str).apply(tuple, axis=1).duplicated().sum())

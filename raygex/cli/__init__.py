@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from raygex import __version__
+from raygex.version import __version__
 from raygex.cli.data import data
 from raygex.cli.demo import demo
 from raygex.cli.export import export, predict, report

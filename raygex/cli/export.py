@@ -24,7 +24,7 @@ def export(experiment, task, trial_id, out_dir, as_json):
       raygex export results/demo --task subtype --trial 3f2a1b7c -o models/
     """
     from raygex.cli.data import check_output
-    from raygex.export import export_experiment
+    from raygex.pipeline import export_experiment
 
     if out_dir is not None:
         check_output(out_dir, "-o/--out", kind="folder")
@@ -77,9 +77,9 @@ def report(experiment, wandb_report):
     Example:
       raygex report results/demo
     """
-    from raygex.report.html import write_report
+    from raygex.pipeline import report_experiment
 
-    click.echo(f"report: {write_report(experiment)}")
+    click.echo(f"report: {report_experiment(experiment)}")
     if wandb_report:
         from raygex.report.wandb_report import build_wandb_report
 

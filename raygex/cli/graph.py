@@ -10,6 +10,8 @@ import json
 
 import click
 
+from raygex.graphs.controls import GRAPH_CONTROLS
+
 
 def _echo_report(report: dict, as_json: bool) -> None:
     if as_json:
@@ -102,7 +104,7 @@ def info_cmd(path, as_json):
 
 @graph.command("control")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--kind", required=True, type=click.Choice(["random", "empty"]),
+@click.option("--kind", required=True, type=click.Choice(GRAPH_CONTROLS),
               help="random: degree-preserving rewiring; empty: no edges, same nodes.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
               help="Output graph .parquet path.")
@@ -112,7 +114,8 @@ def info_cmd(path, as_json):
 def control_cmd(input_path, kind, output, seed, swaps_per_edge):
     """Build a control graph from an imported graph (named <name>:<kind>).
 
-    The coexpression control needs a training split, so the search builds it; it has no command here.
+    The coexpression control (raygex.graphs.controls) is computed from training rows, not from a graph, so it has no
+    command here, and configs cannot ask for it yet.
 
     \b
     Examples:

@@ -27,7 +27,7 @@ def search(config_path, address, storage, num_samples, name, overrides, resume):
       raygex search configs/demo.yaml --num-samples 8 --set train.max_epochs=10
       raygex search configs/paper.yaml --address auto --storage /shared/results
     """
-    from raygex.search.run import run_search
+    from raygex.pipeline import run_search
 
     overrides = list(overrides) + ([f"search.num_samples={num_samples}"] if num_samples is not None else [])
     config = load_config(config_path, overrides)
@@ -44,7 +44,7 @@ def resume(experiment, address):
     Example:
       raygex resume results/demo
     """
-    from raygex.search.run import resume_experiment
+    from raygex.pipeline import resume_experiment
 
     resume_experiment(experiment, address=address, echo=click.echo)
 
@@ -59,7 +59,7 @@ def status(experiment, as_json):
     Example:
       raygex status results/demo --json
     """
-    from raygex.search.status import experiment_status
+    from raygex.status import experiment_status
 
     summary, tables = experiment_status(Path(experiment))
     if as_json:

@@ -13,7 +13,6 @@ from raygex.errors import ConfigError
 TRAIN_SETTINGS = ("max_epochs", "patience", "batch_size", "metric", "seed")
 POSITIVE = ("lr", "batch_size", "max_epochs", "patience")  # numbers that must be > 0 (weight_decay: >= 0)
 INTEGERS = ("depth", "channels", "embedding", "hidden", "mlp_layers", "batch_size", "max_epochs", "patience", "seed")
-METRICS = ("auc", "accuracy", "balanced_accuracy", "loss")
 
 
 def _hyperparameters(values: tuple[str, ...]) -> dict:
@@ -29,15 +28,17 @@ def _hyperparameters(values: tuple[str, ...]) -> dict:
 
 def _check_hyperparameters(hparams: dict) -> None:
     """-p names and values a trial can use: one line naming the bad one, before any data is read."""
-    from raygex.search.space import KNOWN_PARAMS, MODEL_FAMILIES
-    from raygex.trial import DEFAULTS
+    from raygex.models.registry import family_names, known_hyperparameters
 
-    known = sorted(KNOWN_PARAMS | set(DEFAULTS) | set(TRAIN_SETTINGS))
+    MODEL_FAMILIES = family_names()
+    known = sorted(known_hyperparameters() | set(TRAIN_SETTINGS))
     unknown = sorted(set(hparams) - set(known))
     if unknown:
         raise ConfigError(f"-p {unknown[0]}: not a known hyperparameter (known: {known})")
     if hparams["model"] not in MODEL_FAMILIES:
         raise ConfigError(f"-p model must be one of {list(MODEL_FAMILIES)}, but got {hparams['model']!r}")
+    from raygex.metrics import MODE as METRICS
+
     if hparams["metric"] not in METRICS:
         raise ConfigError(f"-p metric must be one of {list(METRICS)}, but got {hparams['metric']!r}")
     for name in INTEGERS:
@@ -57,10 +58,10 @@ def _check_hyperparameters(hparams: dict) -> None:
 
 def _check_model_builds(hparams: dict, data) -> None:
     """Build the network once so that a bad -p value (depth=0, channels=abc) is one line, not a traceback."""
-    from raygex.trial import DEFAULTS, build_model
+    from raygex.training import build_model
 
     try:
-        build_model({**DEFAULTS, **hparams}, len(data.genes), len(data.classes), data.graph)
+        build_model(hparams, len(data.genes), len(data.classes), data.graph)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"-p: {hparams['model']} model cannot be built from these hyperparameters: "
                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
@@ -87,8 +88,8 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
       raygex train configs/demo.yaml --task subtype -p model=gcn -p graph=true -p depth=2
       raygex train configs/demo.yaml -p model=lr --set split.train=50
     """
-    from raygex.experiment import load_dataset, load_graphs, trial_data
-    from raygex.trial import run_trial
+    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.training import run_trial
 
     config = load_config(config_path, list(overrides))
     if export_path:

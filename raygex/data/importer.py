@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raygex import __version__
+from raygex.version import __version__
 from raygex.data import canonical
 from raygex.data.readers import open_source
 from raygex.errors import InputFormatError

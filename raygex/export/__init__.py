@@ -1,5 +1,5 @@
-"""Model files from a sweep: `raygex export`, and the archive format `raygex.load_model` reads."""
+"""Model files from a sweep: the winner (or any trial) as TorchScript, and the archive `raygex.load_model` reads."""
 
-from raygex.export.winner import export_experiment, export_trial, write_model
+from raygex.export.winner import export_trial, write_model
 
-__all__ = ["export_experiment", "export_trial", "write_model"]
+__all__ = ["export_trial", "write_model"]

@@ -16,23 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raygex import __version__
 from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
 from raygex.export.module import ExpressionClassifier
 from raygex.fileio import sha256_file
+from raygex.layout import ExperimentLayout
 from raygex.metrics import classification_metrics
-
-MODELS_DIR = "models"
-
-
-def trial_folder(exp_dir: Path, task: str, row) -> Path:
-    """A trial's folder, found by name under the experiment (the stored path breaks when folders move)."""
-    recorded = Path(str(row["path"]))
-    folder = Path(exp_dir) / task / recorded.name
-    return folder if folder.is_dir() else recorded
-
+from raygex.training import with_defaults
+from raygex.version import __version__
 
 def pick_trial(board, trial_id: str | None):
     """The leaderboard row to export: the winner (rank 1), or the trial whose id is ``trial_id``."""
@@ -47,18 +39,12 @@ def pick_trial(board, trial_id: str | None):
     return chosen.iloc[0]
 
 
-def _latest_checkpoint(folder: Path) -> dict | None:
-    from raygex.search.trainable import CHECKPOINT_FILE
-
-    found = sorted(folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
-    return torch.load(found[-1], map_location="cpu", weights_only=False) if found else None
-
-
-def restore_network(hparams: dict, data, folder: Path, epochs_run: int, best_epoch: int | None):
+def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path, epochs_run: int,
+                    best_epoch: int | None):
     """The trial's network with its best weights, and how they were obtained ("checkpoint" or "retrained")."""
-    from raygex.trial import build_model, run_trial
+    from raygex.training import build_model, run_trial
 
-    saved = _latest_checkpoint(folder)
+    saved = layout.latest_checkpoint(folder)
     if saved is not None and saved.get("best_state") is not None and (best_epoch is None
                                                                     or saved["best_epoch"] == best_epoch):
         network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
@@ -100,42 +86,40 @@ def _metrics(module, x, y, n_classes) -> dict:
     return classification_metrics(y, proba, n_classes)
 
 
-def export_trial(config: ExperimentConfig, exp_dir: Path, task_name: str, board, *, trial_id: str | None = None,
-                 out_dir: Path | None = None, dataset=None, graphs=None) -> dict:
-    """Write ``<out_dir>/<task>.pt`` (and ``.pt2`` where torch.export allows) for one trial; returns a summary."""
-    from raygex.experiment import load_dataset, load_graphs, trial_data
-    from raygex.trial import DEFAULTS
+def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str | None = None,
+                 out_dir: Path | None = None, dataset=None, graphs=None, dataset_sha256: str | None = None) -> dict:
+    """Write ``<out_dir>/<study>.pt`` (and ``.pt2`` where torch.export allows) for one trial (default: the
+    winner) into ``out_dir`` (default: the experiment's models folder); returns a summary."""
+    from raygex.prepare import load_dataset, load_graphs, trial_data
 
+    config = layout.config
     row = pick_trial(board, trial_id)
-    folder = trial_folder(exp_dir, task_name, row)
-    params_file = folder / "params.json"
-    if not params_file.is_file():
-        raise ConfigError(f"trial {row['trial_id']}: its folder has no params.json", path=folder)
-    trial_config = json.loads(params_file.read_text())
+    folder = layout.trial_dir(study, row)
+    trial_config = layout.trial_params(study, row)
     seed = config.split.seeds[0]
-    hparams = {**DEFAULTS, **config.train.model_dump(), "seed": seed, **trial_config}
+    hparams = with_defaults({**config.train.model_dump(), "seed": seed, **trial_config})
     dataset = dataset if dataset is not None else load_dataset(config)
     graphs = graphs if graphs is not None else load_graphs(config, seed=seed)
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
-    data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
+    data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
     best_epoch = row.get("best_epoch")
     best_epoch = None if best_epoch is None or best_epoch != best_epoch else int(best_epoch)
     torch.manual_seed(seed)
-    network, how = restore_network(hparams, data.standardised(), folder, int(row["epoch"]), best_epoch)
+    network, how = restore_network(layout, hparams, data.standardised(), folder, int(row["epoch"]), best_epoch)
 
     leaderboard = {k: (None if v != v else float(v)) for k, v in row.items()
                    if str(k).startswith(("best_valid_", "best_test_")) and v is not None}
-    out_dir = Path(out_dir) if out_dir is not None else Path(exp_dir) / MODELS_DIR
-    return write_model(config, task_name, network, data, hparams, out_dir / f"{task_name}.pt", split_seed=seed,
-                       trial_id=str(row["trial_id"]), weights=how, leaderboard=leaderboard)
+    out = Path(out_dir) / f"{study}.pt" if out_dir is not None else layout.model_path(study)
+    return write_model(config, study, network, data, hparams, out, split_seed=seed, trial_id=str(row["trial_id"]),
+                       weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256)
 
 
 def write_model(config: ExperimentConfig, task_name: str, network, data, hparams: dict, path: str | Path, *,
                 split_seed: int | None = None, trial_id: str | None = None, weights: str = "trained",
-                leaderboard: dict | None = None) -> dict:
+                leaderboard: dict | None = None, dataset_sha256: str | None = None) -> dict:
     """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
 
-    ``data`` is the trial's raw (unstandardised) :class:`~raygex.trial.TrialData`; the validation and test
+    ``data`` is the trial's raw (unstandardised) :class:`~raygex.training.TrialData`; the validation and test
     metrics stored in the metadata are recomputed through the exported module itself.
     """
     spec = config.task(task_name)
@@ -153,7 +137,7 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
         "hyperparameters": {k: hparams[k] for k in sorted(hparams)}, "graph": graph_summary(standard.graph, config),
         "metrics": {"valid": valid, "test": test, "leaderboard": leaderboard or {}},
         "weights": weights, "split": {**json.loads(config.split.model_dump_json()), "seed": seed},
-        "dataset": {"path": str(config.data.expression), "sha256": dataset_hash(config.data.expression),
+        "dataset": {"path": str(config.data.expression), "sha256": dataset_sha256 or dataset_hash(config.data.expression),
                     "n_samples_train": int(len(data.y_train))},
         "versions": {"raygex": __version__, "torch": torch.__version__},
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -168,41 +152,3 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
     pt2_error = write_exported_program(module, metadata, pt2, example)
     return {"task": task_name, "trial_id": trial_id, "model": str(path), "pt2": None if pt2_error else str(pt2),
             "pt2_error": pt2_error, "weights": weights, "valid": valid, "test": test, "leaderboard": leaderboard}
-
-
-def _read_board(task_dir: Path):
-    """A task's leaderboard (None before its sweep finished); a damaged file is an error naming it."""
-    from raygex.search import leaderboard
-
-    try:
-        return leaderboard.read(task_dir)
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"not a readable leaderboard ({first})", path=task_dir / leaderboard.LEADERBOARD_FILE) \
-            from None
-
-
-def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
-                      out_dir: str | Path | None = None) -> list[dict]:
-    """`raygex export`: the winner (or ``trial_id``) of every finished task (or of ``task``)."""
-    from raygex.search.run import open_experiment
-
-    exp_dir, config = open_experiment(experiment)
-    names = [task] if task else [study.name for study in config.studies()]
-    if task:
-        config.task(task)  # a clear error for an unknown task
-    if trial_id and not task and len(names) > 1:
-        raise ConfigError("--trial needs --task when the experiment has several tasks")
-    boards = {name: _read_board(exp_dir / name) for name in names}
-    missing = [name for name, board in boards.items() if board is None or board.empty]
-    if task and missing:
-        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=exp_dir)
-    if len(missing) == len(names):
-        raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
-                          f"with 'raygex resume {exp_dir}'", path=exp_dir)
-    from raygex.experiment import load_dataset, load_graphs
-
-    dataset, graphs = load_dataset(config), load_graphs(config, seed=config.split.seeds[0])
-    return [export_trial(config, exp_dir, name, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
-                         graphs=graphs)
-            for name, board in boards.items() if name not in missing]

@@ -16,7 +16,9 @@ import pandas as pd
 from raygex.errors import ConfigError, InputFormatError
 from raygex.graphs.store import Graph
 
+# The control vocabulary: every kind, and those built from a graph alone (the others need training data).
 CONTROL_KINDS = ("random", "empty", "coexpression")
+GRAPH_CONTROLS = ("random", "empty")
 
 
 def _derived_provenance(graph: Graph, kind: str, **extra) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from raygex.models import register_model
+from raygex.models.registry import register_model
 from raygex.models.coarsen import ClusterPool, CoarseLevel, coarsen_cached
 from raygex.models.graph_conv import SharedGraphConv, _as_csr, is_symmetric, normalized_adjacency
 
@@ -62,7 +62,12 @@ def _edges_from_csr(adjacency: Tensor) -> np.ndarray:
     return np.stack([row[keep], col[keep]]).astype(np.int64)
 
 
-@register_model("gcn")
+# The GCN family's search hyperparameters and their defaults (the registry's entry; the class defaults match).
+GCN_DEFAULTS = {"graph": None, "depth": 2, "channels": 32, "embedding": 8, "dropout": 0.1, "dropout_growth": True,
+                "coarsen": False, "pool": "max", "readout": "flatten", "coarsen_seed": 0, "edge_weights": False}
+
+
+@register_model("gcn", hyperparameters=GCN_DEFAULTS)
 class GCN(nn.Module):
     r"""Gene embedding, ``depth`` shared-graph convolutions with node dropout, optional coarsening, a linear
     classifier:
@@ -105,7 +110,8 @@ class GCN(nn.Module):
     """
 
     def __init__(self, n_genes: int, n_classes: int, adjacency: Tensor | None = None, *, edge_index=None,
-                 edge_weight=None, depth: int = 3, channels: int = 64, embedding: int = 32, dropout: float = 0.1,
+                 edge_weight=None, depth: int = GCN_DEFAULTS["depth"], channels: int = GCN_DEFAULTS["channels"],
+                 embedding: int = GCN_DEFAULTS["embedding"], dropout: float = GCN_DEFAULTS["dropout"],
                  dropout_growth: bool = True, coarsen: bool = False, pool: str = "max",
                  readout: str = "flatten", levels: list[CoarseLevel] | None = None, coarsen_seed: int = 0,
                  coarsen_cache_dir=None):
@@ -214,10 +220,9 @@ class GCN(nn.Module):
 def build_gcn(hparams: dict, n_genes: int, n_classes: int, aligned_graph) -> GCN:
     """A :class:`GCN` from search hyperparameters and an aligned graph (:class:`raygex.graphs.align.AlignedGraph`).
 
-    Keys (default): ``depth`` (3), ``channels`` (64), ``embedding`` (32), ``dropout`` (0.1), ``dropout_growth``
-    (True), ``coarsen`` (False), ``pool`` ('max'), ``readout`` ('flatten'), ``coarsen_seed`` (0),
-    ``coarsen_cache_dir`` (None), ``edge_weights`` (False: the graph is binary, as in the seed paper; True
-    uses the graph's weights when it has them). Other keys (optimiser, seed, ...) are ignored.
+    Keys and defaults: :data:`GCN_DEFAULTS` (``edge_weights`` False: the graph is binary, as in the seed paper;
+    True uses the graph's weights when it has them), plus ``coarsen_cache_dir`` (None). Other keys (optimiser,
+    seed, ...) are ignored.
     """
     if aligned_graph is None:
         raise ValueError("the 'gcn' model needs a gene graph aligned to the dataset, but got none; pass a graph "
@@ -225,10 +230,10 @@ def build_gcn(hparams: dict, n_genes: int, n_classes: int, aligned_graph) -> GCN
     if int(aligned_graph.n_nodes) != n_genes:
         raise ValueError(f"the graph must be aligned to the dataset's {n_genes} genes, but has "
                          f"{aligned_graph.n_nodes} nodes")
-    weights = aligned_graph.edge_weight if bool(hparams.get("edge_weights", False)) else None
+    p = {**GCN_DEFAULTS, **hparams}
+    weights = aligned_graph.edge_weight if bool(p["edge_weights"]) else None
     return GCN(n_genes, n_classes, edge_index=aligned_graph.edge_index, edge_weight=weights,
-               depth=int(hparams.get("depth", 3)), channels=int(hparams.get("channels", 64)),
-               embedding=int(hparams.get("embedding", 32)), dropout=float(hparams.get("dropout", 0.1)),
-               dropout_growth=bool(hparams.get("dropout_growth", True)), coarsen=bool(hparams.get("coarsen", False)),
-               pool=str(hparams.get("pool", "max")), readout=str(hparams.get("readout", "flatten")),
-               coarsen_seed=int(hparams.get("coarsen_seed", 0)), coarsen_cache_dir=hparams.get("coarsen_cache_dir"))
+               depth=int(p["depth"]), channels=int(p["channels"]), embedding=int(p["embedding"]),
+               dropout=float(p["dropout"]), dropout_growth=bool(p["dropout_growth"]), coarsen=bool(p["coarsen"]),
+               pool=str(p["pool"]), readout=str(p["readout"]), coarsen_seed=int(p["coarsen_seed"]),
+               coarsen_cache_dir=p.get("coarsen_cache_dir"))

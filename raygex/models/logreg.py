@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from raygex.models.registry import register_model
+
 
 class LogisticRegression(nn.Module):
     r"""A single linear map to class logits: :math:`\mathrm{logits} = W x + b`.
@@ -33,3 +35,6 @@ class LogisticRegression(nn.Module):
 def build_logreg(hparams: dict, n_genes: int, n_classes: int, graph=None) -> LogisticRegression:
     """Logistic regression needs no hyperparameters beyond the optimiser's."""
     return LogisticRegression(n_genes, n_classes)
+
+
+register_model("lr", build_logreg, hyperparameters={})(LogisticRegression)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from raygex.models.registry import register_model
+
+# The MLP family's search hyperparameters and defaults: ``hidden`` units in each of ``mlp_layers`` layers.
+MLP_DEFAULTS = {"hidden": 512, "mlp_layers": 2, "dropout": 0.1}
+
 
 class MLP(nn.Module):
     r"""Fully connected network: :math:`\mathrm{logits} = W_{k}\,\sigma(\dots\sigma(W_1 x))`.
@@ -53,6 +58,10 @@ class MLP(nn.Module):
 
 def build_mlp(hparams: dict, n_genes: int, n_classes: int, graph=None) -> MLP:
     """An MLP from search hyperparameters (``hidden``: width or list of widths, ``dropout``)."""
-    hidden = hparams.get("hidden", (512, 512))
-    hidden = (int(hidden),) * int(hparams.get("mlp_layers", 2)) if isinstance(hidden, (int, float)) else tuple(hidden)
-    return MLP(n_genes, n_classes, hidden=hidden, dropout=float(hparams.get("dropout", 0.0)))
+    p = {**MLP_DEFAULTS, **hparams}
+    hidden = p["hidden"]
+    hidden = (int(hidden),) * int(p["mlp_layers"]) if isinstance(hidden, (int, float)) else tuple(hidden)
+    return MLP(n_genes, n_classes, hidden=hidden, dropout=float(p["dropout"]))
+
+
+register_model("mlp", build_mlp, hyperparameters=MLP_DEFAULTS)(MLP)

@@ -1,21 +1,20 @@
 """Figures a person decides from: graphs against baselines and controls, hyperparameters, learning curves.
 
-Each task's figures are PNG files under ``<experiment>/report/<task>/`` (the HTML report inlines them; the W&B
+Each study's figures are PNG files in the layout's figures folder (``<experiment>/report/<study>/``) (the HTML report inlines them; the W&B
 summary run uploads them). Matplotlib's Agg backend: no display, no server.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from raygex.search import leaderboard
-from raygex.search.seeds import CONTROL_KINDS, best_per_choice, read_seeds
+from raygex.choices import best_per_choice, choice_kind
+from raygex.layout import ExperimentLayout, metric_name, selection_mode
+from raygex.report.statistics import gains_over_controls, size_table
 
-REPORT_DIR = "report"
 DPI = 90
 HYPERPARAMETERS = ("depth", "embedding", "channels", "dropout", "lr", "weight_decay", "hidden")
 
@@ -29,25 +28,7 @@ def _pyplot():
     return plt
 
 
-def choice_kind(choice: str) -> str:
-    """"graph", "control" or "baseline": how a choice is coloured and compared."""
-    if not choice.startswith("gcn/"):
-        return "baseline"
-    return "control" if choice.split("/", 1)[1] in CONTROL_KINDS else "graph"
-
-
 COLOURS = {"graph": "#2b6cb0", "control": "#a0aec0", "baseline": "#dd6b20"}
-
-
-def trial_history(exp_dir: Path, task: str, row) -> pd.DataFrame:
-    """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote in its folder."""
-    from raygex.export.winner import trial_folder
-
-    path = trial_folder(exp_dir, task, row) / "result.json"
-    if not path.exists():
-        return pd.DataFrame()
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(lines)
 
 
 def stopped_by_scheduler(row, config) -> bool:
@@ -164,17 +145,17 @@ def importance_figure(board: pd.DataFrame, metric: str, mode: str, path: Path) -
     return _save(fig, path)
 
 
-def curves_figure(exp_dir: Path, task: str, board: pd.DataFrame, config, metric: str, path: Path,
+def curves_figure(layout: ExperimentLayout, study: str, board: pd.DataFrame, metric: str, path: Path,
                   top: int = 8) -> Path | None:
     """Validation curves of the top trials; dashed lines mark trials ASHA stopped."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = 0
     for _, row in board.head(top).iterrows():
-        history = trial_history(exp_dir, task, row)
+        history = layout.trial_history(study, row)
         if history.empty or f"valid_{metric}" not in history:
             continue
-        stopped = stopped_by_scheduler(row, config)
+        stopped = stopped_by_scheduler(row, layout.config)
         label = f"#{row['rank']} {row['trial_id']} {row.get('config/model')}" + (
             f"/{row.get('config/graph')}" if row.get("config/model") == "gcn" else "") + (" (ASHA stop)" if stopped
                                                                                           else "")
@@ -191,32 +172,48 @@ def curves_figure(exp_dir: Path, task: str, board: pd.DataFrame, config, metric:
     return _save(fig, path)
 
 
-def task_figures(exp_dir: Path, task: str, config) -> dict[str, Path]:
-    """Write every figure of ``task`` as PNG; returns figure name → path (missing figures are left out)."""
-    from raygex.search.run import tune_metric
-
-    exp_dir = Path(exp_dir)
-    board = leaderboard.read(exp_dir / task)
+def task_figures(layout: ExperimentLayout, study: str) -> dict[str, Path]:
+    """Write every figure of ``study`` as PNG; returns figure name → path (missing figures are left out)."""
+    board = layout.read_leaderboard(study)
     if board is None or board.empty:
         return {}
-    metric = config.search.metric.removeprefix("valid_")
-    _, mode = tune_metric(config)
-    folder = exp_dir / REPORT_DIR / task
+    config = layout.config
+    metric = metric_name(config)
+    folder = layout.figures_dir(study)
     figures = {
-        "choices": choices_figure(board, read_seeds(exp_dir, task), metric, folder / "choices.png"),
+        "choices": choices_figure(board, layout.read_seeds(study), metric, folder / "choices.png"),
         "hyperparameters": hyperparameter_figure(board, metric, folder / "hyperparameters.png"),
-        "importances": importance_figure(board, metric, mode, folder / "importances.png"),
-        "curves": curves_figure(exp_dir, task, board, config, metric, folder / "curves.png"),
+        "importances": importance_figure(board, metric, selection_mode(config), folder / "importances.png"),
+        "curves": curves_figure(layout, study, board, metric, folder / "curves.png"),
     }
     return {name: path for name, path in figures.items() if path is not None}
 
 
-def gains_table(exp_dir: Path, task: str, config) -> pd.DataFrame:
+def gains_table(layout: ExperimentLayout, study: str) -> pd.DataFrame:
     """Gain of each real graph over each control on the test metric, paired by seed (empty without seeds)."""
-    seeds = read_seeds(exp_dir, task)
+    seeds = layout.read_seeds(study)
     if seeds is None or seeds.empty:
         return pd.DataFrame()
-    from raygex.report.lowdata import gains_over_controls
-
-    gains = gains_over_controls(seeds, f"test_{config.search.metric.removeprefix('valid_')}")
+    gains = gains_over_controls(seeds, f"test_{metric_name(layout.config)}")
     return gains.drop(columns=["low", "high"], errors="ignore")
+
+
+def size_figure(layout: ExperimentLayout, task: str, path: Path) -> Path | None:
+    """Test metric against training-set size per model family and graph (mean ± sd over seeds)."""
+    table = size_table(layout, task)
+    if table.empty or table["train"].nunique() < 2:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for choice, group in table.groupby("choice"):
+        group = group.sort_values("train")
+        kind = choice_kind(choice)
+        ax.errorbar(group["train"], group["mean"], yerr=group["sd"].fillna(0), marker="o", capsize=3,
+                    label=choice, linestyle="-" if kind == "graph" else "--" if kind == "control" else ":",
+                    color=None if kind == "graph" else COLOURS[kind] if kind == "control" else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel(f"test {metric_name(layout.config)}")
+    ax.set_title(f"{task}: best configuration per choice, mean ± sd over split seeds", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from raygex.fileio import atomic_path
-from raygex.report.figures import gains_table, stopped_by_scheduler, task_figures
-from raygex.search import leaderboard
+from raygex.layout import ExperimentLayout, metric_name
+from raygex.report.figures import gains_table, size_figure, stopped_by_scheduler, task_figures
+from raygex.report.statistics import choice_means, headlines, size_table, winner_test
 
 REPORT_FILE = "report.html"
 TOP_ROWS = 15
@@ -57,8 +58,8 @@ def _leaderboard_html(board: pd.DataFrame, config) -> str:
     return _table(shown, winner_first=True)
 
 
-def _model_html(exp_dir: Path, task: str) -> str:
-    path = exp_dir / "models" / f"{task}.pt"
+def _model_html(layout: ExperimentLayout, study: str) -> str:
+    path = layout.model_path(study)
     if not path.exists():
         return '<p class="note">No exported model (run <code>raygex export</code>).</p>'
     from raygex.inference import load_model
@@ -75,12 +76,11 @@ def _model_html(exp_dir: Path, task: str) -> str:
     return f"<table>{rows}</table>"
 
 
-def _headline_html(exp_dir: Path, study: str, config) -> str:
+def _headline_html(layout: ExperimentLayout, study: str) -> str:
     """The study's honest summary: the validation-chosen winner over seeds, and each graph vs its control."""
-    from raygex.report.lowdata import headlines, winner_test
-
+    config = layout.config
     parts = ['<div class="headline">']
-    winner = winner_test(exp_dir, study, config)
+    winner = winner_test(layout, study)
     if winner is not None:
         what = f"{winner['model']}" + (f" on graph {winner['graph']}" if winner["graph"] else "")
         spread = (f" ± {winner['test_sd']:.3f} (95% CI [{winner['test_low']:.3f}, {winner['test_high']:.3f}])"
@@ -90,45 +90,49 @@ def _headline_html(exp_dir: Path, study: str, config) -> str:
                      f"{winner['test_mean']:.3f}{spread}.</p>")
     task_name = config.task(study).name
     if task_name in config.reference:
-        from raygex.report.lowdata import choice_means
-
-        ours = choice_means(exp_dir, study, config)
+        ours = choice_means(layout, study)
         published = ", ".join(f"{family} {value:.3f}" + (f" (ours {ours[family]:.3f})" if family in ours else "")
                               for family, value in config.reference[task_name].items())
         parts.append(f"<p><b>Published reference</b> (test {winner['metric'] if winner else 'metric'}): "
                      f"{html.escape(published)}.</p>")
-    lines = headlines(exp_dir, study, config)
+    lines = headlines(layout, study)
     if lines:
         parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
     return "".join(parts) + "</div>"
 
 
-def _sizes_html(exp_dir: Path, task, config) -> str:
+def _sizes_html(layout: ExperimentLayout, task) -> str:
     """For a task searched at several training-set sizes: metric against size, with intervals."""
-    from raygex.report.figures import REPORT_DIR
-    from raygex.report.lowdata import size_figure, size_table
-
-    figure = size_figure(exp_dir, task.name, config, exp_dir / REPORT_DIR / f"{task.name}-sizes.png")
+    figure = size_figure(layout, task.name, layout.figures_dir(f"{task.name}-sizes").with_suffix(".png"))
     if figure is None:
         return ""
-    table = size_table(exp_dir, task.name, config).sort_values(["choice", "train"])
+    table = size_table(layout, task.name).sort_values(["choice", "train"])
     return (f'<section class="task sizes" id="sizes-{html.escape(task.name)}"><h2>Task {html.escape(task.name)}: '
             f'metric against training-set size</h2><h3 class="sizes">Low-data protocol</h3>'
             + _image(figure, f"{task.name}: test metric against training-set size") + _table(table) + "</section>")
 
 
-def _task_html(exp_dir: Path, task: str, config) -> str:
-    board = leaderboard.read(exp_dir / task)
+def _figures(layout: ExperimentLayout, study: str) -> dict[str, Path]:
+    """The study's figures as the summary stage recorded them (drawn now when that stage has not run)."""
+    summary = layout.read_summary(study)
+    if summary is not None and all(Path(p).is_file() for p in summary.get("figures", {}).values()):
+        return {name: Path(p) for name, p in summary["figures"].items()}
+    return task_figures(layout, study)
+
+
+def _task_html(layout: ExperimentLayout, task: str) -> str:
+    config = layout.config
+    board = layout.read_leaderboard(task)
     if board is None or board.empty:
         return (f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>'
                 '<p class="note">No finished sweep yet.</p></section>')
-    figures = task_figures(exp_dir, task, config)
-    metric = config.search.metric.removeprefix("valid_")
-    gains = gains_table(exp_dir, task, config)
+    figures = _figures(layout, task)
+    metric = metric_name(config)
+    gains = gains_table(layout, task)
     parts = [f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>',
              f'<p class="note">{len(board)} trials; winner (green) by best validation {metric}, ties to fewer '
              'parameters. Test metrics are those of each trial\'s best-validation epoch, never used to select.</p>',
-             _headline_html(exp_dir, task, config),
+             _headline_html(layout, task),
              '<h3 class="leaderboard">Leaderboard</h3>', _leaderboard_html(board, config),
              '<h3 class="choices">Graphs, controls and baselines</h3>']
     if "choices" in figures:
@@ -143,26 +147,24 @@ def _task_html(exp_dir: Path, task: str, config) -> str:
     parts.append('<h3 class="curves">Learning curves</h3>')
     if "curves" in figures:
         parts.append(_image(figures["curves"], f"{task}: learning curves"))
-    parts.append('<h3 class="model">Exported model</h3>' + _model_html(exp_dir, task) + "</section>")
+    parts.append('<h3 class="model">Exported model</h3>' + _model_html(layout, task) + "</section>")
     return "\n".join(parts)
 
 
-def write_report(experiment: str | Path) -> Path:
-    """Build ``<experiment>/report.html`` from the leaderboards, seed runs, trial histories and models."""
-    from raygex.search.run import open_experiment
-
-    exp_dir, config = open_experiment(experiment)
+def write_report(layout: ExperimentLayout) -> Path:
+    """Build ``report.html`` from the leaderboards, seed runs, figures, trial histories and models."""
+    config = layout.config
     tasks = "".join(f'<li><a href="#task-{html.escape(s.name)}">{html.escape(s.name)}</a> ({s.task.kind}, '
                     f'train {s.train:g})</li>' for s in config.studies())
-    body = "\n".join([_task_html(exp_dir, s.name, config) for s in config.studies()]
-                      + [_sizes_html(exp_dir, t, config) for t in config.tasks])
+    body = "\n".join([_task_html(layout, s.name) for s in config.studies()]
+                      + [_sizes_html(layout, t) for t in config.tasks])
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>raygex report: {html.escape(config.name)}"
             f"</title><style>{CSS}</style></head><body><h1>raygex report: {html.escape(config.name)}</h1>"
-            f"<p class='note'>{html.escape(str(exp_dir))} · generated "
+            f"<p class='note'>{html.escape(str(layout.root))} · generated "
             f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} · graphs: "
             f"{html.escape(', '.join(config.graph_choices()) or 'none')} · split seeds {config.split.seeds}</p>"
             f"<ul>{tasks}</ul>{body}</body></html>")
-    path = exp_dir / REPORT_FILE
+    path = layout.report_path
     with atomic_path(path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return path

@@ -9,16 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from raygex.config import load_config
 from raygex.errors import ConfigError
 
 
 def build_wandb_report(experiment: str | Path) -> str:
     """Create a W&B Report for the experiment's runs; returns its URL."""
-    from raygex.search.run import CONFIG_SNAPSHOT
+    from raygex.layout import ExperimentLayout
 
-    exp_dir = Path(experiment).expanduser().resolve()
-    config = load_config(exp_dir / CONFIG_SNAPSHOT)
+    layout = ExperimentLayout.open(experiment)
+    exp_dir, config = layout.root, layout.config
     mode = os.environ.get("WANDB_MODE") or config.wandb.mode
     if mode in ("offline", "disabled", "dryrun"):
         raise ConfigError(f"--wandb-report needs a reachable W&B server, but W&B is in {mode!r} mode here (upload "

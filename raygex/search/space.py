@@ -16,17 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from raygex.errors import ConfigError
+from raygex.models.registry import families_using, family_names, known_hyperparameters
 
-MODEL_FAMILIES = ("gcn", "mlp", "lr")
-# Which families use which hyperparameter (absent: every family).
-PARAM_FAMILIES = {
-    "graph": ("gcn",), "depth": ("gcn",), "embedding": ("gcn",), "channels": ("gcn",), "coarsen": ("gcn",),
-    "pool": ("gcn",), "readout": ("gcn",), "dropout_growth": ("gcn",),
-    "hidden": ("mlp",), "mlp_layers": ("mlp",),
-    "dropout": ("gcn", "mlp"),
-}
-SHARED_PARAMS = ("lr", "weight_decay", "batch_size")
-KNOWN_PARAMS = set(PARAM_FAMILIES) | set(SHARED_PARAMS) | {"model"}
 KINDS = ("choice", "int", "float", "loguniform", "logint")
 
 
@@ -70,16 +61,18 @@ def parse_space(space: dict, graph_choices: list[str]) -> dict[str, tuple[str, A
     """Validate ``search.space``; unknown parameters and empty spaces are errors naming the key."""
     if not space:
         raise ConfigError("search.space is empty: give at least `model: [gcn, mlp, lr]`")
-    unknown = sorted(set(space) - KNOWN_PARAMS)
+    known = known_hyperparameters()
+    unknown = sorted(set(space) - known)
     if unknown:
-        raise ConfigError(f"search.space.{unknown[0]} is not a known hyperparameter (known: {sorted(KNOWN_PARAMS)})")
+        raise ConfigError(f"search.space.{unknown[0]} is not a known hyperparameter (known: {sorted(known)})")
     parsed = {name: parse_param(name, spec, graph_choices) for name, spec in space.items()}
-    parsed.setdefault("model", ("choice", list(MODEL_FAMILIES)))
+    families = family_names()
+    parsed.setdefault("model", ("choice", list(families)))
     kind, models = parsed["model"]
     models = models if kind == "choice" else [models]
-    bad = [m for m in models if m not in MODEL_FAMILIES]
+    bad = [m for m in models if m not in families]
     if bad:
-        raise ConfigError(f"search.space.model must be among {list(MODEL_FAMILIES)}, but got {bad[0]!r}")
+        raise ConfigError(f"search.space.model must be among {list(families)}, but got {bad[0]!r}")
     if "gcn" in models and "graph" not in parsed:
         if not graph_choices:
             raise ConfigError("search.space.model includes gcn but the config has no graphs")
@@ -93,7 +86,8 @@ def parse_space(space: dict, graph_choices: list[str]) -> dict[str, tuple[str, A
 
 
 def applies(name: str, model: str) -> bool:
-    return model in PARAM_FAMILIES.get(name, MODEL_FAMILIES)
+    """Whether hyperparameter ``name`` exists for family ``model`` (the model registry says)."""
+    return model in families_using(name)
 
 
 class DefineByRun:
@@ -135,10 +129,22 @@ def define_by_run(parsed: dict[str, tuple[str, Any]]) -> DefineByRun:
 
 def choice_points(parsed: dict[str, tuple[str, Any]], limit: int) -> list[dict]:
     """One enqueued trial per choice (each baseline family, and the GCN on every graph and control), so every
-    study contains its controls whatever TPE would have sampled; the other parameters are still sampled.
+    study contains its baselines and controls whatever TPE would have sampled; the other parameters are still
+    sampled. Only ``choice`` parameters are pinned.
 
-    Only ``choice`` parameters are pinned; at most ``limit`` points (the study's trial budget).
+    A trial budget (``limit``, the study's ``num_samples``) below the number of choices is refused: truncating
+    would silently drop the controls, which are listed last.
     """
+    points = all_choices(parsed)
+    if len(points) > limit:
+        raise ConfigError(f"search.num_samples must be at least the number of choices ({len(points)}: "
+                          f"{', '.join(describe_point(p) for p in points)}), but got {limit}; every choice is "
+                          f"tried once before TPE samples")
+    return points
+
+
+def all_choices(parsed: dict[str, tuple[str, Any]]) -> list[dict]:
+    """The pinned part of every choice: baselines first, then the GCN on each graph and control."""
     kind, models = parsed["model"]
     models = models if kind == "choice" else [models]
     points: list[dict] = []
@@ -149,4 +155,8 @@ def choice_points(parsed: dict[str, tuple[str, Any]], limit: int) -> list[dict]:
             points += [{**pinned, "graph": graph} for graph in graphs]
         else:
             points.append(pinned)
-    return [p for p in points if p][:limit]
+    return [p for p in points if p]
+
+
+def describe_point(point: dict) -> str:
+    return "/".join(str(v) for v in point.values())

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CHECKPOINT_FILE = "trial_state.pt"
+from raygex.layout import CHECKPOINT_FILE
+
 _trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
 
@@ -38,7 +39,7 @@ def train_fn(config: dict, payload: dict) -> None:
 
     from raygex.allocator import keep_freed_memory
     from raygex.search.memory import private_memory_mb
-    from raygex.trial import run_trial
+    from raygex.training import run_trial
 
     fixed = payload["fixed"]
     _threads(fixed.get("cpus_per_trial", 1))
@@ -52,7 +53,7 @@ def train_fn(config: dict, payload: dict) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
+            resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)  # data only: no code runs
 
     _trials_in_this_worker += 1
     # Private memory once the shared arrays are in hand (~ an idle worker's when they are zero-copy), and again

@@ -45,7 +45,7 @@ def test_half_gpu_trials_land_two_to_a_gpu_and_train_on_the_cpu_without_cuda(gpu
     import ray
 
     from raygex.config import load_config
-    from raygex.search.run import run_search
+    from raygex.pipeline import run_search
 
     cluster, gpu_node = gpu_cluster
     config = load_config(write_config(
@@ -95,7 +95,7 @@ def test_a_trial_process_sees_exactly_the_gpu_ray_assigned_and_the_trainer_picks
 
             import torch
 
-            from raygex.trial import pick_device
+            from raygex.training import pick_device
 
             with mock.patch.object(torch.cuda, "is_available", return_value=True):
                 with_cuda = pick_device()

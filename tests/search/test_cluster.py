@@ -15,7 +15,7 @@ def test_fractional_gpu_trials_spread_over_three_nodes(tiny_demo, tmp_path):
     from ray.cluster_utils import Cluster
 
     from raygex.config import load_config
-    from raygex.search.run import run_search
+    from raygex.pipeline import run_search
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
     for _ in range(2):
@@ -49,7 +49,7 @@ def test_a_worker_node_dying_mid_trial_restarts_its_trials_elsewhere_from_their_
     from ray.cluster_utils import Cluster
 
     from raygex.config import load_config
-    from raygex.search.run import run_search
+    from raygex.pipeline import run_search
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]

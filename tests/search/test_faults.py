@@ -16,7 +16,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from raygex.search.lock import LOCK_FILE
+from raygex.lock import LOCK_FILE
 from tests.search.conftest import write_config
 from tests.search.test_resume import ENV, NUM_SAMPLES, finished_trials, kill_tree, sweep_config
 

@@ -10,7 +10,7 @@ import pytest
 
 from raygex.search.memory import private_memory_mb
 from raygex.search.trainable import shares_memory
-from raygex.trial import TrialData
+from raygex.training import TrialData
 
 
 def _data(x):
@@ -40,7 +40,7 @@ def test_private_memory_grows_with_a_copy_and_not_with_a_shared_mapping(tmp_path
 
 def test_shares_memory_tells_object_store_views_from_own_arrays():
     ray = pytest.importorskip("ray")
-    from raygex.search.run import connect
+    from raygex.ray_session import connect
 
     connect(None, num_cpus=1)
     try:

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from raygex.config import load_config
-from raygex.report.lowdata import headlines, interval, size_table, winner_test
-from raygex.search import leaderboard
-from raygex.search.seeds import SEEDS_FILE
+from raygex.report.statistics import headlines, interval, size_table, winner_test
+from raygex import leaderboard
+from raygex.evaluation import SEEDS_FILE
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""One trial: train one model on one split, honestly, and report per-epoch metrics through a callback.
+"""The training loop: train one model on one split, honestly, and report per-epoch metrics through a callback.
 
 Honesty rules from the seed paper's defects: the seed is set before the model is built; training batches are
 reshuffled every epoch; early stopping keeps a deep copy of the best epoch's weights and restores it; metrics
@@ -20,9 +20,18 @@ from torch import nn
 
 from raygex.metrics import classification_metrics, is_better
 
-DEFAULTS = {"model": "gcn", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "max_epochs": 100,
-            "patience": 10, "seed": 0, "metric": "auc", "depth": 2, "channels": 32, "embedding": 8,
-            "dropout": 0.1, "dropout_growth": True, "coarsen": False}
+def default_hyperparameters(model: str = "gcn") -> dict:
+    """A trial's defaults for ``model``: the config's ``train`` section defaults, seed 0, and the family's
+    hyperparameters from the model registry (the one place defaults live)."""
+    from raygex.config import TrainConfig
+    from raygex.models.registry import model_defaults
+
+    return {**TrainConfig().model_dump(), "seed": 0, "model": model, **model_defaults(model)}
+
+
+def with_defaults(hparams: dict) -> dict:
+    """``hparams`` over the defaults of its family (``model``, default gcn)."""
+    return {**default_hyperparameters(str(hparams.get("model", "gcn"))), **hparams}
 
 
 @dataclass
@@ -99,12 +108,12 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: dict, n_genes: int, n_classes: int, graph) -> nn.Module:
-    from raygex.models import BUILDERS
+    from raygex.models import FAMILIES
 
-    family = config["model"]
-    if family not in BUILDERS:
-        raise ValueError(f"model must be one of {sorted(BUILDERS)}, but got {family!r}")
-    return BUILDERS[family](config, n_genes, n_classes, graph)
+    family = config.get("model", "gcn")
+    if family not in FAMILIES:
+        raise ValueError(f"model must be one of {sorted(FAMILIES)}, but got {family!r}")
+    return FAMILIES[family].build(with_defaults(config), n_genes, n_classes, graph)
 
 
 @torch.no_grad()
@@ -159,7 +168,7 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     validation metric improves (so a trial stopped early by a scheduler still has the test score of its best
     epoch); selection never looks at them.
     """
-    config = {**DEFAULTS, **config}
+    config = with_defaults(config)
     started = time.perf_counter()
     dev = pick_device(device)
     data = data.standardised()

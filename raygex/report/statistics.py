@@ -1,20 +1,19 @@
 """The honest numbers: the validation-chosen winner's test metric over seeds, graph-vs-control gains with 95 %
 intervals, and metric against training-set size (the seed paper's low-data question).
 
-Everything here reads ``<study>/seeds.parquet`` (each choice's best configuration retrained on every split seed)
-and the leaderboard. The winner is the leaderboard's rank 1, chosen on validation only; its reported test metric
+Everything here reads the seed-run table (each choice's best configuration retrained on every split seed) and the
+leaderboard, through the experiment's layout. The winner is the leaderboard's rank 1, chosen on validation only; its reported test metric
 is the mean over seeds of that configuration, never the best test metric over trials.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from raygex.search import leaderboard
-from raygex.search.seeds import CONTROL_KINDS, read_seeds
+from raygex.choices import choice_kind, graph_of
+from raygex.graphs.controls import CONTROL_KINDS
+from raygex.layout import ExperimentLayout, metric_name
 
 
 def interval(values) -> tuple[float, float, float, float]:
@@ -32,13 +31,13 @@ def interval(values) -> tuple[float, float, float, float]:
     return mean, sd, mean - half, mean + half
 
 
-def winner_test(exp_dir: Path, study: str, config) -> dict | None:
+def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
     """The validation-chosen winner and its test metric re-evaluated over every split seed."""
-    board = leaderboard.read(Path(exp_dir) / study)
-    seeds = read_seeds(exp_dir, study)
+    board = layout.read_leaderboard(study)
+    seeds = layout.read_seeds(study)
     if board is None or board.empty or seeds is None:
         return None
-    metric = config.search.metric.removeprefix("valid_")
+    metric = metric_name(layout.config)
     winner = board[board["status"] != "ERROR"].iloc[0]
     rows = seeds[seeds["trial_id"] == str(winner["trial_id"])]
     mean, sd, low, high = interval(rows[f"test_{metric}"])
@@ -50,8 +49,6 @@ def winner_test(exp_dir: Path, study: str, config) -> dict | None:
 
 def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame:
     """Per real graph and control: graph − control on ``metric_column``, paired by seed (mean, sd, 95 % interval)."""
-    from raygex.report.figures import choice_kind
-
     wide = seeds.pivot_table(index="seed", columns="choice", values=metric_column)
     rows = []
     for choice in wide.columns:
@@ -63,43 +60,41 @@ def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame
                 diff = (wide[choice] - wide[other]).dropna()
                 if len(diff):
                     mean, sd, low, high = interval(diff)
-                    rows.append({"graph": choice.split("/", 1)[1], "control": control, "gain_mean": mean,
+                    rows.append({"graph": graph_of(choice), "control": control, "gain_mean": mean,
                                  "gain_sd": sd, "seeds": len(diff), "low": low, "high": high})
     return pd.DataFrame(rows)
 
 
-def choice_means(exp_dir: Path, study: str, config) -> dict[str, float]:
+def choice_means(layout: ExperimentLayout, study: str) -> dict[str, float]:
     """Per model family, the best choice's test metric averaged over seeds (to set beside published numbers)."""
-    seeds = read_seeds(exp_dir, study)
+    seeds = layout.read_seeds(study)
     if seeds is None or seeds.empty:
         return {}
-    metric = config.search.metric.removeprefix("valid_")
+    metric = metric_name(layout.config)
     means = seeds.groupby("choice")[f"test_{metric}"].mean()
     families: dict[str, float] = {}
     for choice, value in means.items():
         family = choice.split("/", 1)[0]
-        if choice.split("/", 1)[-1] in CONTROL_KINDS and family == "gcn":
+        if choice_kind(choice) == "control":
             continue  # a control is not the family's result
         families[family] = max(families.get(family, float("-inf")), float(value))
     return families
 
 
-def headlines(exp_dir: Path, study: str, config) -> list[str]:
+def headlines(layout: ExperimentLayout, study: str) -> list[str]:
     """One sentence per real graph: does it beat its randomised control on test, with a 95 % interval?"""
-    seeds = read_seeds(exp_dir, study)
+    seeds = layout.read_seeds(study)
     if seeds is None or seeds.empty:
         return []
-    from raygex.report.figures import choice_kind
-
-    metric = config.search.metric.removeprefix("valid_")
-    size = config.train_size(study)
+    metric = metric_name(layout.config)
+    size = layout.config.train_size(study)
     gains = gains_over_controls(seeds, f"test_{metric}")
     against_random = {} if gains.empty else {row.graph: row for row in gains[gains["control"] == "random"].itertuples()}
     sentences = []
     for choice in sorted(set(seeds["choice"])):
         if choice_kind(choice) != "graph":
             continue
-        graph = choice.split("/", 1)[1]
+        graph = graph_of(choice)
         if graph not in against_random:
             sentences.append(f"graph {graph}: no randomised control in this study, so no claim about the graph")
             continue
@@ -117,14 +112,14 @@ def headlines(exp_dir: Path, study: str, config) -> list[str]:
     return sentences
 
 
-def size_table(exp_dir: Path, task: str, config) -> pd.DataFrame:
+def size_table(layout: ExperimentLayout, task: str) -> pd.DataFrame:
     """Per train size and choice: test metric mean, sd and 95 % interval over seeds."""
-    metric = config.search.metric.removeprefix("valid_")
+    metric = metric_name(layout.config)
     rows = []
-    for study in config.studies():
+    for study in layout.config.studies():
         if study.task.name != task:
             continue
-        seeds = read_seeds(exp_dir, study.name)
+        seeds = layout.read_seeds(study.name)
         if seeds is None:
             continue
         for choice, group in seeds.groupby("choice"):
@@ -132,26 +127,3 @@ def size_table(exp_dir: Path, task: str, config) -> pd.DataFrame:
             rows.append({"train": study.train, "choice": choice, "mean": mean, "sd": sd, "low": low, "high": high,
                          "seeds": int(group["seed"].nunique())})
     return pd.DataFrame(rows)
-
-
-def size_figure(exp_dir: Path, task: str, config, path: Path) -> Path | None:
-    """Test metric against training-set size per model family and graph (mean ± sd over seeds)."""
-    from raygex.report.figures import COLOURS, _pyplot, _save, choice_kind
-
-    table = size_table(exp_dir, task, config)
-    if table.empty or table["train"].nunique() < 2:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for choice, group in table.groupby("choice"):
-        group = group.sort_values("train")
-        kind = choice_kind(choice)
-        ax.errorbar(group["train"], group["mean"], yerr=group["sd"].fillna(0), marker="o", capsize=3,
-                    label=choice, linestyle="-" if kind == "graph" else "--" if kind == "control" else ":",
-                    color=None if kind == "graph" else COLOURS[kind] if kind == "control" else None)
-    ax.set_xscale("log")
-    ax.set_xlabel("training samples")
-    ax.set_ylabel(f"test {config.search.metric.removeprefix('valid_')}")
-    ax.set_title(f"{task}: best configuration per choice, mean ± sd over split seeds", fontsize=10)
-    ax.legend(fontsize=7)
-    return _save(fig, path)

@@ -15,7 +15,7 @@ from raygex.graphs.controls import build_control
 from raygex.graphs.io import import_graph
 from raygex.graphs.store import Graph, read_graph
 from raygex.tasks import build_task
-from raygex.trial import TrialData
+from raygex.training import TrialData
 
 
 def _require(path: str | Path, key: str, hint: str = "") -> Path:

@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
-from raygex.search import leaderboard
-from raygex.search.run import open_experiment, tune_metric
+from raygex import leaderboard
+from raygex.layout import ExperimentLayout, selection_column
 
 
-def _trial_states(task_dir: Path) -> dict[str, str]:
-    """Trial id → Tune status, read from the experiment state Tune writes (works while it runs)."""
-    states: dict[str, str] = {}
-    for path in sorted(task_dir.glob("experiment_state-*.json"))[-1:]:
-        try:
-            blob = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        for entry in blob.get("trial_data", []):
-            meta = entry[1] if isinstance(entry, list) and len(entry) > 1 else entry
-            meta = json.loads(meta) if isinstance(meta, str) else meta
-            if isinstance(meta, dict) and "status" in meta:
-                states[str(meta.get("trial_id", len(states)))] = meta["status"]
-    return states
-
-
-def experiment_status(exp_dir: Path) -> tuple[dict, dict[str, str]]:
-    exp_dir, config = open_experiment(exp_dir)
-    metric, _ = tune_metric(config)
-    summary = {"experiment": str(exp_dir), "tasks": {}}
+def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
+    """Per study: trial counts by state (finished, running, errored, pending) and the current winner."""
+    layout = ExperimentLayout.open(experiment)
+    config = layout.config
+    metric = selection_column(config)
+    summary = {"experiment": str(layout.root), "tasks": {}}
     tables = {}
     for task in config.studies():
-        task_dir = exp_dir / task.name
-        board = leaderboard.read(task_dir)
-        states = _trial_states(task_dir) if task_dir.exists() else {}
+        board = layout.read_leaderboard(task.name)
+        states = layout.trial_states(task.name)
         counts = {"finished": 0, "running": 0, "errored": 0, "pending": 0}
         if board is not None:
             counts["finished"] = int((board["status"] == "TERMINATED").sum())

@@ -1,0 +1,316 @@
+"""The experiment folder: where every file of a sweep lives, and the only module that knows.
+
+::
+
+    <storage>/<name>/
+      config.yaml              the validated config (what `raygex resume` reruns)
+      raygex.json              which raygex made the folder, and its format version
+      .raygex.lock             held by the one driver working on the experiment
+      stages.jsonl             one line per stage run: study, stage, seconds, when
+      <study>/                 Ray Tune's experiment (tuner.pkl, experiment_state-*.json, searcher state)
+        <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
+        leaderboard.parquet    every trial, winner first                      (stage: leaderboard)
+        seeds.parquet          best configuration per choice on every split seed  (stage: evaluation)
+      models/<study>.pt(.pt2)  the exported winner                              (stage: export)
+      report/<study>/          figures (PNG) and summary.json                   (stage: summary)
+      report.html              the experiment's report                          (stage: report)
+      wandb/                   W&B runs (offline ones are synced from here)
+
+Every reader and writer of an experiment goes through :class:`ExperimentLayout`. Files a stage produces are
+written atomically (a temporary sibling renamed into place), so "the file exists" means "the stage finished".
+Storage is kept as the path the user gave (made absolute, never ``resolve()``-d, so symlinked or shared mounts keep
+their names); a URI storage (``s3://``, ``gs://``) is refused with one line until the layout's files go through
+``pyarrow.fs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from raygex.config import ExperimentConfig, load_config
+from raygex.errors import ConfigError
+from raygex.fileio import atomic_path
+from raygex.lock import LOCK_FILE, ExperimentLock
+from raygex.metrics import MODE
+from raygex.version import __version__
+
+CONFIG_SNAPSHOT = "config.yaml"
+META_FILE = "raygex.json"
+FORMAT = 1  # bump when the layout changes in a way older folders cannot be read
+JOURNAL_FILE = "stages.jsonl"
+LEADERBOARD_FILE = "leaderboard.parquet"
+SEEDS_FILE = "seeds.parquet"
+MODELS_DIR = "models"
+REPORT_DIR = "report"
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_FILE = "trial_state.pt"
+PARAMS_FILE = "params.json"
+RESULT_FILE = "result.json"
+WANDB_DIR = "wandb"
+
+__all__ = ["CHECKPOINT_FILE", "CONFIG_SNAPSHOT", "ExperimentLayout", "FORMAT", "LOCK_FILE", "META_FILE",
+           "storage_root"]
+
+
+def storage_root(storage: str | os.PathLike) -> Path:
+    """The storage folder as an absolute path (``~`` expanded, symlinks kept); URIs are refused for now."""
+    text = str(storage)
+    if "://" in text and not text.startswith("file://"):
+        raise ConfigError(f"storage {text!r}: URI storage ({text.split('://')[0]}://) is not supported yet; use a "
+                          f"local or shared-filesystem folder (e.g. an NFS mount on every node)")
+    return Path(os.path.abspath(os.path.expanduser(text.removeprefix("file://"))))
+
+
+def metric_name(config: ExperimentConfig) -> str:
+    """The selection metric without its split prefix ("auc" for ``search.metric: valid_auc``)."""
+    return config.search.metric.removeprefix("valid_")
+
+
+def selection_column(config: ExperimentConfig) -> str:
+    """The leaderboard / Tune column the search optimises: each trial's best validation metric."""
+    return f"best_{config.search.metric}"
+
+
+def selection_mode(config: ExperimentConfig) -> str:
+    """"max" or "min": which direction of :func:`selection_column` is better."""
+    return MODE[metric_name(config)]
+
+
+class ExperimentLayout:
+    """One experiment folder. ``ExperimentLayout.open(path)`` for an existing one (checked), or
+    ``ExperimentLayout.for_config(config, storage, name)`` for one a sweep is about to create."""
+
+    def __init__(self, root: str | os.PathLike, config: ExperimentConfig | None = None):
+        self.root = storage_root(root)
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"ExperimentLayout({str(self.root)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    # -- the experiment as a whole ------------------------------------------------------------------------------
+    @classmethod
+    def for_config(cls, config: ExperimentConfig, storage: str | None = None,
+                   name: str | None = None) -> "ExperimentLayout":
+        return cls(storage_root(storage or config.storage) / (name or config.name), config)
+
+    @classmethod
+    def open(cls, experiment: str | os.PathLike) -> "ExperimentLayout":
+        """An existing experiment, checked: a raygex experiment folder, in a format this raygex reads."""
+        layout = cls(experiment)
+        if not layout.snapshot_path.is_file():
+            raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=layout.root)
+        layout.read_meta()
+        layout._config = load_config(layout.snapshot_path)
+        return layout
+
+    @property
+    def config(self) -> ExperimentConfig:
+        if self._config is None:
+            self._config = load_config(self.snapshot_path)
+        return self._config
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.root / CONFIG_SNAPSHOT
+
+    def exists(self) -> bool:
+        return self.snapshot_path.exists()
+
+    def check_writable(self) -> None:
+        """Fail before anything starts when the folder cannot be created or written (permissions, full disk)."""
+        probe = self.root / ".raygex-write-test"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"\0" * 65536)
+            probe.unlink()
+        except OSError as err:
+            raise ConfigError(f"storage is not writable: {err.strerror or err}", path=self.root) from None
+
+    def create(self) -> None:
+        """Write the config snapshot and ``raygex.json`` (atomically): the folder is now an experiment."""
+        with atomic_path(self.snapshot_path) as tmp:
+            Path(tmp).write_text(yaml.safe_dump(json.loads(self.config.model_dump_json()), sort_keys=False))
+        self.write_meta()
+
+    def write_meta(self) -> Path:
+        path = self.root / META_FILE
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps({"raygex_version": __version__, "format": FORMAT}, indent=2) + "\n")
+        return path
+
+    def read_meta(self) -> dict:
+        """``raygex.json``, checked; a :class:`ConfigError` naming the folder when this raygex cannot read it."""
+        path = self.root / META_FILE
+        rerun = "rerun the sweep with this version"
+        if not path.is_file():
+            raise ConfigError(f"experiment folder made by an older raygex (no {META_FILE}); {rerun} "
+                              f"(raygex {__version__})", path=self.root)
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{META_FILE} is not valid JSON ({err.__class__.__name__}); {rerun}",
+                              path=self.root) from None
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{META_FILE} must be a JSON object, but got {type(meta).__name__}; {rerun}",
+                              path=self.root)
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"experiment folder format must be {FORMAT}, but got {meta.get('format')!r} (made by "
+                              f"raygex {meta.get('raygex_version', 'unknown')}); {rerun} (raygex {__version__})",
+                              path=self.root)
+        return meta
+
+    def lock(self) -> ExperimentLock:
+        return ExperimentLock(self.root)
+
+    @property
+    def wandb_dir(self) -> Path:
+        return self.root / WANDB_DIR
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / REPORT_FILE
+
+    # -- the journal of stage runs ------------------------------------------------------------------------------
+    def record_stage(self, study: str | None, stage: str, seconds: float) -> None:
+        """Append one line to ``stages.jsonl``: which stage ran for which study, and for how long."""
+        line = {"study": study, "stage": stage, "seconds": round(seconds, 3),
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        with open(self.root / JOURNAL_FILE, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    def journal(self) -> list[dict]:
+        path = self.root / JOURNAL_FILE
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    # -- studies and their trials -------------------------------------------------------------------------------
+    def study_dir(self, study: str) -> Path:
+        """The study's folder, which is also Ray Tune's experiment folder (storage ``root``, name ``study``)."""
+        return self.root / study
+
+    def trial_dirs(self, study: str) -> list[Path]:
+        """Every trial folder of the study (those holding a ``params.json``), in name order."""
+        folder = self.study_dir(study)
+        return sorted(p.parent for p in folder.glob(f"*/{PARAMS_FILE}")) if folder.is_dir() else []
+
+    def trial_dir(self, study: str, row) -> Path:
+        """A leaderboard row's trial folder, found by name under the study (the stored path breaks on moves)."""
+        recorded = Path(str(row["path"]))
+        folder = self.study_dir(study) / recorded.name
+        return folder if folder.is_dir() else recorded
+
+    def trial_params(self, study: str, row) -> dict:
+        path = self.trial_dir(study, row) / PARAMS_FILE
+        if not path.is_file():
+            raise ConfigError(f"trial {row['trial_id']}: its folder has no {PARAMS_FILE}", path=path.parent)
+        return json.loads(path.read_text())
+
+    def trial_history(self, study: str, row) -> pd.DataFrame:
+        """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote in its folder."""
+        path = self.trial_dir(study, row) / RESULT_FILE
+        if not path.exists():
+            return pd.DataFrame()
+        return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+    def latest_checkpoint(self, folder: Path) -> dict | None:
+        """The newest ``checkpoint_*/trial_state.pt`` of a trial folder, loaded as data only (no code runs)."""
+        import torch
+
+        found = sorted(Path(folder).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+        return torch.load(found[-1], map_location="cpu", weights_only=True) if found else None
+
+    def trial_states(self, study: str) -> dict[str, str]:
+        """Trial id → Tune status, from the experiment state Tune writes (readable while the sweep runs)."""
+        states: dict[str, str] = {}
+        for path in sorted(self.study_dir(study).glob("experiment_state-*.json"))[-1:]:
+            try:
+                blob = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            for entry in blob.get("trial_data", []):
+                meta = entry[1] if isinstance(entry, list) and len(entry) > 1 else entry
+                meta = json.loads(meta) if isinstance(meta, str) else meta
+                if isinstance(meta, dict) and "status" in meta:
+                    states[str(meta.get("trial_id", len(states)))] = meta["status"]
+        return states
+
+    # -- stage outputs ------------------------------------------------------------------------------------------
+    def leaderboard_path(self, study: str) -> Path:
+        return self.study_dir(study) / LEADERBOARD_FILE
+
+    def read_leaderboard(self, study: str) -> pd.DataFrame | None:
+        """The study's leaderboard (None before its sweep finished); a damaged file is an error naming it."""
+        return _read_parquet(self.leaderboard_path(study), "leaderboard")
+
+    def write_leaderboard(self, study: str, board: pd.DataFrame) -> Path:
+        from raygex.leaderboard import to_arrow
+
+        return _write_parquet(to_arrow(board), self.leaderboard_path(study))
+
+    def seeds_path(self, study: str) -> Path:
+        return self.study_dir(study) / SEEDS_FILE
+
+    def read_seeds(self, study: str) -> pd.DataFrame | None:
+        """The evaluation over split seeds (None before it ran)."""
+        return _read_parquet(self.seeds_path(study), "seed-run table")
+
+    def write_seeds(self, study: str, table: pd.DataFrame) -> Path:
+        import pyarrow as pa
+
+        return _write_parquet(pa.Table.from_pandas(table, preserve_index=False), self.seeds_path(study))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / MODELS_DIR
+
+    def model_path(self, study: str) -> Path:
+        return self.models_dir / f"{study}.pt"
+
+    def figures_dir(self, study: str) -> Path:
+        return self.root / REPORT_DIR / study
+
+    def summary_path(self, study: str) -> Path:
+        return self.figures_dir(study) / SUMMARY_FILE
+
+    def write_summary(self, study: str, summary: dict) -> Path:
+        path = self.summary_path(study)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        return path
+
+    def read_summary(self, study: str) -> dict | None:
+        path = self.summary_path(study)
+        try:
+            return json.loads(path.read_text()) if path.exists() else None
+        except (OSError, json.JSONDecodeError):
+            return None
+
+
+def _read_parquet(path: Path, what: str) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"not a readable {what} ({first})", path=path) from None
+
+
+def _write_parquet(table, path: Path) -> Path:
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path

@@ -1,0 +1,90 @@
+"""What the stages of one run share, each made once and only when a stage first needs it: the Ray connection,
+the dataset, the graphs, each study's trial payload and the dataset's hash.
+
+A resume whose stages are all done therefore starts no Ray and reads no data.
+"""
+
+from __future__ import annotations
+
+import time
+
+from raygex.layout import ExperimentLayout
+
+
+class SweepContext:
+    """Lazily made inputs of a pipeline run over one experiment."""
+
+    def __init__(self, layout: ExperimentLayout, *, address: str | None = None, echo=print,
+                 timings: dict | None = None):
+        self.layout = layout
+        self.config = layout.config
+        self.address = address
+        self.echo = echo
+        self.timings = {} if timings is None else timings
+        self.timings.setdefault("trials_s", 0.0)
+        self._ray = False
+        self._dataset = None
+        self._graphs = None
+        self._dataset_sha256: str | None = None
+
+    def ray(self) -> None:
+        """Connect to (or start) Ray and check the per-trial request fits the cluster, once."""
+        if self._ray:
+            return
+        from raygex.ray_session import check_resources, connect
+
+        started = time.perf_counter()
+        connect(self.address)
+        check_resources(self.config.resources)
+        self.timings["ray_s"] = self.timings.get("ray_s", 0.0) + time.perf_counter() - started
+        self._ray = True
+
+    @property
+    def dataset(self):
+        """The expression dataset: through Ray Data when Ray is up (a sweep), else read directly (export)."""
+        if self._dataset is None:
+            started = time.perf_counter()
+            if self._ray:
+                from raygex.data.ray_io import collect
+
+                self._dataset = collect(self.config.data.expression)
+            else:
+                from raygex.prepare import load_dataset
+
+                self._dataset = load_dataset(self.config)
+            self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
+        return self._dataset
+
+    @property
+    def graphs(self) -> dict:
+        """Every graph choice by name (configured graphs and controls), for the first split seed."""
+        if self._graphs is None:
+            from raygex.prepare import load_graphs
+
+            self._graphs = load_graphs(self.config, seed=self.config.split.seeds[0])
+        return self._graphs
+
+    @property
+    def dataset_sha256(self) -> str:
+        """The dataset's content hash (provenance of exported models), computed once per run."""
+        if self._dataset_sha256 is None:
+            from raygex.export.winner import dataset_hash
+
+            self._dataset_sha256 = dataset_hash(self.config.data.expression)
+        return self._dataset_sha256
+
+    def payload(self, study: str) -> dict:
+        """The arrays and aligned graphs a study's trials share (put in the object store once by Tune)."""
+        from raygex.graphs.align import align_graph
+        from raygex.prepare import trial_data
+
+        config = self.config
+        seed = config.split.seeds[0]
+        started = time.perf_counter()
+        data = trial_data(config, study, self.dataset, self.graphs, seed=seed, graph=None).standardised()
+        aligned = {name: align_graph(graph, data.genes) for name, graph in self.graphs.items()}
+        fixed = {"train": {**config.train.model_dump(), "seed": seed},
+                 "cpus_per_trial": config.resources.cpu,
+                 "checkpoint_every": config.search.checkpoint_every}
+        self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
+        return {"data": data, "graphs": aligned, "fixed": fixed}

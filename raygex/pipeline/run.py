@@ -1,0 +1,148 @@
+"""`raygex search`, `raygex resume`, `raygex export`, `raygex report`: the stages of :mod:`raygex.pipeline.stages`
+run from different starting points.
+
+A run plans first: for each study, which stages are not done. Nothing to do means no lock work beyond a check,
+no Ray, no data read: a resume of a finished experiment returns in about a second. Otherwise the inputs are
+checked (before Ray starts), the experiment lock is taken, and each study's missing stages run in order, each
+recorded in the layout's journal (``stages.jsonl``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from raygex.config import ExperimentConfig
+from raygex.errors import ConfigError
+from raygex.layout import ExperimentLayout
+from raygex.pipeline.context import SweepContext
+from raygex.pipeline.stages import STUDY_STAGES, run_export, run_report
+
+
+def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
+    """Study → names of its stages that are not done yet (in order)."""
+    ctx = SweepContext(layout)
+    return {study.name: [s.name for s in STUDY_STAGES if not s.done(ctx, study.name)]
+            for study in layout.config.studies()}
+
+
+def check_inputs(config: ExperimentConfig) -> None:
+    """Everything that can be checked before Ray starts: the space, the budget, the input files, the tasks."""
+    from raygex.prepare import check_graphs, check_input_files, check_tasks
+    from raygex.search.space import choice_points, parse_space
+
+    choice_points(parse_space(config.search.space, config.graph_choices()), config.search.num_samples)
+    check_input_files(config)
+    check_tasks(config)  # labels, genes and graph overlap, read from schemas and graphs only: before any folder
+    check_graphs(config)
+
+
+def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,
+               name: str | None = None, resume: bool = False, echo=print, timings: dict | None = None) -> Path:
+    """Run (or, with ``resume``, continue) every study's stages; returns the experiment folder.
+
+    ``timings``, when given, receives the seconds spent starting/connecting Ray (``ray_s``), reading and
+    preparing the shared data (``data_s``) and running trials (``trials_s``, summed over studies).
+    """
+    layout = ExperimentLayout.for_config(config, storage, name)
+    if layout.exists() and not resume:
+        raise ConfigError(f"experiment {layout.name!r} already exists: continue it with 'raygex resume "
+                          f"{layout.root}' (or --resume), or choose another --name", path=layout.root)
+    if layout.exists():
+        layout.read_meta()
+    todo = plan(layout) if layout.exists() else {s.name: [st.name for st in STUDY_STAGES] for s in config.studies()}
+    if not any(todo.values()) and layout.report_path.exists():
+        echo(f"experiment {layout.root}: every stage of every task is done; nothing to run")
+        return layout.root
+    check_inputs(config)
+    layout.check_writable()
+    with layout.lock() as lock:
+        if lock.stale:
+            echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
+        if not layout.exists():
+            layout.create()
+        ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
+        ran = _run_studies(ctx)
+        echo(f"\nexperiment: {layout.root}")
+        for study in config.studies():
+            model = layout.model_path(study.name)
+            echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
+                 + (f"\n  {' ' * len(study.name)}  model       {model}" if model.exists() else ""))
+        echo(f"  logs: {layout.root}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+        if ran or not layout.report_path.exists():
+            _timed(layout, None, "report", lambda: run_report(ctx))
+        else:
+            echo(f"  report: {layout.report_path}")
+    return layout.root
+
+
+def _run_studies(ctx: SweepContext) -> int:
+    """Every study's missing stages, in order; returns how many stages ran."""
+    ran = 0
+    for study in ctx.config.studies():
+        missing = [stage for stage in STUDY_STAGES if not stage.done(ctx, study.name)]
+        if not missing:
+            ctx.echo(f"task {study.name}: already finished, kept")
+            continue
+        if len(missing) < len(STUDY_STAGES):
+            ctx.echo(f"task {study.name}: running the stages not done yet: {', '.join(s.name for s in missing)}")
+        for stage in STUDY_STAGES:
+            if stage.done(ctx, study.name):  # asked again: an earlier stage may have been the one missing
+                continue
+            _timed(ctx.layout, study.name, stage.name, lambda: stage.run(ctx, study.name))
+            ran += 1
+    return ran
+
+
+def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> None:
+    started = time.perf_counter()
+    action()
+    layout.record_stage(study, name, time.perf_counter() - started)
+
+
+def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print) -> Path:
+    """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
+    layout = ExperimentLayout.open(experiment)
+    return run_search(layout.config, address=address, storage=str(layout.root.parent), name=layout.name,
+                      resume=True, echo=echo)
+
+
+def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
+                      out_dir: str | Path | None = None) -> list[dict]:
+    """`raygex export`: the export stage run alone, for the winner (or ``trial_id``) of every finished study (or
+    of ``task``), into the experiment's models folder (or ``out_dir``)."""
+    layout = ExperimentLayout.open(experiment)
+    config = layout.config
+    names = [task] if task else [study.name for study in config.studies()]
+    if task:
+        config.task(task)  # a clear error for an unknown task
+    if trial_id and not task and len(names) > 1:
+        raise ConfigError("--trial needs --task when the experiment has several tasks")
+    boards = {name: layout.read_leaderboard(name) for name in names}
+    missing = [name for name, board in boards.items() if board is None or board.empty]
+    if task and missing:
+        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=layout.root)
+    if len(missing) == len(names):
+        raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
+                          f"with 'raygex resume {layout.root}'", path=layout.root)
+    ctx = SweepContext(layout, echo=lambda *_: None)
+    summaries = []
+    for name in names:
+        if name in missing:
+            continue
+        started = time.perf_counter()
+        summaries.append(run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir))
+        if out_dir is None:
+            layout.record_stage(name, "export", time.perf_counter() - started)
+    return summaries
+
+
+def report_experiment(experiment: str | Path) -> Path:
+    """`raygex report`: the report stage run alone (figures the summary stage did not draw are drawn now)."""
+    from raygex.report.html import write_report
+
+    layout = ExperimentLayout.open(experiment)
+    started = time.perf_counter()
+    path = write_report(layout)
+    layout.record_stage(None, "report", time.perf_counter() - started)
+    return path

@@ -1,0 +1,144 @@
+"""The stages of a study, in order: sweep → leaderboard → export → evaluation → summary; then the experiment's
+report.
+
+Each stage is a function from what earlier stages wrote (read through the layout) to its own output, and is done
+when that output exists: the layout writes every output atomically, so an existing file is a complete one.
+
+=============  ==============================================  ===================================================
+stage          output (done when it exists)                    what it runs
+=============  ==============================================  ===================================================
+sweep          Tune state: every trial ended (or leaderboard)   Ray Tune + Optuna + ASHA (``raygex.search``)
+leaderboard    ``<study>/leaderboard.parquet``                 reads Tune's results from the study folder
+export         ``models/<study>.pt``                            the winner as TorchScript (``raygex.export``)
+evaluation     ``<study>/seeds.parquet``                        each choice's best config on every split seed
+summary        ``report/<study>/summary.json``                  figures, and the study's W&B summary run
+report         ``report.html`` (rebuilt when any stage ran)      the HTML report (``raygex.report``)
+=============  ==============================================  ===================================================
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from raygex.errors import RaygexError
+from raygex.layout import selection_column, selection_mode
+from raygex.pipeline.context import SweepContext
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a study: ``done(ctx, study)`` says whether its output is complete, ``run(ctx, study)`` makes it."""
+
+    name: str
+    done: Callable[[SweepContext, str], bool]
+    run: Callable[[SweepContext, str], None]
+
+
+def _sweep_done(ctx: SweepContext, study: str) -> bool:
+    from raygex.search.tuner import sweep_finished
+
+    return (ctx.layout.leaderboard_path(study).exists()
+            or sweep_finished(ctx.layout.trial_states(study), ctx.config.search.num_samples))
+
+
+def run_sweep(ctx: SweepContext, study: str) -> None:
+    """Run (or continue) the study's Tune experiment until every trial has ended."""
+    from raygex.search.tuner import build_tuner, fit
+    from raygex.search.wandb_trials import trial_callbacks
+
+    config, layout = ctx.config, ctx.layout
+    ctx.ray()
+    ctx.echo(f"task {study}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
+    study_dir = layout.study_dir(study)
+    tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
+                        callbacks=trial_callbacks(config, layout.root, study))
+    started = time.perf_counter()
+    fit(tuner, config.search.num_samples, layout.root)
+    ctx.timings["trials_s"] += time.perf_counter() - started
+
+
+def run_leaderboard(ctx: SweepContext, study: str) -> None:
+    """The study's leaderboard, from Tune's results on disk: every trial, the winner first."""
+    from raygex import leaderboard
+    from raygex.search.results import read_results, result_rows
+
+    rows = result_rows(read_results(ctx.layout.study_dir(study)))
+    board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config))
+    ctx.layout.write_leaderboard(study, board)
+    ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials; winner first) ==")
+    ctx.echo(leaderboard.format_table(board))
+
+
+def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, out_dir=None) -> dict | None:
+    """Export the winner (or ``trial_id``); a failed export warns and leaves the stage to be retried."""
+    from raygex.export import export_trial
+    from raygex.layout import metric_name
+
+    layout = ctx.layout
+    board = layout.read_leaderboard(study)
+    try:
+        summary = export_trial(layout, study, board, trial_id=trial_id, out_dir=out_dir, dataset=ctx.dataset,
+                               graphs=ctx.graphs, dataset_sha256=ctx.dataset_sha256)
+    except RaygexError as err:
+        if trial_id is not None or out_dir is not None:
+            raise
+        ctx.echo(f"warning: task {study}: the winner was not exported: {err} (run 'raygex export {layout.root}' "
+                 f"or 'raygex resume {layout.root}' to retry)")
+        return None
+    metric = metric_name(ctx.config)
+    test = summary["test"].get(metric)
+    ctx.echo(f"{study}: winner {summary['trial_id']} exported to {summary['model']} ({summary['weights']}; "
+             f"test {metric} {test:.4g})" if test is not None else
+             f"{study}: winner {summary['trial_id']} exported to {summary['model']}")
+    return summary
+
+
+def run_evaluation(ctx: SweepContext, study: str) -> None:
+    """Retrain the best configuration of each choice on every split seed."""
+    from raygex.evaluation import evaluate_seeds
+
+    ctx.ray()
+    ctx.echo(f"{study}: retraining the best configuration of each choice on split seeds {ctx.config.split.seeds}")
+    evaluate_seeds(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
+
+
+def run_summary(ctx: SweepContext, study: str) -> None:
+    """The study's figures and its W&B summary run; ``summary.json`` records both."""
+    from raygex.report.figures import task_figures
+    from raygex.report.wandb_summary import log_task_summary
+    from raygex.wandb_guard import is_off, wandb_mode
+
+    layout = ctx.layout
+    figures = task_figures(layout, study)
+    model = layout.model_path(study)
+    log_task_summary(ctx.config, layout.root, study, layout.read_leaderboard(study),
+                     model if model.exists() else None, figures)
+    mode = wandb_mode(ctx.config)
+    layout.write_summary(study, {"figures": {name: str(path) for name, path in figures.items()},
+                                 "wandb": {"mode": mode, "logged": mode != "disabled" and not is_off(layout.root)},
+                                 "model": str(model) if model.exists() else None})
+
+
+def run_report(ctx: SweepContext) -> None:
+    from raygex.report.html import write_report
+
+    ctx.echo(f"  report: {write_report(ctx.layout)}")
+
+
+STUDY_STAGES = (
+    Stage("sweep", _sweep_done, run_sweep),
+    Stage("leaderboard", lambda ctx, study: ctx.layout.leaderboard_path(study).exists(), run_leaderboard),
+    Stage("export", lambda ctx, study: ctx.layout.model_path(study).exists(), run_export),
+    Stage("evaluation", lambda ctx, study: ctx.layout.seeds_path(study).exists(), run_evaluation),
+    Stage("summary", lambda ctx, study: ctx.layout.summary_path(study).exists(), run_summary),
+)
+STAGE_NAMES = tuple(stage.name for stage in STUDY_STAGES) + ("report",)
+
+
+def stage(name: str) -> Stage:
+    for candidate in STUDY_STAGES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)

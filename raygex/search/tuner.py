@@ -1,0 +1,105 @@
+"""One study's Ray Tune experiment: Optuna TPE behind a concurrency limit, ASHA (or FIFO), the trainable with
+the study's shared payload, and the care Tune's own state files need to survive a killed driver.
+
+The study's folder is Tune's experiment folder (``storage_path`` = the experiment, ``name`` = the study).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from raygex.errors import SweepInterrupted
+
+TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
+TERMINAL_STATES = ("TERMINATED", "ERROR")
+
+
+def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list):
+    """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there."""
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from raygex.layout import selection_column, selection_mode
+    from raygex.search.progress import TrialProgress
+    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.space import choice_points, define_by_run, parse_space
+    from raygex.search.trainable import train_fn
+
+    trainable = tune.with_resources(tune.with_parameters(train_fn, payload=payload),
+                                    {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    metric, mode = selection_column(config), selection_mode(config)
+    progress = TrialProgress(study_dir.name, config.search.num_samples, metric, mode, echo)
+    if resume and tune.Tuner.can_restore(str(study_dir)):
+        repair_tuner_state(study_dir)
+        tuner = tune.Tuner.restore(str(study_dir), trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=True)
+        back_up_tuner_state(study_dir)
+        return tuner
+    parsed = parse_space(config.search.space, config.graph_choices())
+    searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
+                                     points_to_evaluate=choice_points(parsed, config.search.num_samples),
+                                     sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
+                                         10, max(2, config.search.num_samples // 3))))
+    searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
+    max_t = config.search.scheduler.max_epochs or config.train.max_epochs
+    scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
+                               grace_period=min(config.search.scheduler.grace_period, max_t))
+                 if config.search.scheduler.kind == "asha" else FIFOScheduler())
+    tuner = tune.Tuner(
+        trainable,
+        # reuse_actors: a finished trial's worker process (torch imported, payload mapped) takes the next trial,
+        # which saves seconds of process start per trial on small machines.
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=config.search.num_samples,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=study_dir.name, storage_path=str(study_dir.parent), verbose=0,
+                                  callbacks=[progress, *callbacks],
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=1)))
+    back_up_tuner_state(study_dir)
+    return tuner
+
+
+def fit(tuner, num_samples: int, experiment: Path):
+    """``tuner.fit()``, turning Ctrl-C (Tune stops and saves its state first) into a clean, resumable stop."""
+    hint = f"the sweep's state is saved; continue it with 'raygex resume {experiment}'"
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        raise SweepInterrupted(hint) from None
+    done = results.num_terminated + results.num_errors
+    if done < num_samples:
+        raise SweepInterrupted(f"{done} of {num_samples} trials finished; {hint}")
+    return results
+
+
+def sweep_finished(trial_states: dict[str, str], num_samples: int) -> bool:
+    """Whether Tune's saved state shows every one of the study's trials ended (finished or errored)."""
+    return len(trial_states) >= num_samples and all(s in TERMINAL_STATES for s in trial_states.values())
+
+
+def _loadable(path: Path) -> bool:
+    try:
+        pickle.loads(path.read_bytes())
+    except Exception:  # empty, truncated, or unreadable: any of them breaks Tuner.restore
+        return False
+    return True
+
+
+def back_up_tuner_state(study_dir: Path) -> None:
+    """Keep a good copy of Tune's ``tuner.pkl``: Tune rewrites it in place, so a kill mid-write truncates it."""
+    from raygex.fileio import atomic_path
+
+    state = study_dir / TUNER_STATE
+    if state.exists() and _loadable(state):
+        with atomic_path(study_dir / TUNER_BACKUP) as tmp:
+            Path(tmp).write_bytes(state.read_bytes())
+
+
+def repair_tuner_state(study_dir: Path) -> None:
+    """Put the last good ``tuner.pkl`` back when a killed driver left it truncated (found by bench soak)."""
+    state, backup = study_dir / TUNER_STATE, study_dir / TUNER_BACKUP
+    if not _loadable(state) and backup.exists() and _loadable(backup):
+        state.write_bytes(backup.read_bytes())
