@@ -8,15 +8,28 @@ overrides any value before validation, so configs need no machine-specific paths
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Any, Literal, Union
+from typing import Annotated, NamedTuple, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raygex.errors import ConfigError
 from raygex.graphs.controls import CONTROL_KINDS, GRAPH_CONTROLS
 from raygex.metrics import MODE
 from raygex.tasks import TaskSpec
+
+
+def _control_kind(kind: str) -> str:
+    """A ``controls:`` entry: a kind of the control registry that can be built from a graph alone."""
+    if kind not in CONTROL_KINDS:
+        raise ValueError(f"controls must be among {list(GRAPH_CONTROLS)}, but got {kind!r}")
+    if kind not in GRAPH_CONTROLS:
+        raise ValueError(f"{kind!r} is built from each study's training rows, which configs cannot ask for yet "
+                         f"(available: {list(GRAPH_CONTROLS)})")
+    return kind
+
+
+ControlKind = Annotated[str, AfterValidator(_control_kind)]
 
 
 class _Model(BaseModel):
@@ -96,7 +109,7 @@ class ExperimentConfig(_Model):
     name: str
     data: DataConfig
     graphs: dict[str, str] = Field(default_factory=dict)
-    controls: list[str] = Field(default_factory=list)
+    controls: list[ControlKind] = Field(default_factory=list)
     tasks: list[TaskSpec] = Field(min_length=1)
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -115,18 +128,6 @@ class ExperimentConfig(_Model):
             raise ValueError(f"graph names {sorted(clash)} are reserved for controls")
         return graphs
 
-    @field_validator("controls")
-    @classmethod
-    def _control_kinds(cls, controls: list[str]) -> list[str]:
-        for kind in controls:
-            if kind not in CONTROL_KINDS:
-                raise ValueError(f"controls must be among {list(GRAPH_CONTROLS)}, but got {kind!r}")
-            if kind not in GRAPH_CONTROLS:
-                raise ValueError(f"controls: {kind!r} is built from each study's training rows, which configs "
-                                 f"cannot ask for yet (available: {list(GRAPH_CONTROLS)}); build one with "
-                                 f"'raygex graph control' and list it under 'graphs'")
-        return controls
-
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
         names = [t.name for t in self.tasks]
@@ -138,9 +139,10 @@ class ExperimentConfig(_Model):
         wanted = f"valid_{self.train.metric}"
         if self.search.metric != wanted:
             known = [f"valid_{m}" for m in MODE]
-            rule = (f"trials track the best epoch of train.metric ({self.train.metric!r}) only" if
-                    self.search.metric in known else f"one of {known}")
-            raise ValueError(f"search.metric must be {wanted!r} ({rule}), but got {self.search.metric!r}")
+            if self.search.metric not in known:
+                raise ValueError(f"search.metric must be one of {known}, but got {self.search.metric!r}")
+            raise ValueError(f"search.metric must be {wanted!r} (trials track the best epoch of train.metric "
+                             f"{self.train.metric!r} only), but got {self.search.metric!r}")
         if self.controls and not self.graphs:
             raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
         return self

@@ -33,7 +33,7 @@ def wandb_mode(config) -> str:
 
 
 def _key(exp_dir) -> str:
-    return str(Path(exp_dir).expanduser().resolve())
+    return os.path.abspath(os.path.expanduser(str(exp_dir)))
 
 
 def describe(err: BaseException) -> str:

@@ -102,7 +102,7 @@ def test_search_is_ray_tune_only_and_export_report_do_not_depend_on_it():
 
 def test_only_the_layout_names_the_experiment_files():
     """File names of the experiment folder appear as literals in the layout module only."""
-    owned = ("leaderboard.parquet", "seeds.parquet", "raygex.json", "stages.jsonl", "trial_state.pt",
+    owned = ("leaderboard.parquet", "seeds.parquet", "stages.jsonl", "trial_state.pt",
              "summary.json", '"config.yaml"')
     for name, path in MODULES.items():
         if name == "raygex.layout":

@@ -176,13 +176,13 @@ def config(name: str = "bad.yaml", **changes):
 def experiment(folder: str = "exp", *, meta: bool = True, board: pd.DataFrame | None = None):
     """An experiment folder as `raygex search` leaves it: config.yaml, raygex.json (unless ``meta`` is False)."""
     def make(tmp, ctx):
-        from raygex.experiment_meta import write_experiment_meta
+        from raygex.layout import ExperimentLayout
 
         exp = tmp / folder
         exp.mkdir(parents=True)
         write_config(exp / "config.yaml", ctx.demo)
         if meta:
-            write_experiment_meta(exp)
+            ExperimentLayout(exp).write_meta()
         if board is not None:
             task_dir = exp / "subtype"
             task_dir.mkdir()
@@ -526,6 +526,14 @@ CASES = [
          ("search.space.dropout must be a list, a scalar or one of", "'normal'"), "results/tiny"),
     Case("search-unknown-metric", config(search={"num_samples": 2, "metric": "valid_f1"}), search(),
          ("search.metric must be one of", "'valid_f1'"), "results/tiny"),
+    Case("search-metric-disagrees-with-train-metric",
+         config(train={"max_epochs": 1, "patience": 1, "metric": "loss"}, search={"num_samples": 2, "metric": "valid_auc"}),
+         search(), ("bad.yaml", "search.metric must be 'valid_loss'", "but got 'valid_auc'"), "results/tiny"),
+    Case("search-num-samples-below-choices",
+         config(search={"num_samples": 3, "space": {"model": ["gcn", "mlp", "lr"], "graph": "all"}}), search(),
+         ("search.num_samples must be at least the number of choices (6:", "gcn/empty", "but got 3"), "results/tiny"),
+    Case("config-control-needs-training-rows", config(controls=["random", "coexpression"]), search(),
+         ("bad.yaml", "controls.1: 'coexpression' is built from each study's training rows"), "results/tiny"),
     Case("search-graph-file-missing", config(graphs={"true": "/nowhere/graph.parquet"}), search(),
          ("graph.parquet", "graphs.true: file not found"), "results/tiny"),
     Case("search-dataset-missing", config(data={"expression": "{tmp}/nowhere.parquet"}), search(),

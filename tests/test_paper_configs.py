@@ -71,8 +71,8 @@ def _check_experiment(exp: Path, config: str, num_samples: int) -> dict[str, pd.
 def test_paper_sgi_rpl4_runs_end_to_end(tcga):
     import raygex
 
-    exp = _search("paper-sgi-rpl4.yaml", tcga, 4)
-    boards = _check_experiment(exp, "paper-sgi-rpl4.yaml", 4)
+    exp = _search("paper-sgi-rpl4.yaml", tcga, 5)  # one trial per choice: mlp, lr, gcn on genemania, random, empty
+    boards = _check_experiment(exp, "paper-sgi-rpl4.yaml", 5)
     assert list(boards) == ["sgi_rpl4_k50", "sgi_rpl4_k200", "sgi_rpl4_k1000", "sgi_rpl4_k4000", "sgi_rpl4_k16300"]
     sizes = {}
     for task in boards:
@@ -94,7 +94,8 @@ def test_paper_sgi_rpl4_runs_end_to_end(tcga):
 def test_paper_clinical_runs_end_to_end(tcga):
     import raygex
 
-    exp = _search("paper-clinical.yaml", tcga, 3)
+    # Three trials: one per choice once the GCN's graphs are cut to genemania (a smaller budget is refused).
+    exp = _search("paper-clinical.yaml", tcga, 3, "--set", "search.space.graph=[genemania]")
     boards = _check_experiment(exp, "paper-clinical.yaml", 3)
     # `where: {_primary_disease: ...}` keeps one tumour type: no BRCA histology in LGG's classes, and BRCA samples
     # without a PAM50 call are dropped.

@@ -8,8 +8,7 @@ import yaml
 
 from raygex.config import load_config
 from raygex.report.statistics import headlines, interval, size_table, winner_test
-from raygex import leaderboard
-from raygex.evaluation import SEEDS_FILE
+from raygex.layout import ExperimentLayout
 
 
 @pytest.fixture
@@ -20,15 +19,14 @@ def planted(tmp_path):
         "tasks": [{"name": "t", "kind": "classify", "label": "y"}],
         "split": {"train": [50, 200], "valid": 50, "test": 100, "seeds": [0, 1, 2]}}))
     config = load_config(config_path)
-    exp = tmp_path / "exp"
+    exp = ExperimentLayout(tmp_path / "exp", config)
     # Trial "lucky" has the best TEST metric of all but not the best validation metric: it must not be reported.
     board = pd.DataFrame({"trial_id": ["chosen", "lucky", "rand"], "status": ["TERMINATED"] * 3,
                           "config/model": ["gcn", "mlp", "gcn"], "config/graph": ["net", None, "random"],
                           "best_valid_auc": [0.80, 0.79, 0.70], "best_test_auc": [0.70, 0.95, 0.60],
                           "n_params": [10, 10, 10], "path": ["a", "b", "c"]})
     for study, gain in (("t-n50", 0.10), ("t-n200", 0.001)):
-        (exp / study).mkdir(parents=True)
-        leaderboard.write(board.assign(rank=[1, 2, 3]), exp / study)
+        exp.write_leaderboard(study, board.assign(rank=[1, 2, 3]))
         rows = []
         for seed, noise in zip((0, 1, 2), (0.0, 0.01, -0.01)):
             base = 0.70 + noise
@@ -36,13 +34,13 @@ def planted(tmp_path):
                      {"choice": "mlp", "trial_id": "lucky", "seed": seed, "valid_auc": 0.79, "test_auc": 0.72},
                      {"choice": "gcn/random", "trial_id": "rand", "seed": seed, "valid_auc": 0.7,
                       "test_auc": base + (0.0 if gain > 0.01 else (0.02 if seed == 1 else -0.02))}]
-        pd.DataFrame(rows).to_parquet(exp / study / SEEDS_FILE)
+        exp.write_seeds(study, pd.DataFrame(rows))
     return config, exp
 
 
 def test_the_reported_test_metric_is_the_validation_winner_over_seeds(planted):
     config, exp = planted
-    winner = winner_test(exp, "t-n50", config)
+    winner = winner_test(exp, "t-n50")
     assert winner["trial_id"] == "chosen"  # not "lucky", whose single-split test AUC (0.95) was the best
     mean, sd, low, high = interval([0.80, 0.81, 0.79])
     assert winner["test_mean"] == pytest.approx(mean) and winner["seeds"] == 3
@@ -52,15 +50,15 @@ def test_the_reported_test_metric_is_the_validation_winner_over_seeds(planted):
 
 def test_headlines_claim_a_gain_only_when_its_interval_excludes_zero(planted):
     config, exp = planted
-    [clear] = headlines(exp, "t-n50", config)
+    [clear] = headlines(exp, "t-n50")
     assert clear.startswith("graph net improves auc by 0.100 (95% CI [") and "at n = 50" in clear
-    [unclear] = headlines(exp, "t-n200", config)
+    [unclear] = headlines(exp, "t-n200")
     assert unclear.startswith("graph net does not improve auc over its randomised control at n = 200")
 
 
 def test_size_table_has_every_size_and_choice(planted):
     config, exp = planted
-    table = size_table(exp, "t", config)
+    table = size_table(exp, "t")
     assert sorted(table["train"].unique()) == [50, 200]
     assert set(table["choice"]) == {"gcn/net", "mlp", "gcn/random"}
     assert (table["seeds"] == 3).all()

@@ -4,7 +4,6 @@ mid-file, and a second driver on the same experiment."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -125,10 +124,16 @@ def test_a_second_driver_on_a_live_experiment_refuses_and_a_stale_lock_is_taken_
     experiment = tmp_path / "results" / "tiny"
     experiment.mkdir(parents=True)
     lock = experiment / LOCK_FILE
-    # A live owner: this test's own process, on this host.
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": "earlier"}))
-    code, _, err = run_cli("search", config, "--resume")
-    assert code == 2 and f"in use by pid {os.getpid()} on this host" in err
+    # A live owner: another driver process on this host, holding the lock.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom raygex.lock import ExperimentLock\n"
+                               "with ExperimentLock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()",
+                               str(experiment)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli("search", config, "--resume")
+    finally:
+        holder.communicate("", timeout=30)
+    assert code == 2 and f"in use by pid {holder.pid} on this host" in err
     # A stale owner: a pid that no longer exists.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

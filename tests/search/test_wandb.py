@@ -21,7 +21,7 @@ from tests.search.conftest import write_config
 
 FAKE_KEY = "raygex_fake_api_key_" + "0123456789" * 3  # a well-formed key wandb would send, recognisable in files
 SEARCH = {"num_samples": 3, "max_concurrent": 2, "scheduler": {"kind": "asha", "grace_period": 1},
-          "space": {"model": ["gcn", "mlp", "lr"], "graph": "all", "depth": {"int": [1, 2]},
+          "space": {"model": ["gcn", "mlp", "lr"], "graph": ["true"], "depth": {"int": [1, 2]},
                     "channels": {"choice": [4, 8]}, "embedding": {"choice": [1, 4]}, "hidden": {"choice": [16, 32]},
                     "dropout": {"float": [0.0, 0.3]}, "lr": {"loguniform": ["1e-3", "1e-2"]}}}
 TASKS = ("subtype", "sgi")
@@ -220,7 +220,7 @@ def config(tiny_demo, tmp_path, monkeypatch):
 
 
 def test_mode_comes_from_the_environment_first(config, monkeypatch):
-    from raygex.search.wandb_logging import wandb_mode
+    from raygex.wandb_guard import wandb_mode
 
     assert wandb_mode(config) == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -233,7 +233,8 @@ def test_mode_comes_from_the_environment_first(config, monkeypatch):
 def test_wandb_not_importable_warns_once(config, tmp_path, monkeypatch, capsys):
     import sys
 
-    from raygex.search.wandb_logging import log_task_summary, trial_callbacks
+    from raygex.report.wandb_summary import log_task_summary
+    from raygex.search.wandb_trials import trial_callbacks
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     exp_dir = tmp_path / "exp"
@@ -247,7 +248,7 @@ def test_wandb_not_importable_warns_once(config, tmp_path, monkeypatch, capsys):
 def test_failing_summary_run_warns_once_and_never_raises(config, tmp_path, monkeypatch, capsys):
     import wandb
 
-    from raygex.search.wandb_logging import log_task_summary
+    from raygex.report.wandb_summary import log_task_summary
 
     def refuse(*args, **kwargs):
         raise wandb.errors.CommError("the service went away")
@@ -263,7 +264,7 @@ def test_failing_summary_run_warns_once_and_never_raises(config, tmp_path, monke
 def test_trial_logger_returns_its_failure_instead_of_raising(tmp_path, monkeypatch):
     """The per-trial logging actor's body, run in-process: a wandb.init that fails (here: a project name W&B
     refuses) comes back as a reason, which the callback turns into the one warning."""
-    from raygex.search.wandb_logging import _classes
+    from raygex.search.wandb_trials import _classes
 
     monkeypatch.chdir(tmp_path)  # the actor changes into the trial folder
     actor_cls, _ = _classes()
@@ -289,7 +290,7 @@ def test_a_failing_trial_logger_warns_once_and_stops_logging(tmp_path, capsys):
     which the driver-side check would have caught): every hook returns, one warning, no further actors."""
     import ray
 
-    from raygex.search.wandb_logging import _classes
+    from raygex.search.wandb_trials import _classes
 
     _, logger_cls = _classes()
     callback = logger_cls(tmp_path, "subtype", {"task": "subtype"}, project="no/slashes", group="tiny/subtype",
