@@ -26,6 +26,7 @@ class SweepContext:
         self._dataset = None
         self._graphs = None
         self._dataset_sha256: str | None = None
+        self.results: dict = {}  # study -> the ResultGrid its sweep returned in this run
 
     def ray(self) -> None:
         """Connect to (or start) Ray and check the per-trial request fits the cluster, once."""

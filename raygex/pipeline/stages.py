@@ -55,16 +55,19 @@ def run_sweep(ctx: SweepContext, study: str) -> None:
     tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
                         callbacks=trial_callbacks(config, layout.root, study))
     started = time.perf_counter()
-    fit(tuner, config.search.num_samples, layout.root)
+    ctx.results[study] = fit(tuner, config.search.num_samples, layout.root)
     ctx.timings["trials_s"] += time.perf_counter() - started
 
 
 def run_leaderboard(ctx: SweepContext, study: str) -> None:
-    """The study's leaderboard, from Tune's results on disk: every trial, the winner first."""
+    """The study's leaderboard: every trial, the winner first. From the sweep's results when it ran in this
+    process (Tune's in-memory trial states are the final ones), else from the Tune state saved in the study folder
+    (a driver that stopped after its sweep finished)."""
     from raygex import leaderboard
     from raygex.search.results import read_results, result_rows
 
-    rows = result_rows(read_results(ctx.layout.study_dir(study)))
+    results = ctx.results.pop(study, None)
+    rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
     board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config))
     ctx.layout.write_leaderboard(study, board)
     ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials; winner first) ==")

@@ -25,7 +25,17 @@ def snapshot(layout: ExperimentLayout, study: str) -> dict:
             "journal": len(layout.journal())}
 
 
-def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, tmp_path, run_cli, monkeypatch):
+@pytest.fixture
+def wandb_reset():
+    """wandb keeps its settings (offline mode here) in a process-wide singleton: reset it for later tests."""
+    yield
+    import wandb
+
+    wandb.teardown()
+
+
+def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, tmp_path, run_cli, monkeypatch,
+                                                                     wandb_reset):
     import ray
 
     monkeypatch.setenv("WANDB_MODE", "offline")  # W&B on, so that a rerun summary would show as a new run

@@ -1,0 +1,70 @@
+"""The graph swap: the equal-budget comparison behind every verdict.
+
+A sweep gives each graph a different number of trials (TPE piles them onto whatever looks best), so comparing
+each graph's best trial flatters the graph that got the most. Here the study's best GCN configuration (chosen on
+validation, on the search split) is retrained with exactly the same hyperparameters with every graph and every
+control swapped in, on every split seed; for one seed, the split and the initialisation seed are the same for
+every graph, so only the graph differs. Every run is scored on the study's fixed test set, and its test-set
+probabilities are kept, so :mod:`raygex.verdict` can resample test samples as well as seeds.
+
+Outputs (through the layout): the swap table (seed, graph, validation and test metric, epochs, aligned edge count)
+and the test predictions (seed, graph, test row, label, class probabilities).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from raygex.layout import ExperimentLayout, metric_name
+
+
+def best_gcn_params(layout: ExperimentLayout, study: str, board: pd.DataFrame) -> dict | None:
+    """The hyperparameters of the best finished GCN trial (leaderboard order: validation), or None."""
+    gcn = board[(board["status"] != "ERROR") & (board["config/model"].astype(str) == "gcn")]
+    return None if gcn.empty else layout.trial_params(study, gcn.iloc[0])
+
+
+def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame | None:
+    """Retrain the best GCN configuration with every graph choice on every split seed (as Ray tasks); write the
+    swap table and its test predictions. None (and nothing written) when the study has no finished GCN trial."""
+    import ray
+
+    from raygex.prepare import trial_data
+
+    config = layout.config
+    params = best_gcn_params(layout, study, board)
+    if params is None:
+        return None
+    metric = metric_name(config)
+
+    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
+    def train_swapped(hparams: dict, data) -> dict:
+        import torch
+
+        from raygex.training import predict_proba, run_trial
+
+        torch.set_num_threads(max(1, int(config.resources.cpu)))
+        result = run_trial(hparams, data, device="cpu")
+        x_test = torch.from_numpy(np.ascontiguousarray(data.standardised().x_test))
+        return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,
+                "proba": predict_proba(result.model.cpu(), x_test)}
+
+    jobs, keys = [], []
+    for seed in config.split.seeds:
+        for choice in config.graph_choices():
+            data = trial_data(config, study, dataset, graphs, seed=seed, graph=choice).standardised()
+            hparams = {**config.train.model_dump(), **params, "graph": choice, "seed": seed}
+            jobs.append(train_swapped.remote(hparams, ray.put(data)))
+            keys.append((seed, choice, data))
+    rows, predictions = [], []
+    for (seed, choice, data), result in zip(keys, ray.get(jobs)):
+        rows.append({"seed": seed, "graph": choice, "epochs": result["epochs"], "edges": data.graph.n_edges,
+                     f"valid_{metric}": result["valid"].get(metric), f"test_{metric}": result["test"].get(metric)})
+        proba = result["proba"]
+        predictions.append(pd.DataFrame({"seed": seed, "graph": choice, "row": np.arange(len(data.y_test)),
+                                         "sample": data.test_ids, "y": np.asarray(data.y_test, dtype=np.int64),
+                                         **{f"p{c}": proba[:, c] for c in range(proba.shape[1])}}))
+    table = pd.DataFrame(rows)
+    layout.write_swap(study, table, pd.concat(predictions, ignore_index=True))
+    return table
