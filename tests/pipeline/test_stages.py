@@ -7,7 +7,12 @@ modification times, and whether Ray was started at all.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,30 +30,31 @@ def snapshot(layout: ExperimentLayout, study: str) -> dict:
             "journal": len(layout.journal())}
 
 
-@pytest.fixture
-def wandb_reset():
-    """wandb keeps its settings (offline mode here) in a process-wide singleton: reset it for later tests."""
-    yield
-    import wandb
-
-    wandb.teardown()
+# W&B on (offline), so that a rerun summary would show as a new run; in child processes, since wandb keeps
+# process-wide state that would leak into later tests.
+ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_USAGE_STATS_ENABLED": "0",
+       "WANDB_MODE": "offline"}
+RAY_SESSION = Path(tempfile.gettempdir()) / "ray" / "session_latest"
 
 
-def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, tmp_path, run_cli, monkeypatch,
-                                                                     wandb_reset):
-    import ray
+def run_cli(*args) -> tuple[int, str, str]:
+    done = subprocess.run([sys.executable, "-m", "raygex", *map(str, args)], env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    return done.returncode, done.stdout, done.stderr
 
-    monkeypatch.setenv("WANDB_MODE", "offline")  # W&B on, so that a rerun summary would show as a new run
+
+def ray_session() -> str | None:
+    return os.readlink(RAY_SESSION) if RAY_SESSION.is_symlink() else None
+
+
+def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, tmp_path):
     config = write_config(tmp_path / "tiny.yaml", tiny_demo,
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
                           split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1]},
                           train={"max_epochs": 2, "patience": 2, "batch_size": 32},
                           search={"num_samples": 2, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                   "space": {"model": ["mlp", "lr"], "hidden": 16}})
-    try:
-        code, out, err = run_cli("search", config)
-    finally:
-        ray.shutdown()
+    code, out, err = run_cli("search", config)
     assert code == 0, err
     layout = ExperimentLayout.open(tmp_path / "results" / "tiny")
     first = snapshot(layout, "subtype")
@@ -57,13 +63,14 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
                                                       "report"]
 
     # 1. A finished experiment: no trial, no retraining, no export, no W&B run, and Ray never starts.
+    session = ray_session()
     started = time.perf_counter()
     code, out, err = run_cli("resume", layout.root)
     seconds = time.perf_counter() - started
     print(f"\nresume of a finished experiment: {seconds:.2f} s")
     assert code == 0, err
     assert "nothing to run" in out
-    assert not ray.is_initialized()
+    assert ray_session() == session, "a Ray session was started"
     assert snapshot(layout, "subtype") == first
     assert layout.seeds_path("subtype").exists() and layout.report_path.exists()
 
@@ -71,10 +78,7 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
     layout.seeds_path("subtype").unlink()
     layout.summary_path("subtype").unlink()
     layout.report_path.unlink()
-    try:
-        code, out, err = run_cli("resume", layout.root)
-    finally:
-        ray.shutdown()
+    code, out, err = run_cli("resume", layout.root)
     assert code == 0, err
     after = snapshot(layout, "subtype")
     assert after["trials"] == first["trials"], "a trial ran again"
@@ -95,4 +99,3 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
     assert [e["stage"] for e in layout.journal()[count:]] == ["export", "report"]
     assert layout.model_path("subtype").stat().st_mtime_ns > first["model_mtime"]
     assert snapshot(layout, "subtype")["trials"] == first["trials"]
-    assert not ray.is_initialized()
