@@ -14,18 +14,15 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raygex.errors import ConfigError
-from raygex.graphs.controls import CONTROL_KINDS, GRAPH_CONTROLS
+from raygex.graphs.controls import CONTROL_KINDS, RESERVED_GRAPH_NAMES, control_choices
 from raygex.metrics import MODE
 from raygex.tasks import TaskSpec
 
 
 def _control_kind(kind: str) -> str:
-    """A ``controls:`` entry: a kind of the control registry that can be built from a graph alone."""
+    """A ``controls:`` entry: a kind of the control registry."""
     if kind not in CONTROL_KINDS:
-        raise ValueError(f"controls must be among {list(GRAPH_CONTROLS)}, but got {kind!r}")
-    if kind not in GRAPH_CONTROLS:
-        raise ValueError(f"{kind!r} is built from each study's training rows, which configs cannot ask for yet "
-                         f"(available: {list(GRAPH_CONTROLS)})")
+        raise ValueError(f"controls must be among {list(CONTROL_KINDS)}, but got {kind!r}")
     return kind
 
 
@@ -45,7 +42,10 @@ class SplitConfig(_Model):
     train: Union[int, float, list[Union[int, float]]] = 0.6
     valid: Union[int, float] = 0.2
     test: Union[int, float, None] = None
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # Split seeds resample training and validation; the test set is drawn once (test_seed) and kept for every
+    # seed. A graph verdict needs at least two seeds (split-to-split variance); five by default.
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    test_seed: int = 0
 
     @field_validator("train")
     @classmethod
@@ -109,7 +109,12 @@ class ExperimentConfig(_Model):
     name: str
     data: DataConfig
     graphs: dict[str, str] = Field(default_factory=dict)
+    # Controls built the same way for every configured graph: `random` gives each graph its own degree-preserving
+    # rewiring of the graph induced on the study's input genes (choice `<graph>:random`, new for every split seed);
+    # `empty` one edgeless graph; `coexpression` the top-`coexpression_k` absolute correlations of each gene over
+    # the training rows of the split seed.
     controls: list[ControlKind] = Field(default_factory=list)
+    coexpression_k: int = Field(10, ge=1)
     tasks: list[TaskSpec] = Field(min_length=1)
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -123,9 +128,12 @@ class ExperimentConfig(_Model):
     @field_validator("graphs")
     @classmethod
     def _graph_names(cls, graphs: dict[str, str]) -> dict[str, str]:
-        clash = set(graphs) & set(CONTROL_KINDS)
+        clash = set(graphs) & set(RESERVED_GRAPH_NAMES)
         if clash:
             raise ValueError(f"graph names {sorted(clash)} are reserved for controls")
+        for name in graphs:
+            if ":" in name:
+                raise ValueError(f"graph names must not contain ':' (control names use it), but got {name!r}")
         return graphs
 
     @model_validator(mode="after")
@@ -144,7 +152,16 @@ class ExperimentConfig(_Model):
             raise ValueError(f"search.metric must be {wanted!r} (trials track the best epoch of train.metric "
                              f"{self.train.metric!r} only), but got {self.search.metric!r}")
         if self.controls and not self.graphs:
-            raise ValueError("controls are built from the first graph: add a graph under 'graphs'")
+            raise ValueError("controls are compared with the configured graphs: add a graph under 'graphs'")
+        if self.controls and len(self.split.seeds) < 2:
+            raise ValueError(f"split.seeds must hold at least 2 seeds for a graph-vs-control verdict (controls are "
+                             f"configured), but got {self.split.seeds}")
+        if "coexpression" in self.controls:
+            small = [size for size in self.split.train_sizes
+                     if not isinstance(size, float) or size >= 1][:1]
+            if small and int(small[0]) < 3:
+                raise ValueError(f"controls: coexpression needs at least 3 training samples per split, but "
+                                 f"split.train is {small[0]}")
         return self
 
     def studies(self) -> list[Study]:
@@ -172,8 +189,9 @@ class ExperimentConfig(_Model):
         return self.study(name).train
 
     def graph_choices(self) -> list[str]:
-        """Every graph a GCN trial may use: the configured graphs, then the controls."""
-        return list(self.graphs) + list(self.controls)
+        """Every graph a GCN trial may use: the configured graphs, then the controls (``<graph>:random`` for each
+        graph, ``empty``, ``coexpression``)."""
+        return list(self.graphs) + control_choices(list(self.graphs), self.controls)
 
 
 def _string_keys(node: Any) -> Any:

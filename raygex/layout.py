@@ -11,6 +11,10 @@
         <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
         leaderboard.parquet    every trial, winner first                      (stage: leaderboard)
         seeds.parquet          best configuration per choice on every split seed  (stage: evaluation)
+        graphs.json            aligned edge and node count of every graph and control (search split)
+        swap.parquet           the best GCN with every graph swapped in, per seed  (stage: swap)
+        swap_predictions.parquet  those runs' test-set probabilities
+        verdicts.parquet       each real graph against each of its controls        (stage: verdict)
       models/<study>.pt(.pt2)  the exported winner                              (stage: export)
       report/<study>/          figures (PNG) and summary.json                   (stage: summary)
       report.html              the experiment's report                          (stage: report)
@@ -46,6 +50,10 @@ FORMAT = 1  # bump when the layout changes in a way older folders cannot be read
 JOURNAL_FILE = "stages.jsonl"
 LEADERBOARD_FILE = "leaderboard.parquet"
 SEEDS_FILE = "seeds.parquet"
+GRAPHS_FILE = "graphs.json"
+SWAP_FILE = "swap.parquet"
+SWAP_PREDICTIONS_FILE = "swap_predictions.parquet"
+VERDICTS_FILE = "verdicts.parquet"
 MODELS_DIR = "models"
 REPORT_DIR = "report"
 REPORT_FILE = "report.html"
@@ -270,6 +278,42 @@ class ExperimentLayout:
         import pyarrow as pa
 
         return _write_parquet(pa.Table.from_pandas(table, preserve_index=False), self.seeds_path(study))
+
+    def write_graph_counts(self, study: str, counts: dict) -> Path:
+        path = self.study_dir(study) / GRAPHS_FILE
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(counts, indent=2) + "\n")
+        return path
+
+    def read_graph_counts(self, study: str) -> dict | None:
+        path = self.study_dir(study) / GRAPHS_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def swap_path(self, study: str) -> Path:
+        return self.study_dir(study) / SWAP_FILE
+
+    def write_swap(self, study: str, table: pd.DataFrame, predictions: pd.DataFrame) -> None:
+        """The graph swap: predictions first, the table last (the table's presence means both are complete)."""
+        import pyarrow as pa
+
+        _write_parquet(pa.Table.from_pandas(predictions, preserve_index=False),
+                       self.study_dir(study) / SWAP_PREDICTIONS_FILE)
+        _write_parquet(pa.Table.from_pandas(table, preserve_index=False), self.swap_path(study))
+
+    def read_swap(self, study: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        return (_read_parquet(self.swap_path(study), "graph-swap table"),
+                _read_parquet(self.study_dir(study) / SWAP_PREDICTIONS_FILE, "graph-swap prediction table"))
+
+    def verdicts_path(self, study: str) -> Path:
+        return self.study_dir(study) / VERDICTS_FILE
+
+    def write_verdicts(self, study: str, table: pd.DataFrame) -> Path:
+        import pyarrow as pa
+
+        return _write_parquet(pa.Table.from_pandas(table, preserve_index=False), self.verdicts_path(study))
+
+    def read_verdicts(self, study: str) -> pd.DataFrame | None:
+        return _read_parquet(self.verdicts_path(study), "verdict table")
 
     @property
     def models_dir(self) -> Path:

@@ -11,7 +11,7 @@ from raygex.config import ExperimentConfig
 from raygex.data.canonical import ExpressionDataset, read_dataset
 from raygex.errors import ConfigError
 from raygex.graphs.align import align_graph
-from raygex.graphs.controls import build_control
+from raygex.graphs.controls import aligned_control, parse_control
 from raygex.graphs.io import import_graph
 from raygex.graphs.store import Graph, read_graph
 from raygex.tasks import build_task
@@ -62,9 +62,9 @@ def check_tasks(config: ExperimentConfig) -> None:
         if spec.gene not in genes:
             raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is not in the dataset")
         inputs = spec.inputs
-        if inputs.mode in ("neighbors", "bfs") and inputs.graph not in config.graph_choices():
+        if inputs.mode in ("neighbors", "bfs") and inputs.graph not in config.graphs:
             raise ConfigError(f"task {spec.name!r}: inputs.graph {inputs.graph!r} is not a configured graph "
-                              f"(graphs: {sorted(config.graph_choices())})")
+                              f"(graphs: {sorted(config.graphs)})")
         if inputs.mode == "landmark":
             read_gene_list(inputs.landmark_file)
 
@@ -96,14 +96,9 @@ def load_graph(name: str, path: str | Path) -> Graph:
     return graph
 
 
-def load_graphs(config: ExperimentConfig, seed: int = 0) -> dict[str, Graph]:
-    """Every graph choice by name: configured graphs, then controls built from the first graph."""
-    graphs = {name: load_graph(name, path) for name, path in config.graphs.items()}
-    if config.controls:
-        first = graphs[next(iter(config.graphs))]
-        for kind in config.controls:
-            graphs[kind] = build_control(kind, first, seed=seed)
-    return graphs
+def load_graphs(config: ExperimentConfig) -> dict[str, Graph]:
+    """Every configured graph by name (controls are built per study and split seed: :func:`choice_graph`)."""
+    return {name: load_graph(name, path) for name, path in config.graphs.items()}
 
 
 def load_dataset(config: ExperimentConfig) -> ExpressionDataset:
@@ -112,14 +107,38 @@ def load_dataset(config: ExperimentConfig) -> ExpressionDataset:
 
 def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionDataset, graphs: dict[str, Graph],
                *, seed: int, graph: str | None) -> TrialData:
-    """Task arrays for one split seed, with ``graph`` (a name from ``graphs``) aligned to the input genes."""
+    """Task arrays for one split seed, with the graph choice ``graph`` (a configured graph or a control) aligned
+    to the input genes."""
     spec = config.task(task_name)
     task = build_task(spec, dataset, graphs)
     split, labels = task.split(train=config.train_size(task_name), valid=config.split.valid, test=config.split.test,
-                               seed=seed)
-    aligned = None
+                               seed=seed, test_seed=config.split.test_seed)
+    data = TrialData.from_task(task, split, labels)
     if graph is not None:
-        if graph not in graphs:
-            raise ConfigError(f"graph {graph!r} is not a graph choice (choices: {sorted(graphs)})")
-        aligned = align_graph(graphs[graph], task.genes, dataset=config.data.expression)
-    return TrialData.from_task(task, split, labels, aligned)
+        data.graph = choice_graph(config, graph, graphs, data, seed=seed)
+    return data
+
+
+def choice_graph(config: ExperimentConfig, choice: str, graphs: dict[str, Graph], data: TrialData, *, seed: int):
+    """The graph choice ``choice`` over ``data``'s input genes: a configured graph aligned, or a control built
+    from the aligned graphs, the split seed and (co-expression) the training rows."""
+    if choice not in config.graph_choices():
+        raise ConfigError(f"graph {choice!r} is not a graph choice (choices: {config.graph_choices()})")
+    kind = parse_control(choice)
+    if kind is None:
+        return align_graph(graphs[choice], data.genes, dataset=config.data.expression)
+    parent = kind[1]
+    aligned = {parent: align_graph(graphs[parent], data.genes, dataset=config.data.expression)} if parent else {}
+    return aligned_control(choice, aligned, data.genes, seed=seed, x_train=data.x_train, k=config.coexpression_k)
+
+
+def study_graphs(config: ExperimentConfig, graphs: dict[str, Graph], data: TrialData, *, seed: int) -> dict:
+    """Every graph choice of a study over ``data``'s input genes (what a sweep's trials share), real graphs
+    aligned once and each control built from them."""
+    aligned = {name: align_graph(graph, data.genes, dataset=config.data.expression) for name, graph in graphs.items()}
+    out = dict(aligned)
+    for choice in config.graph_choices():
+        if choice not in out:
+            out[choice] = aligned_control(choice, aligned, data.genes, seed=seed, x_train=data.x_train,
+                                          k=config.coexpression_k)
+    return out

@@ -2,6 +2,10 @@
 
 Sizes are counts (the seed paper trains on 50 samples) or fractions of the task's samples; the test set is
 whatever remains when ``test`` is not given. The same labels and seed always give the same indices.
+
+The test set is drawn first, from its own random stream (``test_seed``), so it is the same for every split seed:
+split seeds resample training and validation from the rest, and no sample that trained, early-stopped or selected
+a model under any seed is ever scored as test.
 """
 
 from __future__ import annotations
@@ -43,9 +47,13 @@ def resolve_size(size: int | float | None, n: int, what: str) -> int | None:
     return count
 
 
+TEST_STREAM = 0x7E57  # mixed into the test set's random stream, so that it never coincides with a split seed's
+
+
 def stratified_split(labels: np.ndarray, *, train: int | float, valid: int | float = 0,
-                     test: int | float | None = None, seed: int = 0) -> Split:
-    """Split rows stratified by ``labels`` into train/valid/test of the requested sizes."""
+                     test: int | float | None = None, seed: int = 0, test_seed: int = 0) -> Split:
+    """Split rows stratified by ``labels`` into train/valid/test of the requested sizes; the test rows depend on
+    ``test_seed`` (and the sizes) only, the training and validation rows on ``seed``."""
     labels = np.asarray(labels)
     n = len(labels)
     n_train, n_valid = resolve_size(train, n, "train"), resolve_size(valid, n, "valid") or 0
@@ -62,11 +70,11 @@ def stratified_split(labels: np.ndarray, *, train: int | float, valid: int | flo
         if 0 < size < len(classes):
             raise ConfigError(f"split.{name} must hold at least one sample per class ({len(classes)} classes), "
                               f"but got {size}")
-    rng = np.random.default_rng(int(seed))
     rows = np.arange(n)
-    train_rows, rest = _stratified_take(rows, labels, n_train, rng)
-    valid_rows, rest = _stratified_take(rest, labels, n_valid, rng)
-    test_rows, _ = _stratified_take(rest, labels, n_test, rng)
+    test_rows, rest = _stratified_take(rows, labels, n_test, np.random.default_rng([TEST_STREAM, int(test_seed)]))
+    rng = np.random.default_rng(int(seed))
+    train_rows, rest = _stratified_take(rest, labels, n_train, rng)
+    valid_rows, _ = _stratified_take(rest, labels, n_valid, rng)
     return Split(np.sort(train_rows), np.sort(valid_rows), np.sort(test_rows), int(seed))
 
 

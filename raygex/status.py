@@ -8,6 +8,25 @@ from raygex import leaderboard
 from raygex.layout import ExperimentLayout, selection_column
 
 
+VERDICT_FIELDS = ("graph", "control", "metric", "gain", "low", "high", "p_adjusted", "verdict", "seeds",
+                  "edges_graph", "edges_control", "reason")
+
+
+def verdict_records(table: pd.DataFrame | None) -> list[dict]:
+    """The verdict table as JSON-ready objects (NaN → None); [] before the verdict stage ran."""
+    if table is None:
+        return []
+    records = []
+    for _, row in table.iterrows():
+        record = {}
+        for key in VERDICT_FIELDS:
+            value = row.get(key)
+            value = value.item() if hasattr(value, "item") else value
+            record[key] = None if isinstance(value, float) and value != value else value
+        records.append(record)
+    return records
+
+
 def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
     """Per study: trial counts by state (finished, running, errored, pending) and the current winner."""
     layout = ExperimentLayout.open(experiment)
@@ -34,6 +53,7 @@ def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
                       "hyperparameters": {k[len("config/"):]: v for k, v in top.items()
                                           if k.startswith("config/") and not pd.isna(v)},
                       "metrics": {k: v for k, v in top.items() if k.startswith("best_") and not pd.isna(v)}}
-        summary["tasks"][task.name] = {"counts": counts, "metric": metric, "winner": winner}
+        summary["tasks"][task.name] = {"counts": counts, "metric": metric, "winner": winner,
+                                       "verdicts": verdict_records(layout.read_verdicts(task.name))}
         tables[task.name] = leaderboard.format_table(board) if board is not None else "(running or not started)"
     return summary, tables

@@ -25,18 +25,19 @@ def best_gcn_params(layout: ExperimentLayout, study: str, board: pd.DataFrame) -
     return None if gcn.empty else layout.trial_params(study, gcn.iloc[0])
 
 
-def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame | None:
+def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame:
     """Retrain the best GCN configuration with every graph choice on every split seed (as Ray tasks); write the
-    swap table and its test predictions. None (and nothing written) when the study has no finished GCN trial."""
+    swap table and its test predictions (both empty when the study has no finished GCN trial)."""
+    config = layout.config
+    metric = metric_name(config)
+    params = best_gcn_params(layout, study, board)
+    if params is None:
+        empty = pd.DataFrame(columns=["seed", "graph", "epochs", "edges", f"valid_{metric}", f"test_{metric}"])
+        layout.write_swap(study, empty, pd.DataFrame(columns=["seed", "graph", "row", "sample", "y"]))
+        return empty
     import ray
 
     from raygex.prepare import trial_data
-
-    config = layout.config
-    params = best_gcn_params(layout, study, board)
-    if params is None:
-        return None
-    metric = metric_name(config)
 
     @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
     def train_swapped(hparams: dict, data) -> dict:

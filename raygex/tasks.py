@@ -92,13 +92,13 @@ class TaskData:
     masked_gene: str | None = None
     info: dict = field(default_factory=dict)
 
-    def split(self, *, train, valid=0, test=None, seed: int = 0) -> tuple[Split, np.ndarray]:
+    def split(self, *, train, valid=0, test=None, seed: int = 0, test_seed: int = 0) -> tuple[Split, np.ndarray]:
         """A stratified split and the labels to use with it.
 
         For single-gene tasks the threshold is the target's mean over the *training* rows, so labels are
         recomputed after splitting (the split itself is stratified on the all-sample threshold).
         """
-        split = stratified_split(self.y, train=train, valid=valid, test=test, seed=seed)
+        split = stratified_split(self.y, train=train, valid=valid, test=test, seed=seed, test_seed=test_seed)
         if self.kind != "single_gene":
             return split, self.y
         threshold = float(self.target[split.train].mean())

@@ -49,12 +49,14 @@ class TrialData:
     graph: object | None = None  # raygex.graphs.align.AlignedGraph over ``genes``
     mean: np.ndarray | None = None  # set once the arrays are standardised (see :meth:`standardised`)
     std: np.ndarray | None = None
+    test_ids: list[str] | None = None  # sample ids of the test rows (the study's fixed test set)
 
     @classmethod
     def from_task(cls, task, split, labels, graph=None) -> "TrialData":
         """Slice a :class:`raygex.tasks.TaskData` by a split (labels from ``task.split``)."""
         return cls(task.x[split.train], labels[split.train], task.x[split.valid], labels[split.valid],
-                   task.x[split.test], labels[split.test], list(task.genes), list(task.classes), graph)
+                   task.x[split.test], labels[split.test], list(task.genes), list(task.classes), graph,
+                   test_ids=[str(s) for s in task.sample_ids[split.test]])
 
     def standardised(self) -> "TrialData":
         """A copy with every split standardised by the training statistics, done once (e.g. by the search

@@ -178,6 +178,8 @@ def study_verdicts(layout, study: str, *, n_boot: int = N_BOOT) -> pd.DataFrame:
     config = layout.config
     table, predictions = layout.read_swap(study)
     metric = metric_name(config)
+    if table is None or table.empty:
+        return verdict_table([])
     seeds = sorted(table["seed"].unique())
     edges = table.groupby("graph")["edges"].mean()
     comparisons = []

@@ -122,7 +122,7 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
         graph = hparams["graph"] = None
     seed = config.split.seeds[0] if split_seed is None else split_seed
     dataset = load_dataset(config)
-    graphs = load_graphs(config, seed=seed)
+    graphs = load_graphs(config)
     data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
     _check_model_builds(hparams, data)
 

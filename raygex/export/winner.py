@@ -71,11 +71,14 @@ def graph_summary(aligned, config: ExperimentConfig) -> dict | None:
     digest = hashlib.sha256(np.ascontiguousarray(aligned.edge_index).tobytes())
     if aligned.edge_weight is not None:
         digest.update(np.ascontiguousarray(aligned.edge_weight).tobytes())
+    from raygex.graphs.controls import parse_control
+
     source = config.graphs.get(aligned.graph_name)
+    control = parse_control(aligned.graph_name)
     return {"name": aligned.graph_name, "n_nodes": aligned.n_nodes, "n_edges": aligned.n_edges,
             "edges_sha256": digest.hexdigest(), "coverage": aligned.coverage,
             "file": source, "file_sha256": sha256_file(source) if source and Path(source).is_file() else None,
-            "control_of": None if source else next(iter(config.graphs), None)}
+            "control": None if control is None else control[0], "control_of": None if control is None else control[1]}
 
 
 def _metrics(module, x, y, n_classes) -> dict:
@@ -99,7 +102,7 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     seed = config.split.seeds[0]
     hparams = with_defaults({**config.train.model_dump(), "seed": seed, **trial_config})
     dataset = dataset if dataset is not None else load_dataset(config)
-    graphs = graphs if graphs is not None else load_graphs(config, seed=seed)
+    graphs = graphs if graphs is not None else load_graphs(config)
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
     data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
     best_epoch = row.get("best_epoch")

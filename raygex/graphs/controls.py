@@ -16,9 +16,28 @@ import pandas as pd
 from raygex.errors import ConfigError, InputFormatError
 from raygex.graphs.store import Graph
 
-# The control vocabulary: every kind, and those built from a graph alone (the others need training data).
+# The control vocabulary: every kind, those `raygex graph control` builds from a graph file alone, and how a
+# study names them as graph choices: `<graph>:random` per configured graph, `empty` and `coexpression` once.
 CONTROL_KINDS = ("random", "empty", "coexpression")
 GRAPH_CONTROLS = ("random", "empty")
+RANDOM_SUFFIX = ":random"
+RESERVED_GRAPH_NAMES = ("random", "empty", "coexpression")
+
+
+def control_choices(graphs: list[str], kinds) -> list[str]:
+    """The graph-choice names of the controls ``kinds`` for the configured ``graphs``, in a fixed order."""
+    names = [f"{graph}{RANDOM_SUFFIX}" for graph in graphs] if "random" in kinds else []
+    return names + [kind for kind in ("empty", "coexpression") if kind in kinds]
+
+
+def parse_control(choice: str) -> tuple[str, str | None] | None:
+    """``(kind, parent graph)`` of a control's choice name (parent None for empty and co-expression), or None for
+    a real graph's name."""
+    if choice.endswith(RANDOM_SUFFIX):
+        return "random", choice[:-len(RANDOM_SUFFIX)]
+    if choice in ("empty", "coexpression"):
+        return choice, None
+    return None
 
 
 def _derived_provenance(graph: Graph, kind: str, **extra) -> dict:
@@ -150,3 +169,46 @@ def build_control(kind: str, graph: Graph | None = None, *, seed: int = 0, expre
     if kind == "random":
         return random_control(graph, seed, swaps_per_edge=swaps_per_edge)
     return empty_control(graph)
+
+
+def aligned_control(choice: str, aligned: dict, genes, *, seed: int, x_train=None, k: int = 10,
+                    swaps_per_edge: float = 10.0):
+    """The control graph-choice ``choice`` over a study's input ``genes``, as an aligned graph named ``choice``.
+
+    * ``<graph>:random``: the configured graph *induced on the input genes* (``aligned[graph]``), rewired by
+      degree-preserving double-edge swaps, so its degrees are those the model would see from the real graph (for a
+      single-gene task's BFS inputs too) and its edge count is the same. The rewiring seed mixes the split seed
+      with the graph's name: each split seed gets a new randomisation, so its randomness is inside the interval.
+    * ``empty``: no edges over the same genes.
+    * ``coexpression``: each gene's top-``k`` absolute Pearson correlations over ``x_train`` (the split seed's
+      training rows only).
+    """
+    import zlib
+
+    from raygex.graphs.align import align_graph
+
+    genes = [str(g) for g in genes]
+    parsed = parse_control(choice)
+    if parsed is None:
+        raise ConfigError(f"graph choice {choice!r} is not a control")
+    kind, parent = parsed
+    if kind == "random":
+        base = aligned[parent]
+        names = np.asarray(base.genes, dtype=object)
+        upper = base.edge_index[0] < base.edge_index[1]
+        weight = None if base.edge_weight is None else base.edge_weight[upper]
+        induced = Graph.from_edges(parent, names[base.edge_index[0][upper]], names[base.edge_index[1][upper]], weight,
+                                   {"induced_on": f"{len(genes)} input genes"}, nodes=genes)
+        rewire_seed = int(np.random.SeedSequence([int(seed), zlib.crc32(parent.encode())]).generate_state(1)[0])
+        control = random_control(induced, rewire_seed, swaps_per_edge=swaps_per_edge)
+    elif kind == "empty":
+        control = Graph.from_edges("empty", np.empty(0, dtype=str), np.empty(0, dtype=str), None,
+                                   {"control": "empty"}, nodes=genes)
+    else:
+        if x_train is None:
+            raise ConfigError("the coexpression control needs the split's training rows")
+        control = coexpression_control(np.asarray(x_train, dtype=np.float32), genes, min(k, len(genes) - 1),
+                                       "coexpression")
+    result = align_graph(control, genes)
+    result.graph_name = choice
+    return result

@@ -58,11 +58,11 @@ class SweepContext:
 
     @property
     def graphs(self) -> dict:
-        """Every graph choice by name (configured graphs and controls), for the first split seed."""
+        """Every configured graph by name (controls are built per study and split seed)."""
         if self._graphs is None:
             from raygex.prepare import load_graphs
 
-            self._graphs = load_graphs(self.config, seed=self.config.split.seeds[0])
+            self._graphs = load_graphs(self.config)
         return self._graphs
 
     @property
@@ -76,14 +76,15 @@ class SweepContext:
 
     def payload(self, study: str) -> dict:
         """The arrays and aligned graphs a study's trials share (put in the object store once by Tune)."""
-        from raygex.graphs.align import align_graph
-        from raygex.prepare import trial_data
+        from raygex.prepare import study_graphs, trial_data
 
         config = self.config
         seed = config.split.seeds[0]
         started = time.perf_counter()
         data = trial_data(config, study, self.dataset, self.graphs, seed=seed, graph=None).standardised()
-        aligned = {name: align_graph(graph, data.genes) for name, graph in self.graphs.items()}
+        aligned = study_graphs(config, self.graphs, data, seed=seed)
+        self.layout.write_graph_counts(study, {name: {"edges": int(g.n_edges), "nodes": int(g.n_nodes)}
+                                               for name, g in aligned.items()})
         fixed = {"train": {**config.train.model_dump(), "seed": seed},
                  "cpus_per_trial": config.resources.cpu,
                  "checkpoint_every": config.search.checkpoint_every}

@@ -1,5 +1,5 @@
-"""The stages of a study, in order: sweep → leaderboard → export → evaluation → summary; then the experiment's
-report.
+"""The stages of a study, in order: sweep → leaderboard → export → evaluation → swap → verdict → summary; then
+the experiment's report.
 
 Each stage is a function from what earlier stages wrote (read through the layout) to its own output, and is done
 when that output exists: the layout writes every output atomically, so an existing file is a complete one.
@@ -11,6 +11,8 @@ sweep          Tune state: every trial ended (or leaderboard)   Ray Tune + Optun
 leaderboard    ``<study>/leaderboard.parquet``                 reads Tune's results from the study folder
 export         ``models/<study>.pt``                            the winner as TorchScript (``raygex.export``)
 evaluation     ``<study>/seeds.parquet``                        each choice's best config on every split seed
+swap           ``<study>/swap.parquet``                         best GCN config × every graph × every split seed
+verdict        ``<study>/verdicts.parquet``                     graph vs control: gain, interval, Holm p, word
 summary        ``report/<study>/summary.json``                  figures, and the study's W&B summary run
 report         ``report.html`` (rebuilt when any stage ran)      the HTML report (``raygex.report``)
 =============  ==============================================  ===================================================
@@ -107,6 +109,27 @@ def run_evaluation(ctx: SweepContext, study: str) -> None:
     evaluate_seeds(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
 
 
+def run_swap(ctx: SweepContext, study: str) -> None:
+    """The graph swap: the best GCN configuration with every graph and control, on every split seed."""
+    from raygex.swap import swap_graphs
+
+    ctx.ray()
+    ctx.echo(f"{study}: the best GCN configuration with each of {len(ctx.config.graph_choices())} graphs swapped in, "
+             f"on split seeds {ctx.config.split.seeds}")
+    swap_graphs(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
+
+
+def run_verdict(ctx: SweepContext, study: str) -> None:
+    """Each real graph against each of its controls: paired gains, intervals, Holm-adjusted p-values, words."""
+    from raygex.verdict import sentence, study_verdicts
+
+    table = study_verdicts(ctx.layout, study)
+    ctx.layout.write_verdicts(study, table)
+    size = ctx.config.train_size(study)
+    for _, row in table.iterrows():
+        ctx.echo(f"{study}: " + sentence(row, size if isinstance(size, int) else None))
+
+
 def run_summary(ctx: SweepContext, study: str) -> None:
     """The study's figures and its W&B summary run; ``summary.json`` records both."""
     from raygex.report.figures import task_figures
@@ -117,7 +140,7 @@ def run_summary(ctx: SweepContext, study: str) -> None:
     figures = task_figures(layout, study)
     model = layout.model_path(study)
     log_task_summary(ctx.config, layout.root, study, layout.read_leaderboard(study),
-                     model if model.exists() else None, figures)
+                     model if model.exists() else None, figures, layout.read_verdicts(study))
     mode = wandb_mode(ctx.config)
     layout.write_summary(study, {"figures": {name: str(path) for name, path in figures.items()},
                                  "wandb": {"mode": mode, "logged": mode != "disabled" and not is_off(layout.root)},
@@ -135,6 +158,8 @@ STUDY_STAGES = (
     Stage("leaderboard", lambda ctx, study: ctx.layout.leaderboard_path(study).exists(), run_leaderboard),
     Stage("export", lambda ctx, study: ctx.layout.model_path(study).exists(), run_export),
     Stage("evaluation", lambda ctx, study: ctx.layout.seeds_path(study).exists(), run_evaluation),
+    Stage("swap", lambda ctx, study: ctx.layout.swap_path(study).exists(), run_swap),
+    Stage("verdict", lambda ctx, study: ctx.layout.verdicts_path(study).exists(), run_verdict),
     Stage("summary", lambda ctx, study: ctx.layout.summary_path(study).exists(), run_summary),
 )
 STAGE_NAMES = tuple(stage.name for stage in STUDY_STAGES) + ("report",)

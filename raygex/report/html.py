@@ -13,7 +13,7 @@ import pandas as pd
 from raygex.fileio import atomic_path
 from raygex.layout import ExperimentLayout, metric_name
 from raygex.report.figures import gains_table, size_figure, stopped_by_scheduler, task_figures
-from raygex.report.statistics import choice_means, headlines, size_table, winner_test
+from raygex.report.statistics import choice_means, size_table, winner_test
 
 REPORT_FILE = "report.html"
 TOP_ROWS = 15
@@ -93,12 +93,29 @@ def _headline_html(layout: ExperimentLayout, study: str) -> str:
         ours = choice_means(layout, study)
         published = ", ".join(f"{family} {value:.3f}" + (f" (ours {ours[family]:.3f})" if family in ours else "")
                               for family, value in config.reference[task_name].items())
-        parts.append(f"<p><b>Published reference</b> (test {winner['metric'] if winner else 'metric'}): "
+        parts.append(f"<p><b>Published reference</b> (test {winner['metric'] if winner else 'metric'}; ours: each "
+                     f"family's validation-chosen configuration over split seeds): "
                      f"{html.escape(published)}.</p>")
-    lines = headlines(layout, study)
-    if lines:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
     return "".join(parts) + "</div>"
+
+
+def _verdicts_html(layout: ExperimentLayout, study: str) -> str:
+    """The study's verdicts, first thing in its section: one sentence and one table row per graph and control."""
+    from raygex.verdict import sentence
+
+    table = layout.read_verdicts(study)
+    if table is None:
+        return '<p class="note">No graph verdict yet (the swap and verdict stages have not run).</p>'
+    if table.empty:
+        return '<p class="note">No graph verdict: no GCN trial finished, or no control is configured.</p>'
+    size = layout.config.train_size(study)
+    lines = "".join(f"<li>{html.escape(sentence(row, size if isinstance(size, int) else None))}</li>"
+                    for _, row in table.iterrows())
+    shown = table.drop(columns=["reason"]) if table["reason"].isna().all() else table
+    return ('<div class="verdicts"><p><b>Does the graph help?</b> The best GCN configuration (chosen on validation) '
+            'retrained with each graph and control swapped in, on every split seed, scored on the fixed test set; '
+            'hierarchical paired bootstrap over seeds and test samples, Holm-adjusted across the study.</p>'
+            f"<ul>{lines}</ul>{_table(shown)}</div>")
 
 
 def _sizes_html(layout: ExperimentLayout, task) -> str:
@@ -132,7 +149,7 @@ def _task_html(layout: ExperimentLayout, task: str) -> str:
     parts = [f'<section class="task" id="task-{html.escape(task)}"><h2>Task {html.escape(task)}</h2>',
              f'<p class="note">{len(board)} trials; winner (green) by best validation {metric}, ties to fewer '
              'parameters. Test metrics are those of each trial\'s best-validation epoch, never used to select.</p>',
-             _headline_html(layout, task),
+             _verdicts_html(layout, task), _headline_html(layout, task),
              '<h3 class="leaderboard">Leaderboard</h3>', _leaderboard_html(board, config),
              '<h3 class="choices">Graphs, controls and baselines</h3>']
     if "choices" in figures:

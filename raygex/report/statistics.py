@@ -1,5 +1,6 @@
-"""The honest numbers: the validation-chosen winner's test metric over seeds, graph-vs-control gains with 95 %
-intervals, and metric against training-set size (the seed paper's low-data question).
+"""The honest numbers: the validation-chosen winner's test metric over seeds, each family's validation-chosen
+configuration beside published numbers, per-choice gains over controls (secondary to :mod:`raygex.verdict`), and
+metric against training-set size (the seed paper's low-data question).
 
 Everything here reads the seed-run table (each choice's best configuration retrained on every split seed) and the
 leaderboard, through the experiment's layout. The winner is the leaderboard's rank 1, chosen on validation only; its reported test metric
@@ -11,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygex.choices import choice_kind, graph_of
-from raygex.graphs.controls import CONTROL_KINDS
+from raygex.choices import choice_kind, controls_of, graph_of
 from raygex.layout import ExperimentLayout, metric_name
+from raygex.metrics import MODE
 
 
 def interval(values) -> tuple[float, float, float, float]:
@@ -48,68 +49,43 @@ def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
 
 
 def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame:
-    """Per real graph and control: graph − control on ``metric_column``, paired by seed (mean, sd, 95 % interval)."""
+    """Per real graph and each of its controls: graph − control on ``metric_column``, paired by seed, each side
+    the best configuration of its own choice (mean, sd, 95 % interval). A secondary view: the verdict
+    (:mod:`raygex.verdict`) compares equal hyperparameters instead."""
     wide = seeds.pivot_table(index="seed", columns="choice", values=metric_column)
+    graphs = [graph_of(c) for c in wide.columns if choice_kind(c) != "baseline"]
     rows = []
     for choice in wide.columns:
         if choice_kind(choice) != "graph":
             continue
-        for control in CONTROL_KINDS:
-            other = f"gcn/{control}"
-            if other in wide:
-                diff = (wide[choice] - wide[other]).dropna()
-                if len(diff):
-                    mean, sd, low, high = interval(diff)
-                    rows.append({"graph": graph_of(choice), "control": control, "gain_mean": mean,
-                                 "gain_sd": sd, "seeds": len(diff), "low": low, "high": high})
+        for control in controls_of(graph_of(choice), graphs):
+            diff = (wide[choice] - wide[f"gcn/{control}"]).dropna()
+            if len(diff):
+                mean, sd, low, high = interval(diff)
+                rows.append({"graph": graph_of(choice), "control": control, "gain_mean": mean,
+                             "gain_sd": sd, "seeds": len(diff), "low": low, "high": high})
     return pd.DataFrame(rows)
 
 
 def choice_means(layout: ExperimentLayout, study: str) -> dict[str, float]:
-    """Per model family, the best choice's test metric averaged over seeds (to set beside published numbers)."""
+    """Per model family, the test metric over seeds of the choice with the best *validation* metric over seeds
+    (controls excluded), to set beside published numbers: never the best on test."""
     seeds = layout.read_seeds(study)
     if seeds is None or seeds.empty:
         return {}
     metric = metric_name(layout.config)
-    means = seeds.groupby("choice")[f"test_{metric}"].mean()
-    families: dict[str, float] = {}
-    for choice, value in means.items():
-        family = choice.split("/", 1)[0]
+    means = seeds.groupby("choice")[[f"valid_{metric}", f"test_{metric}"]].mean()
+    better = MODE[metric] == "max"
+    families: dict[str, tuple[float, float]] = {}
+    for choice, row in means.iterrows():
         if choice_kind(choice) == "control":
-            continue  # a control is not the family's result
-        families[family] = max(families.get(family, float("-inf")), float(value))
-    return families
-
-
-def headlines(layout: ExperimentLayout, study: str) -> list[str]:
-    """One sentence per real graph: does it beat its randomised control on test, with a 95 % interval?"""
-    seeds = layout.read_seeds(study)
-    if seeds is None or seeds.empty:
-        return []
-    metric = metric_name(layout.config)
-    size = layout.config.train_size(study)
-    gains = gains_over_controls(seeds, f"test_{metric}")
-    against_random = {} if gains.empty else {row.graph: row for row in gains[gains["control"] == "random"].itertuples()}
-    sentences = []
-    for choice in sorted(set(seeds["choice"])):
-        if choice_kind(choice) != "graph":
             continue
-        graph = graph_of(choice)
-        if graph not in against_random:
-            sentences.append(f"graph {graph}: no randomised control in this study, so no claim about the graph")
-            continue
-        gain = against_random[graph]
-        mean, low, high, n = gain.gain_mean, gain.low, gain.high, gain.seeds
-        if n < 2:
-            sentences.append(f"graph {graph} vs its randomised control at n = {size:g}: {mean:+.3f} {metric} on one "
-                             f"split seed — not enough seeds for an interval")
-        elif low > 0:
-            sentences.append(f"graph {graph} improves {metric} by {mean:.3f} (95% CI [{low:.3f}, {high:.3f}]) over "
-                             f"its randomised control at n = {size:g}")
-        else:
-            sentences.append(f"graph {graph} does not improve {metric} over its randomised control at n = {size:g}: "
-                             f"{mean:+.3f} (95% CI [{low:.3f}, {high:.3f}], {n} seeds)")
-    return sentences
+        family = choice.split("/", 1)[0]
+        valid = float(row[f"valid_{metric}"])
+        held = families.get(family)
+        if held is None or (valid > held[0] if better else valid < held[0]):
+            families[family] = (valid, float(row[f"test_{metric}"]))
+    return {family: test for family, (_, test) in families.items()}
 
 
 def size_table(layout: ExperimentLayout, task: str) -> pd.DataFrame:

@@ -61,18 +61,19 @@ def _artifact_name(exp_dir, task: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(exp_dir).name}-{task}-model")[:128]
 
 
-def log_task_summary(config, exp_dir: Path, task: str, board, model: Path | None, figures: dict) -> None:
+def log_task_summary(config, exp_dir: Path, task: str, board, model: Path | None, figures: dict,
+                     verdicts=None) -> None:
     """The task's summary run: the leaderboard as a table, its figures as images, the exported model as an
     artifact (with the model's metadata). Never raises: a failure turns W&B off with one warning."""
     try:
         if not active(config, exp_dir, task):
             return
-        _summary_run(config, Path(exp_dir), task, board, model, figures or {})
+        _summary_run(config, Path(exp_dir), task, board, model, figures or {}, verdicts)
     except Exception as err:
         turn_off(exp_dir, f"the summary run of task {task} failed ({describe(err)})")
 
 
-def _summary_run(config, exp_dir: Path, task: str, board, model: Path | None, figures: dict) -> None:
+def _summary_run(config, exp_dir: Path, task: str, board, model: Path | None, figures: dict, verdicts=None) -> None:
     import wandb
 
     run = wandb.init(project=config.wandb.project, group=run_group(exp_dir, task), job_type="summary",
@@ -84,8 +85,13 @@ def _summary_run(config, exp_dir: Path, task: str, board, model: Path | None, fi
                   if path is not None and Path(path).is_file()}
         if board is not None:
             logged["leaderboard"] = wandb.Table(dataframe=_table_frame(board))
+        if verdicts is not None and len(verdicts):
+            logged["verdicts"] = wandb.Table(dataframe=_table_frame(verdicts))
         run.log(logged)
         run.summary.update(_winner_summary(board))
+        if verdicts is not None:
+            run.summary.update({f"verdict/{row['graph']}/{row['control']}": row["verdict"]
+                                for _, row in verdicts.iterrows()})
         if model is not None and Path(model).is_file():
             try:
                 metadata = _model_metadata(Path(model))
