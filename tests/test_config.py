@@ -19,7 +19,7 @@ def _from_repo_root(monkeypatch):
 
 def test_demo_config_validates_with_graph_named_true():
     config = load_config(DEMO)
-    assert config.graph_choices() == ["true", "decoy", "random", "empty"]
+    assert config.graph_choices() == ["true", "decoy", "true:random", "decoy:random", "empty"]
     assert config.task("sgi_G0001").inputs.graph == "true"
 
 

@@ -21,7 +21,7 @@ def trained(config_path, task: str, hparams: dict):
     from raygex.training import run_trial
 
     config = load_config(config_path)
-    graphs = load_graphs(config, seed=0)
+    graphs = load_graphs(config)
     graph = hparams.get("graph") if hparams["model"] == "gcn" else None
     data = trial_data(config, task, load_dataset(config), graphs, seed=0, graph=graph)
     hparams = {"max_epochs": 3, "patience": 3, "batch_size": 32, **hparams}

@@ -59,8 +59,8 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
     layout = ExperimentLayout.open(tmp_path / "results" / "tiny")
     first = snapshot(layout, "subtype")
     assert len(first["trials"]) == 2 and len(first["wandb_runs"]) == 3  # two trial runs and the summary run
-    assert [e["stage"] for e in layout.journal()] == ["sweep", "leaderboard", "export", "evaluation", "summary",
-                                                      "report"]
+    assert [e["stage"] for e in layout.journal()] == ["sweep", "leaderboard", "export", "evaluation", "swap",
+                                                      "verdict", "summary", "report"]
 
     # 1. A finished experiment: no trial, no retraining, no export, no W&B run, and Ray never starts.
     session = ray_session()

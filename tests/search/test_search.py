@@ -36,7 +36,7 @@ def test_every_task_has_a_complete_leaderboard(finished_sweep):
         # Which families TPE samples depends on the results; the columns exist only for sampled families.
         gcn = board[board["config/model"] == "gcn"]
         if len(gcn):
-            assert gcn["config/graph"].isin(["true", "decoy", "random", "empty"]).all()
+            assert gcn["config/graph"].isin(["true", "decoy", "true:random", "decoy:random", "empty"]).all()
             assert gcn["config/depth"].notna().all()
             assert board.loc[board["config/model"] != "gcn", "config/depth"].isna().all(), "only GCNs have depth"
         if (board["config/model"] == "lr").any():
@@ -45,7 +45,7 @@ def test_every_task_has_a_complete_leaderboard(finished_sweep):
         assert board["best_test_auc"].notna().all()
         # Every study contains its controls and baselines: one enqueued trial per choice (6 here = num_samples).
         choices = {f"gcn/{g}" if m == "gcn" else m for m, g in zip(board["config/model"], board["config/graph"])}
-        assert choices == {"mlp", "lr", "gcn/true", "gcn/decoy", "gcn/random", "gcn/empty"}
+        assert choices == {"mlp", "lr", "gcn/true", "gcn/decoy", "gcn/true:random", "gcn/decoy:random", "gcn/empty"}
 
 
 def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
