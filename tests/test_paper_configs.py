@@ -17,10 +17,10 @@ from tests.conftest import REPO
 from tests import tcga_synthetic
 
 CONFIGS = REPO / "configs"
-# Shrinking for a 2-core test machine: 3 epochs, one split seed (the report's seed retraining still runs), one
+# Shrinking for a 2-core test machine: 3 epochs, two split seeds (the fewest a verdict takes), one
 # trial at a time (each study's cost is mostly fixed: trial actors and seed-retraining workers importing torch;
 # one trial actor reused for every trial: about a third less than two side by side on 2 cores).
-SHRINK = ["--set", "train.max_epochs=3", "--set", "train.patience=3", "--set", "split.seeds=[0]",
+SHRINK = ["--set", "train.max_epochs=3", "--set", "train.patience=3", "--set", "split.seeds=[0,1]",
           "--set", "search.max_concurrent=1", "--set", "wandb.mode=disabled"]
 
 

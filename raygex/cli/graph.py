@@ -114,8 +114,8 @@ def info_cmd(path, as_json):
 def control_cmd(input_path, kind, output, seed, swaps_per_edge):
     """Build a control graph from an imported graph (named <name>:<kind>).
 
-    The coexpression control (raygex.graphs.controls) is computed from training rows, not from a graph, so it has no
-    command here, and configs cannot ask for it yet.
+    The coexpression control is computed from a split's training rows, not from a graph: a config asks for it with
+    `controls: [coexpression]` and the search builds it per split seed.
 
     \b
     Examples:

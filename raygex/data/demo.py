@@ -21,7 +21,9 @@ How a cohort is made (numpy only, every random draw from the seed, so a seed giv
    independent, stronger activity for each other (*distractor*) module; a gene's signal is its module's activity
    times a small per-gene loading, so module genes co-vary and neighbours in the graph co-vary;
 4. the labels read the programs: ``subtype`` (A/B/C) is the argmax over programs 1-3, ``response`` is an XOR of
-   programs 4 and 5 being high; no single gene shows either clearly, a neighbourhood mean does;
+   programs 4 and 5 being high; no single gene shows either clearly, a neighbourhood mean does; gene ``G0001`` is
+   the hub of program 4's module and follows that program closely, so whether it is high (the demo's single-gene
+   task) is told by its graph neighbours, each weakly: a neighbourhood mean tells it, a single gene does not;
 5. measured expression = per-gene mean and scale, measurement noise, a per-gene ``batch`` offset, then a
    softplus so values look like positive log-expression (float32).
 """
@@ -45,6 +47,7 @@ UNASSIGNED_FRACTION = 0.2  # genes in no module: pure noise
 N_PROGRAMS = 5  # label programs: 3 drive subtype, 2 drive response; one module each
 LABEL_LOADING = 0.3  # per-gene loading of a program (noise sd 1): weak per gene, clear over a module
 DISTRACTOR_LOADING = 0.8  # per-gene loading of a distractor module: the strongest co-expression is label-free
+TARGET_LOADING = 2.0  # G0001 (the single-gene task's target, hub of program 4's module): mostly that program
 LOADING_SPREAD = 0.5  # per-gene loadings are uniform in loading * [1 - spread, 1 + spread]
 MEASUREMENT_NOISE = 1.0  # independent per-gene noise (sd), the reason averaging neighbours helps
 SUBTYPE_NOISE = 0.15  # sd of noise on the program scores before the argmax (labels are not a perfect function)
@@ -167,20 +170,32 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
     edges = relabel[modular_attachment_edges(grown_module, EDGES_PER_NEW_GENE, WITHIN_MODULE, rng)]
     module_of = np.empty(n_genes, dtype=np.int64)
     module_of[relabel] = grown_module
-    members = [np.flatnonzero(module_of == k) for k in range(len(sizes))]
     label_modules = rng.choice(len(sizes), size=N_PROGRAMS, replace=False)  # module of program p: label_modules[p]
+    # The single-gene demo task predicts G0001 from its neighbourhood: G0001 is made the hub of program 4's module
+    # (a swap of two node numbers, no random draw), so its graph neighbours carry its activity, weakly each.
+    target_module = int(label_modules[3])
+    degree = np.bincount(edges.reshape(-1), minlength=n_genes)
+    in_module = np.flatnonzero(module_of == target_module)
+    hub = int(in_module[np.argmax(degree[in_module])])
+    swap = np.arange(n_genes)
+    swap[[0, hub]] = swap[[hub, 0]]
+    edges, module_of = swap[edges], module_of[swap]
+    members = [np.flatnonzero(module_of == k) for k in range(len(sizes))]
 
     # 3. Signal: each module's activity times small per-gene loadings; programs for the label modules.
     programs = rng.standard_normal((n_samples, N_PROGRAMS))
     program_of = {int(k): p for p, k in enumerate(label_modules)}
     signal = np.zeros((n_samples, n_genes))
+    activities = {}
     for k, genes_k in enumerate(members):
         if k in program_of:
             activity, loading = programs[:, [program_of[k]]], LABEL_LOADING
         else:
             activity, loading = rng.standard_normal((n_samples, 1)), DISTRACTOR_LOADING
+        activities[k] = activity
         signal[:, genes_k] += activity * (loading * rng.uniform(1 - LOADING_SPREAD, 1 + LOADING_SPREAD,
                                                                  size=len(genes_k)))
+    signal[:, 0] = activities[target_module][:, 0] * TARGET_LOADING  # G0001 follows program 4 closely
 
     # 4. Labels from program activity (standard normal, so the classes are balanced).
     scores = programs[:, :3] + SUBTYPE_NOISE * rng.standard_normal((n_samples, 3))

@@ -60,7 +60,7 @@ def kill_tree(process: subprocess.Popen, children: list[psutil.Process]) -> None
 def sweep_config(tiny_demo, tmp_path) -> Path:
     return write_config(tmp_path / "tiny.yaml", tiny_demo,
                         tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                        split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0]},
+                        split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1]},
                         train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
                         search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
                                 "scheduler": {"kind": "fifo"}, "space": SPACE})

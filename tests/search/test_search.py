@@ -28,7 +28,7 @@ def finished_sweep(tiny_demo, tmp_path_factory):
 def test_every_task_has_a_complete_leaderboard(finished_sweep):
     for task in ("subtype", "sgi"):
         board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
-        assert len(board) == 6
+        assert len(board) == 7
         assert (board["status"] == "TERMINATED").all()
         assert board["trial_id"].is_unique
         assert board["best_valid_auc"].iloc[0] == board["best_valid_auc"].max()
@@ -43,7 +43,7 @@ def test_every_task_has_a_complete_leaderboard(finished_sweep):
             lr_rows = board[board["config/model"] == "lr"]
             assert lr_rows.filter(items=["config/hidden", "config/dropout"]).isna().all().all()
         assert board["best_test_auc"].notna().all()
-        # Every study contains its controls and baselines: one enqueued trial per choice (6 here = num_samples).
+        # Every study contains its controls and baselines: one enqueued trial per choice (7 here = num_samples).
         choices = {f"gcn/{g}" if m == "gcn" else m for m, g in zip(board["config/model"], board["config/graph"])}
         assert choices == {"mlp", "lr", "gcn/true", "gcn/decoy", "gcn/true:random", "gcn/decoy:random", "gcn/empty"}
 
@@ -54,7 +54,7 @@ def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
     summary = json.loads(out.strip().splitlines()[-1])
     for task in ("subtype", "sgi"):
         entry = summary["tasks"][task]
-        assert entry["counts"] == {"finished": 6, "running": 0, "errored": 0, "pending": 0}
+        assert entry["counts"] == {"finished": 7, "running": 0, "errored": 0, "pending": 0}
         board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
         assert entry["winner"]["trial_id"] == board["trial_id"].iloc[0]
         assert entry["winner"]["metrics"]["best_valid_auc"] == pytest.approx(board["best_valid_auc"].iloc[0])
