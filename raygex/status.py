@@ -27,6 +27,14 @@ def verdict_records(table: pd.DataFrame | None) -> list[dict]:
     return records
 
 
+def verdict_line(record: dict) -> str:
+    """One printed line per verdict record (see :func:`verdict_records`)."""
+    if record["reason"]:
+        return f"  {record['graph']} vs {record['control']}: inconclusive ({record['reason']})"
+    return (f"  {record['graph']} vs {record['control']}: {record['verdict']} ({record['metric']} "
+            f"{record['gain']:+.3f}, [{record['low']:+.3f}, {record['high']:+.3f}], p_adj {record['p_adjusted']:.3g})")
+
+
 def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
     """Per study: trial counts by state (finished, running, errored, pending) and the current winner."""
     layout = ExperimentLayout.open(experiment)

@@ -59,7 +59,7 @@ def status(experiment, as_json):
     Example:
       raygex status results/demo --json
     """
-    from raygex.status import experiment_status
+    from raygex.status import experiment_status, verdict_line
 
     summary, tables = experiment_status(Path(experiment))
     if as_json:
@@ -69,3 +69,5 @@ def status(experiment, as_json):
         counts = summary["tasks"][task]["counts"]
         click.echo(f"== {task}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " ==")
         click.echo(table)
+        for verdict in summary["tasks"][task]["verdicts"]:
+            click.echo(verdict_line(verdict))

@@ -41,6 +41,8 @@ def test_true_graph_helps_and_decoy_does_not(tmp_path):
                              ("decoy", "empty")}
     assert verdicts[("true", "true:random")]["verdict"] == "helps"
     assert verdicts[("decoy", "decoy:random")]["verdict"] in ("inconclusive", "hurts")
+    code, out, err = run_cli("status", tmp_path / "results" / "tiny")
+    assert code == 0 and "  true vs true:random: helps (auc +" in out, out[-2000:]
     for v in verdicts.values():
         assert v["seeds"] == 5 and v["metric"] == "auc"
         if v["control"].endswith(":random"):
