@@ -182,3 +182,17 @@ def test_cli_writes_files_and_refuses_to_overwrite(run_cli, tmp_path):
     code, _, _ = run_cli("data", "demo", out, "--seed", "5", "--samples", "80", "--genes", "200", "--force")
     assert code == 0
     assert read_dataset(out / "expression.parquet").provenance["seed"] == 5
+
+
+def test_the_single_gene_target_is_a_programme_hub_and_follows_it(cohort):
+    """G0001 (the demo config's single-gene target) is the hub of programme 4's module, so its graph
+    neighbourhood carries its level."""
+    dataset, true, _ = cohort
+    [module] = [m for m in dataset.provenance["modules"] if m["program"] == 4]
+    assert module["hub"] == "G0001"
+    neighbours = set(true.target[true.source == "G0001"]) | set(true.source[true.target == "G0001"])
+    assert len(neighbours) >= module["size"] - 1
+    x = np.asarray(dataset.expression)
+    genes = list(dataset.genes)
+    mean_of_neighbours = x[:, [genes.index(g) for g in neighbours]].mean(axis=1)
+    assert np.corrcoef(x[:, 0], mean_of_neighbours)[0, 1] > 0.3
