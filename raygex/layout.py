@@ -46,7 +46,9 @@ from raygex.version import __version__
 
 CONFIG_SNAPSHOT = "config.yaml"
 META_FILE = "raygex.json"
-FORMAT = 1  # bump when the layout changes in a way older folders cannot be read
+# Bump when the layout changes in a way older folders cannot be read. 2: per-graph control names
+# (`<graph>:random`), the fixed test set, and the swap / verdict stages.
+FORMAT = 2
 JOURNAL_FILE = "stages.jsonl"
 LEADERBOARD_FILE = "leaderboard.parquet"
 SEEDS_FILE = "seeds.parquet"

@@ -48,9 +48,9 @@ def test_a_folder_without_meta_is_from_an_older_raygex(tmp_path):
 
 
 @pytest.mark.parametrize("text,words", [
-    ('{"raygex_version": "0.0.1", "format": 0}', ["format must be 1, but got 0", "raygex 0.0.1"]),
-    ('{"raygex_version": "9.0", "format": 2}', ["format must be 1, but got 2"]),
-    ('{"raygex_version": "0.0.1"}', ["format must be 1, but got None"]),
+    ('{"raygex_version": "0.0.1", "format": 1}', ["format must be 2, but got 1", "raygex 0.0.1"]),
+    ('{"raygex_version": "9.0", "format": 3}', ["format must be 2, but got 3"]),
+    ('{"raygex_version": "0.0.1"}', ["format must be 2, but got None"]),
     ("not json", ["not valid JSON"]),
     ("[1, 2]", ["must be a JSON object, but got list"]),
 ])
