@@ -198,6 +198,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     loss_fn = nn.CrossEntropyLoss()
     metric, patience = config["metric"], int(config["patience"])
     batch_size = int(config["batch_size"])
+    finished_before = resume_from is not None and not (state.epoch < int(config["max_epochs"])
+                                                       and state.stale < patience)
 
     while state.epoch < int(config["max_epochs"]) and state.stale < patience:
         model.train()
@@ -232,6 +234,10 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         state.history.append(row)
         if report is not None:
             report(row, state)
+    if finished_before and state.history and report is not None:
+        # Resumed from a checkpoint taken after the last epoch (a driver killed before it recorded the end): say
+        # the final epoch's metrics again, so whoever collects reports sees where the trial really ended.
+        report(state.history[-1], state)
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,

@@ -135,3 +135,37 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     print(f"[{kill_point}] Optuna study after resume: {len(complete)} complete trials, best {study.best_value:.4f}")
     assert len(complete) == NUM_SAMPLES
     assert study.best_value == pytest.approx(board["best_valid_auc"].max())
+
+
+def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
+    """A kill between Tune deleting checkpoint N and recording N+1 leaves the state naming a deleted checkpoint:
+    it is replaced by the trial's newest one before Tune restores (found when this test's middle kill failed)."""
+    from raygex.search.tuner import repair_missing_checkpoints
+
+    study = tmp_path / "subtype"
+    trial = study / "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
+    (trial / "checkpoint_000001").mkdir(parents=True)
+    (trial / "checkpoint_000001" / "trial_state.pt").write_bytes(b"epoch 6")
+    state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), json.dumps(
+        {"checkpoint_manager": {"latest": f"{trial}/checkpoint_000000"}})]]}
+    (study / "experiment_state-2026-12-01_12-29-17.json").write_text(json.dumps(state))
+    assert repair_missing_checkpoints(study) == [trial / "checkpoint_000000"]
+    assert (trial / "checkpoint_000000" / "trial_state.pt").read_bytes() == b"epoch 6"
+    assert repair_missing_checkpoints(study) == []  # nothing left to put back
+
+
+def test_a_trial_resumed_after_its_last_epoch_reports_its_final_metrics_again():
+    from raygex.data.demo import make_demo_cohort
+    from raygex.tasks import ClassifyTask, build_task
+    from raygex.training import TrialData, run_trial
+
+    dataset, _, _ = make_demo_cohort(0, 120, 100)
+    task = build_task(ClassifyTask(name="s", kind="classify", label="subtype"), dataset)
+    split, labels = task.split(train=0.5, valid=0.25, seed=0)
+    data = TrialData.from_task(task, split, labels)
+    saved, reported = {}, []
+    first = run_trial({"model": "lr", "max_epochs": 3, "patience": 3}, data,
+                      lambda row, state: saved.update(checkpoint=state.checkpoint()))
+    run_trial({"model": "lr", "max_epochs": 3, "patience": 3}, data, lambda row, state: reported.append(row),
+              resume_from=saved["checkpoint"])
+    assert len(reported) == 1 and reported[0] == first.history[-1]
