@@ -157,11 +157,10 @@ class ExperimentConfig(_Model):
             raise ValueError(f"split.seeds must hold at least 2 seeds for a graph-vs-control verdict (controls are "
                              f"configured), but got {self.split.seeds}")
         if "coexpression" in self.controls:
-            small = [size for size in self.split.train_sizes
-                     if not isinstance(size, float) or size >= 1][:1]
-            if small and int(small[0]) < 3:
+            counts = [size for size in self.split.train_sizes if not isinstance(size, float) or size >= 1]
+            if counts and int(min(counts)) < 3:
                 raise ValueError(f"controls: coexpression needs at least 3 training samples per split, but "
-                                 f"split.train is {small[0]}")
+                                 f"split.train is {min(counts)}")
         return self
 
     def studies(self) -> list[Study]:

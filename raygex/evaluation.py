@@ -14,37 +14,63 @@ from raygex.choices import best_per_choice
 from raygex.layout import ExperimentLayout, metric_name
 
 
-def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame:
-    """Train each choice's best configuration on every split seed (as Ray tasks); write the seed-run table."""
+def remote_trainer(config):
+    """A Ray task that trains ``hparams`` on a split (standardised, shared once per seed through the object store)
+    with ``graph`` attached, on the trial's resources (CUDA when the task gets a GPU); it returns the best
+    validation metrics, the test metrics of that epoch, the epochs run and the test-set probabilities."""
+    import ray
+
+    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
+    def train(hparams: dict, data, graph=None) -> dict:
+        import dataclasses
+
+        import numpy as np
+        import torch
+
+        from raygex.training import predict_proba, run_trial
+
+        torch.set_num_threads(max(1, int(config.resources.cpu)))
+        data = dataclasses.replace(data, graph=graph)
+        result = run_trial(hparams, data)
+        x_test = torch.from_numpy(np.ascontiguousarray(data.x_test))
+        return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,
+                "proba": predict_proba(result.model.cpu(), x_test)}
+
+    return train
+
+
+def split_per_seed(config, study: str, dataset, graphs) -> dict:
+    """Seed → (the study's split arrays without a graph, the same standardised in the object store)."""
     import ray
 
     from raygex.prepare import trial_data
 
+    splits = {}
+    for seed in config.split.seeds:
+        raw = trial_data(config, study, dataset, graphs, seed=seed, graph=None)
+        splits[seed] = (raw, ray.put(raw.standardised()))
+    return splits
+
+
+def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame:
+    """Train each choice's best configuration on every split seed (as Ray tasks); write the seed-run table."""
+    import ray
+
+    from raygex.prepare import choice_graph
+
     config = layout.config
     metric = metric_name(config)
     best = best_per_choice(board)
-
-    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
-    def train_on_seed(hparams: dict, data) -> dict:
-        import torch
-
-        from raygex.training import run_trial
-
-        torch.set_num_threads(max(1, int(config.resources.cpu)))
-        result = run_trial(hparams, data)
-        return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run}
-
-    shared: dict = {}
+    train = remote_trainer(config)
+    splits = split_per_seed(config, study, dataset, graphs)
     jobs, keys = [], []
     for _, row in best.iterrows():
         params = layout.trial_params(study, row)
         graph = params.get("graph") if params.get("model") == "gcn" else None
-        for seed in config.split.seeds:
-            if (seed, graph) not in shared:
-                data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph).standardised()
-                shared[(seed, graph)] = ray.put(data)
+        for seed, (raw, shared) in splits.items():
+            aligned = None if graph is None else choice_graph(config, graph, graphs, raw, seed=seed)
             hparams = {**config.train.model_dump(), **params, "seed": seed}
-            jobs.append(train_on_seed.remote(hparams, shared[(seed, graph)]))
+            jobs.append(train.remote(hparams, shared, aligned))
             keys.append((row["choice"], str(row["trial_id"]), seed))
     rows = []
     for (choice, trial_id, seed), result in zip(keys, ray.get(jobs)):

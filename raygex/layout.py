@@ -327,6 +327,10 @@ class ExperimentLayout:
     def figures_dir(self, study: str) -> Path:
         return self.root / REPORT_DIR / study
 
+    def size_figure_path(self, task: str) -> Path:
+        """A task's metric-against-training-size figure (it spans the task's studies)."""
+        return self.root / REPORT_DIR / f"{task}-sizes.png"
+
     def summary_path(self, study: str) -> Path:
         return self.figures_dir(study) / SUMMARY_FILE
 

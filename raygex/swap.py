@@ -37,34 +37,25 @@ def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, datas
         return empty
     import ray
 
-    from raygex.prepare import trial_data
+    from raygex.evaluation import remote_trainer, split_per_seed
+    from raygex.prepare import study_graphs
 
-    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
-    def train_swapped(hparams: dict, data) -> dict:
-        import torch
-
-        from raygex.training import predict_proba, run_trial
-
-        torch.set_num_threads(max(1, int(config.resources.cpu)))
-        result = run_trial(hparams, data, device="cpu")
-        x_test = torch.from_numpy(np.ascontiguousarray(data.standardised().x_test))
-        return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,
-                "proba": predict_proba(result.model.cpu(), x_test)}
-
+    train = remote_trainer(config)
     jobs, keys = [], []
-    for seed in config.split.seeds:
+    for seed, (raw, shared) in split_per_seed(config, study, dataset, graphs).items():
+        by_choice = study_graphs(config, graphs, raw, seed=seed)  # each real graph aligned once, controls from it
         for choice in config.graph_choices():
-            data = trial_data(config, study, dataset, graphs, seed=seed, graph=choice).standardised()
+            aligned = by_choice[choice]
             hparams = {**config.train.model_dump(), **params, "graph": choice, "seed": seed}
-            jobs.append(train_swapped.remote(hparams, ray.put(data)))
-            keys.append((seed, choice, data))
+            jobs.append(train.remote(hparams, shared, aligned))
+            keys.append((seed, choice, aligned.n_edges, raw))
     rows, predictions = [], []
-    for (seed, choice, data), result in zip(keys, ray.get(jobs)):
-        rows.append({"seed": seed, "graph": choice, "epochs": result["epochs"], "edges": data.graph.n_edges,
+    for (seed, choice, edges, raw), result in zip(keys, ray.get(jobs)):
+        rows.append({"seed": seed, "graph": choice, "epochs": result["epochs"], "edges": edges,
                      f"valid_{metric}": result["valid"].get(metric), f"test_{metric}": result["test"].get(metric)})
         proba = result["proba"]
-        predictions.append(pd.DataFrame({"seed": seed, "graph": choice, "row": np.arange(len(data.y_test)),
-                                         "sample": data.test_ids, "y": np.asarray(data.y_test, dtype=np.int64),
+        predictions.append(pd.DataFrame({"seed": seed, "graph": choice, "row": np.arange(len(raw.y_test)),
+                                         "sample": raw.test_ids, "y": np.asarray(raw.y_test, dtype=np.int64),
                                          **{f"p{c}": proba[:, c] for c in range(proba.shape[1])}}))
     table = pd.DataFrame(rows)
     layout.write_swap(study, table, pd.concat(predictions, ignore_index=True))

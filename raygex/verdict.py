@@ -172,6 +172,7 @@ def study_verdicts(layout, study: str, *, n_boot: int = N_BOOT) -> pd.DataFrame:
     """The verdict table of a study, from its graph swap (see :mod:`raygex.swap`): each real graph against each of
     its controls (its own randomisation, the empty graph, co-expression)."""
     from raygex.choices import controls_of
+    from raygex.graphs.controls import parse_control
     from raygex.layout import metric_name
     from raygex.metrics import MODE
 
@@ -182,6 +183,8 @@ def study_verdicts(layout, study: str, *, n_boot: int = N_BOOT) -> pd.DataFrame:
         return verdict_table([])
     seeds = sorted(table["seed"].unique())
     edges = table.groupby("graph")["edges"].mean()
+    columns = [col for col in predictions.columns if col.startswith("p") and col[1:].isdigit()]
+    runs = {key: run.sort_values("row") for key, run in predictions.groupby(["seed", "graph"])}  # one per swap run
     comparisons = []
     for graph in config.graphs:
         for control in controls_of(graph, config.graph_choices()):
@@ -190,21 +193,16 @@ def study_verdicts(layout, study: str, *, n_boot: int = N_BOOT) -> pd.DataFrame:
             if graph not in edges or control not in edges:
                 comparisons.append({**base, "reason": "not in the graph swap"})
                 continue
-            if control.endswith(":random") and base["edges_graph"] < 2:
+            if parse_control(control)[0] == "random" and base["edges_graph"] < 2:
                 comparisons.append({**base, "reason": f"{graph} has {base['edges_graph']:g} edges among the task's "
                                                       f"inputs: too few to rewire"})
                 continue
             if len(seeds) < 2:
                 comparisons.append({**base, "reason": "one split seed: no split-to-split variance to measure"})
                 continue
-            ys, g_proba, c_proba = [], [], []
-            for seed in seeds:
-                g = predictions[(predictions["seed"] == seed) & (predictions["graph"] == graph)].sort_values("row")
-                c = predictions[(predictions["seed"] == seed) & (predictions["graph"] == control)].sort_values("row")
-                columns = [col for col in predictions.columns if col.startswith("p") and col[1:].isdigit()]
-                ys.append(g["y"].to_numpy())
-                g_proba.append(g[columns].to_numpy())
-                c_proba.append(c[columns].to_numpy())
+            ys = [runs[(seed, graph)]["y"].to_numpy() for seed in seeds]
+            g_proba = [runs[(seed, graph)][columns].to_numpy() for seed in seeds]
+            c_proba = [runs[(seed, control)][columns].to_numpy() for seed in seeds]
             result = paired_bootstrap(metric, ys, g_proba, c_proba, n_boot=n_boot, seed=0,
                                       higher_is_better=MODE[metric] == "max")
             comparisons.append({**base, **result})

@@ -103,8 +103,8 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
         def __init__(self, fn):
             self.fn = fn
 
-        def remote(self, hparams, data):
-            calls.append((dict(hparams), data))
+        def remote(self, hparams, data, graph=None):
+            calls.append((dict(hparams), data, graph))
             return len(calls) - 1
 
     import ray
@@ -126,9 +126,10 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
     table = swap.swap_graphs(layout, "subtype", board, dataset, graphs)
     assert len(calls) == len(cfg.split.seeds) * len(cfg.graph_choices()) == len(table)
     for seed in cfg.split.seeds:
-        runs = [(h, d) for h, d in calls if h["seed"] == seed]
-        assert sorted(h["graph"] for h, _ in runs) == sorted(cfg.graph_choices())
-        assert len({tuple(sorted((k, str(v)) for k, v in h.items() if k != "graph")) for h, _ in runs}) == 1
-        assert len({tuple(d.test_ids) for _, d in runs}) == 1
-        assert all(np.array_equal(d.x_train, runs[0][1].x_train) for _, d in runs)
+        runs = [(h, d, g) for h, d, g in calls if h["seed"] == seed]
+        assert sorted(h["graph"] for h, _, _ in runs) == sorted(cfg.graph_choices())
+        assert [g.graph_name for h, _, g in runs] == [h["graph"] for h, _, _ in runs]
+        assert len({tuple(sorted((k, str(v)) for k, v in h.items() if k != "graph")) for h, _, _ in runs}) == 1
+        assert len({tuple(d.test_ids) for _, d, _ in runs}) == 1
+        assert all(np.array_equal(d.x_train, runs[0][1].x_train) for _, d, _ in runs)
     assert set(table["edges"][table["graph"] == "true"]) == set(table["edges"][table["graph"] == "true:random"])

@@ -7,6 +7,7 @@ A resume whose stages are all done therefore starts no Ray and reads no data.
 from __future__ import annotations
 
 import time
+from functools import cached_property
 
 from raygex.layout import ExperimentLayout
 
@@ -23,9 +24,6 @@ class SweepContext:
         self.timings = {} if timings is None else timings
         self.timings.setdefault("trials_s", 0.0)
         self._ray = False
-        self._dataset = None
-        self._graphs = None
-        self._dataset_sha256: str | None = None
         self.results: dict = {}  # study -> the ResultGrid its sweep returned in this run
 
     def ray(self) -> None:
@@ -40,39 +38,34 @@ class SweepContext:
         self.timings["ray_s"] = self.timings.get("ray_s", 0.0) + time.perf_counter() - started
         self._ray = True
 
-    @property
+    @cached_property
     def dataset(self):
         """The expression dataset: through Ray Data when Ray is up (a sweep), else read directly (export)."""
-        if self._dataset is None:
-            started = time.perf_counter()
-            if self._ray:
-                from raygex.data.ray_io import collect
+        started = time.perf_counter()
+        if self._ray:
+            from raygex.data.ray_io import collect
 
-                self._dataset = collect(self.config.data.expression)
-            else:
-                from raygex.prepare import load_dataset
+            dataset = collect(self.config.data.expression)
+        else:
+            from raygex.prepare import load_dataset
 
-                self._dataset = load_dataset(self.config)
-            self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
-        return self._dataset
+            dataset = load_dataset(self.config)
+        self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
+        return dataset
 
-    @property
+    @cached_property
     def graphs(self) -> dict:
         """Every configured graph by name (controls are built per study and split seed)."""
-        if self._graphs is None:
-            from raygex.prepare import load_graphs
+        from raygex.prepare import load_graphs
 
-            self._graphs = load_graphs(self.config)
-        return self._graphs
+        return load_graphs(self.config)
 
-    @property
+    @cached_property
     def dataset_sha256(self) -> str:
         """The dataset's content hash (provenance of exported models), computed once per run."""
-        if self._dataset_sha256 is None:
-            from raygex.export.winner import dataset_hash
+        from raygex.export.winner import dataset_hash
 
-            self._dataset_sha256 = dataset_hash(self.config.data.expression)
-        return self._dataset_sha256
+        return dataset_hash(self.config.data.expression)
 
     def payload(self, study: str) -> dict:
         """The arrays and aligned graphs a study's trials share (put in the object store once by Tune)."""

@@ -162,11 +162,3 @@ STUDY_STAGES = (
     Stage("verdict", lambda ctx, study: ctx.layout.verdicts_path(study).exists(), run_verdict),
     Stage("summary", lambda ctx, study: ctx.layout.summary_path(study).exists(), run_summary),
 )
-STAGE_NAMES = tuple(stage.name for stage in STUDY_STAGES) + ("report",)
-
-
-def stage(name: str) -> Stage:
-    for candidate in STUDY_STAGES:
-        if candidate.name == name:
-            return candidate
-    raise KeyError(name)

@@ -120,7 +120,7 @@ def _verdicts_html(layout: ExperimentLayout, study: str) -> str:
 
 def _sizes_html(layout: ExperimentLayout, task) -> str:
     """For a task searched at several training-set sizes: metric against size, with intervals."""
-    figure = size_figure(layout, task.name, layout.figures_dir(f"{task.name}-sizes").with_suffix(".png"))
+    figure = size_figure(layout, task.name, layout.size_figure_path(task.name))
     if figure is None:
         return ""
     table = size_table(layout, task.name).sort_values(["choice", "train"])
