@@ -162,6 +162,13 @@ def test_each_task_has_a_summary_run_with_leaderboard_figures_and_model(offline_
         assert [(a.type, a.name) for a in artifacts] == [("model", f"tiny-{task}-model")]
         metadata = json.loads(artifacts[0].metadata)
         assert metadata["trial_id"] == board["trial_id"].iloc[0] and metadata["n_genes"] > 0
+        # the study's graph verdicts ride along: as a table, and one summary key per graph and control
+        from raygex.layout import ExperimentLayout
+
+        verdicts = ExperimentLayout.open(exp_dir).read_verdicts(task)
+        assert len(verdicts) and logged["verdicts"]["_type"] == "table-file"
+        assert {k: v for k, v in summary["summary"].items() if k.startswith("verdict/")} == {
+            f"verdict/{g}/{c}": w for g, c, w in zip(verdicts["graph"], verdicts["control"], verdicts["verdict"])}
 
 
 def test_api_key_is_written_nowhere(offline_sweep):
