@@ -107,7 +107,22 @@ def repair_tuner_state(study_dir: Path) -> None:
         state.write_bytes(backup.read_bytes())
 
 
-CHECKPOINT_REF = re.compile(r"([^/\\\"]+)/(checkpoint_\d{6})")
+CHECKPOINT_REF = re.compile(rb"([^/\\\"\x00-\x1f]+)/(checkpoint_\d{6})")
+HEX_BLOB = re.compile(r"[0-9a-f]{64,}")
+
+
+def checkpoint_references(state_text: str) -> set[tuple[str, str]]:
+    """(trial folder, checkpoint folder) pairs an experiment state names.
+
+    Tune writes a trial's checkpoint manager as a hex-encoded cloudpickle inside the JSON (its
+    ``CLOUDPICKLE_FALLBACK``), so the paths are looked for in the plain text and in every decoded hex blob;
+    nothing is unpickled.
+    """
+    found = set(CHECKPOINT_REF.findall(state_text.encode()))
+    for blob in HEX_BLOB.findall(state_text):
+        if len(blob) % 2 == 0:
+            found.update(CHECKPOINT_REF.findall(bytes.fromhex(blob)))
+    return {(trial.decode(errors="replace"), name.decode()) for trial, name in found}
 
 
 def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
@@ -126,7 +141,7 @@ def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
     if not states:
         return []
     restored = []
-    for trial, name in sorted(set(CHECKPOINT_REF.findall(states[-1].read_text(errors="replace")))):
+    for trial, name in sorted(checkpoint_references(states[-1].read_text(errors="replace"))):
         folder = study_dir / trial
         missing = folder / name
         if not folder.is_dir() or missing.exists():

@@ -146,8 +146,15 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
     trial = study / "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
     (trial / "checkpoint_000001").mkdir(parents=True)
     (trial / "checkpoint_000001" / "trial_state.pt").write_bytes(b"epoch 6")
-    state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), json.dumps(
-        {"checkpoint_manager": {"latest": f"{trial}/checkpoint_000000"}})]]}
+    # as Tune writes it: the checkpoint manager is a hex cloudpickle inside the JSON (TuneFunctionEncoder's
+    # CLOUDPICKLE_FALLBACK), so the path is not in the file's text (found by CI: first_trial kill)
+    from ray.train import Checkpoint
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    run_metadata = json.dumps({"checkpoint_manager": Checkpoint(str(trial / "checkpoint_000000"))},
+                              cls=TuneFunctionEncoder)
+    assert "checkpoint_000000" not in run_metadata
+    state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), run_metadata]]}
     (study / "experiment_state-2026-12-01_12-29-17.json").write_text(json.dumps(state))
     assert repair_missing_checkpoints(study) == [trial / "checkpoint_000000"]
     assert (trial / "checkpoint_000000" / "trial_state.pt").read_bytes() == b"epoch 6"
