@@ -40,7 +40,7 @@ def controls_of(graph: str, graph_choices) -> list[str]:
 
 
 def best_per_choice(board: pd.DataFrame) -> pd.DataFrame:
-    """The best finished trial of each choice (the leaderboard is sorted winner first), with a ``choice`` column."""
+    """The best finished trial of each choice (the leaderboard is ranked on validation), with a ``choice`` column."""
     finished = board[board["status"] != "ERROR"].copy()
     finished["choice"] = [choice_of(row) for _, row in finished.iterrows()]
     return finished.drop_duplicates("choice", keep="first")

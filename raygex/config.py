@@ -37,6 +37,10 @@ class DataConfig(_Model):
     expression: str
 
 
+AUTO_FOLDS = 5
+AUTO_FOLDS_BELOW = 500  # labelled samples; at 500, one 20 % validation split holds 100 samples
+
+
 class SplitConfig(_Model):
     # A list of training-set sizes (the low-data protocol) gives each (task, size) its own study.
     train: Union[int, float, list[Union[int, float]]] = 0.6
@@ -46,6 +50,32 @@ class SplitConfig(_Model):
     # seed. A graph verdict needs at least two seeds (split-to-split variance); five by default.
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     test_seed: int = 0
+    # Cross-validated selection: each trial trains on `folds` stratified folds of the labelled (train + valid,
+    # never test) samples and reports the mean validation metric over folds and its standard error. `auto`
+    # (default): AUTO_FOLDS folds when a study has fewer than AUTO_FOLDS_BELOW labelled samples (there one
+    # validation split is too small to rank configurations) or `valid: 0`, else one split, and never more folds than
+    # the rarest labelled class has samples; null: always one split.
+    folds: Union[int, Literal["auto"], None] = "auto"
+
+    @field_validator("folds")
+    @classmethod
+    def _folds(cls, folds):
+        if isinstance(folds, int) and not isinstance(folds, bool) and folds < 2:
+            raise ValueError(f"split.folds must be at least 2 (or auto, or null for one split), but got {folds}")
+        return folds
+
+    @model_validator(mode="after")
+    def _validation_somewhere(self) -> "SplitConfig":
+        if self.folds is None and self.valid == 0:
+            raise ValueError("split.valid is 0 and split.folds is null: there is no validation data; set "
+                             "split.folds (cross-validation) or a validation size")
+        return self
+
+    def fold_count(self, n_labelled: int) -> int | None:
+        """How many folds a study with ``n_labelled`` labelled samples uses (None: one train/valid split)."""
+        if self.folds == "auto":
+            return AUTO_FOLDS if (n_labelled < AUTO_FOLDS_BELOW or self.valid == 0) else None
+        return self.folds
 
     @field_validator("train")
     @classmethod
@@ -92,6 +122,9 @@ class SearchConfig(_Model):
     seed: int = 0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (ASHA pauses, failures, resume)
+    # How the winner is chosen among real choices (controls never win): `one_se` (the simplest configuration
+    # within one standard error of the best) or `best` (see raygex.leaderboard).
+    select: Literal["one_se", "best"] = "one_se"
     space: dict[str, Any] = Field(default_factory=dict)
 
 

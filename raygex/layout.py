@@ -9,7 +9,7 @@
       stages.jsonl             one line per stage run: study, stage, seconds, when
       <study>/                 Ray Tune's experiment (tuner.pkl, experiment_state-*.json, searcher state)
         <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
-        leaderboard.parquet    every trial, winner first                      (stage: leaderboard)
+        leaderboard.parquet    every trial ranked, the winner marked          (stage: leaderboard)
         seeds.parquet          best configuration per choice on every split seed  (stage: evaluation)
         graphs.json            aligned edge and node count of every graph and control (search split)
         swap.parquet           the best GCN with every graph swapped in, per seed  (stage: swap)

@@ -14,6 +14,7 @@ from raygex.graphs.align import align_graph
 from raygex.graphs.controls import aligned_control, parse_control
 from raygex.graphs.io import import_graph
 from raygex.graphs.store import Graph, read_graph
+from raygex.splits import resolve_size, stratified_folds
 from raygex.tasks import build_task
 from raygex.training import TrialData
 
@@ -69,6 +70,40 @@ def check_tasks(config: ExperimentConfig) -> None:
             read_gene_list(inputs.landmark_file)
 
 
+def check_folds(config: ExperimentConfig) -> None:
+    """Every classification study's labelled samples can fill its cross-validation folds (at least one sample of
+    each class per fold), from the label columns alone: cheap, so before Ray starts. Single-gene labels (above
+    or below a mean) need the expression and are checked when the folds are cut."""
+    import numpy as np
+
+    from raygex.data.canonical import read_labels
+    from raygex.schema import SAMPLE_ID
+    from raygex.tasks import ClassifyTask
+
+    studies = [s for s in config.studies() if isinstance(s.task, ClassifyTask)]
+    if config.split.folds is None or not studies:
+        return
+    labels = read_labels(config.data.expression)
+    obs = labels.drop(columns=[SAMPLE_ID])
+    shell = ExpressionDataset(labels[SAMPLE_ID].astype(str).to_numpy(), np.empty((len(labels), 0), np.float32), [],
+                              obs, {})
+    for study in studies:
+        task = build_task(study.task, shell)
+        folds = fold_count(config, study.name, len(task.y))
+        if folds is None:
+            continue
+        n = len(task.y)
+        labelled = resolve_size(study.train, n, "train") + (resolve_size(config.split.valid, n, "valid") or 0)
+        split, y = task.split(train=labelled, valid=0, test=config.split.test, seed=config.split.seeds[0],
+                              test_seed=config.split.test_seed)
+        try:
+            labels = y[split.train]
+            stratified_folds(np.asarray(task.classes, dtype=object)[labels],
+                             auto_fold_cap(config, folds, labels, task.classes), 0)
+        except ConfigError as err:
+            raise ConfigError(f"task {study.name!r}: {err}") from None
+
+
 def check_graphs(config: ExperimentConfig) -> None:
     """Fail on a configured graph that shares no gene with the dataset (a GCN on it would see no edges).
 
@@ -105,15 +140,42 @@ def load_dataset(config: ExperimentConfig) -> ExpressionDataset:
     return read_dataset(_require(config.data.expression, "data.expression", DEMO_HINT))
 
 
+def fold_count(config: ExperimentConfig, task_name: str, n_samples: int) -> int | None:
+    """The study's cross-validation folds (None: one train/valid split), from ``split.folds`` and its labelled
+    (train + valid) sample count out of the task's ``n_samples``."""
+    n_labelled = ((resolve_size(config.train_size(task_name), n_samples, "train") or 0)
+                  + (resolve_size(config.split.valid, n_samples, "valid") or 0))
+    return config.split.fold_count(n_labelled)
+
+
+def auto_fold_cap(config: ExperimentConfig, folds: int, labels, classes) -> int:
+    """``split.folds: auto`` never asks for more folds than the rarest labelled class has samples (at least 2); an
+    explicit count is kept, and :func:`raygex.splits.stratified_folds` refuses it when a class cannot fill it."""
+    import numpy as np
+
+    if config.split.folds != "auto":
+        return folds
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    return max(2, min(folds, int(counts[counts > 0].min())))
+
+
 def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionDataset, graphs: dict[str, Graph],
                *, seed: int, graph: str | None) -> TrialData:
     """Task arrays for one split seed, with the graph choice ``graph`` (a configured graph or a control) aligned
-    to the input genes."""
+    to the input genes. With cross-validation (:func:`fold_count`) the training arrays are every labelled sample,
+    the validation arrays are empty and ``folds`` holds the (train, valid) rows of each fold, cut from the seed."""
     spec = config.task(task_name)
     task = build_task(spec, dataset, graphs)
-    split, labels = task.split(train=config.train_size(task_name), valid=config.split.valid, test=config.split.test,
-                               seed=seed, test_seed=config.split.test_seed)
+    train, valid = config.train_size(task_name), config.split.valid
+    folds = fold_count(config, task_name, len(task.y))
+    if folds is not None:  # the labelled samples (train + valid) are cut into folds; the test set is unchanged
+        n = len(task.y)
+        train, valid = (resolve_size(train, n, "train") or 0) + (resolve_size(valid, n, "valid") or 0), 0
+    split, labels = task.split(train=train, valid=valid, test=config.split.test, seed=seed,
+                               test_seed=config.split.test_seed)
     data = TrialData.from_task(task, split, labels)
+    if folds is not None:
+        data.folds = stratified_folds(data.y_train, auto_fold_cap(config, folds, data.y_train, data.classes), seed)
     if graph is not None:
         data.graph = choice_graph(config, graph, graphs, data, seed=seed)
     return data

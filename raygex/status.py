@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from raygex import leaderboard
-from raygex.layout import ExperimentLayout, selection_column
+from raygex.layout import ExperimentLayout, selection_column, selection_mode
 
 
 VERDICT_FIELDS = ("graph", "control", "metric", "gain", "low", "high", "p_adjusted", "verdict", "seeds",
@@ -35,11 +35,37 @@ def verdict_line(record: dict) -> str:
             f"{record['gain']:+.3f}, [{record['low']:+.3f}, {record['high']:+.3f}], p_adj {record['p_adjusted']:.3g})")
 
 
-def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
-    """Per study: trial counts by state (finished, running, errored, pending) and the current winner."""
+def trial_records(board: pd.DataFrame | None, metric: str, show_test: bool) -> list[dict]:
+    """Every finished trial's choice, whether it may win, its validation metric and (cross-validated) standard
+    error; test metrics only for the winner unless ``show_test``."""
+    if board is None or board.empty:
+        return []
+    from raygex.choices import choice_kind, choice_of
+
+    shown = board if show_test else leaderboard.hide_test(board)
+    records = []
+    for _, row in shown[shown["status"] != "ERROR"].iterrows():
+        choice = choice_of(row)
+        record = {"trial_id": str(row["trial_id"]), "choice": choice, "kind": choice_kind(choice),
+                  "winner": bool(row.get(leaderboard.WINNER_COLUMN, False)),
+                  "valid": _number(row.get(metric)), "valid_se": _number(row.get(f"{metric}_se"))}
+        record.update({k: _number(v) for k, v in row.items() if str(k).startswith("best_test_") and not pd.isna(v)})
+        records.append(record)
+    return records
+
+
+def _number(value):
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def experiment_status(experiment, show_test: bool = False) -> tuple[dict, dict[str, str]]:
+    """Per study: trial counts by state (finished, running, errored, pending), the winner and why the selection
+    rule chose it, every finished trial's validation mean (± SE under cross-validation) and the verdicts. Test
+    metrics are shown for the winner only, unless ``show_test``."""
     layout = ExperimentLayout.open(experiment)
     config = layout.config
     metric = selection_column(config)
+    mode = selection_mode(config)
     summary = {"experiment": str(layout.root), "tasks": {}}
     tables = {}
     for task in config.studies():
@@ -55,13 +81,25 @@ def experiment_status(experiment) -> tuple[dict, dict[str, str]]:
                 counts[key] += 1
         counts["pending"] += max(0, config.search.num_samples - sum(counts.values()))
         winner = None
-        if board is not None and not board.empty:
-            top = board.iloc[0]
+        top = leaderboard.winner(board)
+        if top is not None:
             winner = {"trial_id": top["trial_id"],
                       "hyperparameters": {k[len("config/"):]: v for k, v in top.items()
                                           if k.startswith("config/") and not pd.isna(v)},
                       "metrics": {k: v for k, v in top.items() if k.startswith("best_") and not pd.isna(v)}}
-        summary["tasks"][task.name] = {"counts": counts, "metric": metric, "winner": winner,
+        selection = {"rule": config.search.select, "cross_validated": _cross_validated(board, metric),
+                     "reason": leaderboard.selection_reason(board, metric, mode, config.search.select)
+                     if board is not None and not board.empty else None}
+        summary["tasks"][task.name] = {"counts": counts, "metric": metric, "winner": winner, "selection": selection,
+                                       "trials": trial_records(board, metric, show_test),
                                        "verdicts": verdict_records(layout.read_verdicts(task.name))}
-        tables[task.name] = leaderboard.format_table(board) if board is not None else "(running or not started)"
+        tables[task.name] = (leaderboard.format_table(board, show_test=show_test) if board is not None
+                             else "(running or not started)")
     return summary, tables
+
+
+def _cross_validated(board: pd.DataFrame | None, metric: str) -> bool | None:
+    """Whether the study's trials were cross-validated (they report a standard error), None before any trial."""
+    if board is None or board.empty:
+        return None
+    return f"{metric}_se" in board and bool(board[f"{metric}_se"].notna().any())

@@ -1,8 +1,15 @@
-"""The training loop: train one model on one split, honestly, and report per-epoch metrics through a callback.
+"""The training loop: train one model on one split, or one per cross-validation fold in lockstep, honestly, and
+report per-epoch metrics through a callback.
 
-Honesty rules from the seed paper's defects: the seed is set before the model is built; training batches are
+Honesty rules from the seed paper's defects: the seed is set before the models are built; training batches are
 reshuffled every epoch; early stopping keeps a deep copy of the best epoch's weights and restores it; metrics
-are computed on probabilities; the test split is evaluated once, at the end, on the restored model.
+are computed on probabilities; test metrics are those of the best-validation epoch and never steer anything.
+
+With folds (:attr:`TrialData.folds`) every fold's model takes one epoch, then the epoch's validation metric is
+the mean over folds (its standard error beside it); early stopping and the best epoch follow that mean, so all
+folds stop at the same epoch, and the test probabilities are the mean of the folds' networks at that epoch. One
+split is the one-fold case of the same loop, so a number means the same thing in a sweep, in ``raygex train``
+and in the evaluation over split seeds.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ class TrialData:
     mean: np.ndarray | None = None  # set once the arrays are standardised (see :meth:`standardised`)
     std: np.ndarray | None = None
     test_ids: list[str] | None = None  # sample ids of the test rows (the study's fixed test set)
+    # Cross-validation: (training rows, validation rows) of x_train per fold; x_valid is then empty.
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def from_task(cls, task, split, labels, graph=None) -> "TrialData":
@@ -71,6 +80,22 @@ class TrialData:
         return dataclasses.replace(self, x_train=scale(self.x_train), x_valid=scale(self.x_valid),
                                    x_test=scale(self.x_test), mean=mean, std=std)
 
+    def fold_views(self) -> list["TrialData"]:
+        """What each fold trains and validates on: ``[self]`` without folds; else one standardised TrialData per
+        fold, its training and validation rows cut from ``x_train`` and every split re-standardised by the fold's
+        own training rows (standardising is affine per gene, so re-standardising standardised arrays equals
+        standardising the raw ones by the fold's statistics). The test rows are the same in every fold."""
+        data = self.standardised()
+        if not self.folds:
+            return [data]
+        views = []
+        for train_rows, valid_rows in self.folds:
+            fold = dataclasses.replace(data, x_train=data.x_train[train_rows], y_train=data.y_train[train_rows],
+                                       x_valid=data.x_train[valid_rows], y_valid=data.y_train[valid_rows],
+                                       mean=None, std=None, folds=None)
+            views.append(fold.standardised())
+        return views
+
     def standardisation(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-gene mean and scale from the TRAINING rows only (constant genes get scale 1)."""
         mean = self.x_train.mean(axis=0, dtype=np.float64)
@@ -87,13 +112,15 @@ class TrialResult:
     best_valid: dict
     test: dict
     history: list[dict]
-    model: nn.Module
+    model: nn.Module  # the (first) fold's network with its best weights
     mean: np.ndarray
     std: np.ndarray
     seconds: float
     device: str
     stopped_early: bool = False
     extra: dict = field(default_factory=dict)
+    test_proba: np.ndarray | None = None  # test-set probabilities: the mean over folds' best networks
+    models: list = field(default_factory=list)  # every fold's network with its best weights
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
@@ -125,110 +152,167 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> n
     return torch.cat(parts).numpy() if parts else np.empty((0, 0), dtype=np.float32)
 
 
-class TrainingState:
-    """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
+class FoldRun:
+    """One fold's network, optimiser, shuffling generator and best weights, over that fold's arrays."""
 
-    def __init__(self, model: nn.Module, optimiser: torch.optim.Optimizer, shuffle: torch.Generator,
-                 device: torch.device | None = None):
-        self.model, self.optimiser, self.shuffle = model, optimiser, shuffle
-        self.device = device or torch.device("cpu")
-        self.epoch = 0
-        self.best_value: float | None = None
-        self.best_epoch = -1
+    def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
+        self.data = data
+        self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
+                                                                              data.x_test))
+        self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
+        self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=float(config["lr"]),
+                                          weight_decay=float(config["weight_decay"]))
+        self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
-        self.best_valid: dict = {}
-        self.best_test: dict = {}
-        self.stale = 0
-        self.history: list[dict] = []
+
+    def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
+        self.model.train()
+        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            self.optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(self.model(self.x_train[rows]), self.y_train[rows])
+            if not torch.isfinite(loss):
+                # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
+                                         "the trial is marked errored")
+            loss.backward()
+            self.optimiser.step()
+
+    def keep_best(self) -> None:
+        # A real copy: state_dict() returns references that later optimiser steps would overwrite.
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def checkpoint(self) -> dict:
-        """A torch-saveable dict; tensors are copied so later training cannot change it."""
         return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
                 "optimiser": self.optimiser.state_dict(), "shuffle": self.shuffle.get_state(),
-                "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "best_value": self.best_value,
-                "best_epoch": self.best_epoch, "best_valid": self.best_valid, "best_test": self.best_test,
-                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()},
-                "stale": self.stale, "history": list(self.history)}
+                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()}}
 
     def restore(self, saved: dict, device: torch.device) -> None:
         self.model.load_state_dict(saved["model"])
         self.optimiser.load_state_dict(saved["optimiser"])
         self.shuffle.set_state(saved["shuffle"])
-        torch.set_rng_state(saved["torch_rng"])
-        for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
-            setattr(self, key, saved[key])
         self.best_state = None if saved["best_state"] is None else \
             {k: v.to(device) for k, v in saved["best_state"].items()}
 
 
+def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU.
+    if not x.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(x).to(device)
+    return torch.from_numpy(x).to(device)
+
+
+def fold_mean(per_fold: list[dict]) -> dict:
+    """Metrics averaged over folds, each with its standard error (``<name>_se``) when there are several folds."""
+    if not per_fold:
+        return {}
+    out = {}
+    for key in per_fold[0]:
+        values = np.array([m[key] for m in per_fold], dtype=np.float64)
+        out[key] = float(values.mean())
+        if len(values) > 1:
+            out[f"{key}_se"] = float(values.std(ddof=1) / np.sqrt(len(values)))
+    return out
+
+
+class TrainingState:
+    """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
+
+    def __init__(self, runs: list[FoldRun], device: torch.device | None = None):
+        self.runs = runs
+        self.device = device or torch.device("cpu")
+        self.epoch = 0
+        self.best_value: float | None = None
+        self.best_epoch = -1
+        self.best_valid: dict = {}
+        self.best_test: dict = {}
+        self.stale = 0
+        self.history: list[dict] = []
+
+    @property
+    def model(self) -> nn.Module:
+        return self.runs[0].model
+
+    def checkpoint(self) -> dict:
+        """A torch-saveable dict; tensors are copied so later training cannot change it."""
+        return {"folds": [run.checkpoint() for run in self.runs], "torch_rng": torch.get_rng_state(),
+                "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                "best_valid": self.best_valid, "best_test": self.best_test, "stale": self.stale,
+                "history": list(self.history)}
+
+    def restore(self, saved: dict, device: torch.device) -> None:
+        folds = saved_folds(saved)
+        if len(folds) != len(self.runs):
+            raise ValueError(f"the checkpoint holds {len(folds)} folds, but this trial has {len(self.runs)}")
+        for run, fold in zip(self.runs, folds):
+            run.restore(fold, device)
+        torch.set_rng_state(saved["torch_rng"])
+        for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
+            setattr(self, key, saved[key])
+
+
+def saved_folds(saved: dict) -> list[dict]:
+    """The per-fold parts of a checkpoint (one for a checkpoint written before folds existed)."""
+    if "folds" in saved:
+        return saved["folds"]
+    return [{k: saved[k] for k in ("model", "optimiser", "shuffle", "best_state")}]
+
+
 def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingState], None] | None = None,
               device: str | None = None, resume_from: dict | None = None) -> TrialResult:
-    """Train ``config`` on ``data``; ``report(metrics, state)`` is called after every epoch.
+    """Train ``config`` on ``data`` (on each of its folds in lockstep, if it has folds); ``report(metrics,
+    state)`` is called after every epoch.
 
     ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
-    weights, optimiser moments, shuffling and dropout random state. Test metrics are computed whenever the
-    validation metric improves (so a trial stopped early by a scheduler still has the test score of its best
-    epoch); selection never looks at them.
+    weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
+    whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
+    its best epoch); selection never looks at them. Without validation rows (a refit on every labelled sample),
+    training runs ``max_epochs`` and keeps the last epoch.
     """
     config = with_defaults(config)
     started = time.perf_counter()
     dev = pick_device(device)
     data = data.standardised()
-    mean, std = data.mean, data.std
-
-    def tensor(x):
-        # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU.
-        if not x.flags.writeable:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.from_numpy(x).to(dev)
-        return torch.from_numpy(x).to(dev)
-
-    x_train, x_valid, x_test = tensor(data.x_train), tensor(data.x_valid), tensor(data.x_test)
-    y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(dev)
+    views = data.fold_views()
     n_classes = len(data.classes)
-
-    seed_everything(int(config["seed"]))  # before the model exists: initial weights follow the seed
-    model = build_model(config, len(data.genes), n_classes, data.graph).to(dev)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(config["lr"]),
-                                 weight_decay=float(config["weight_decay"]))
-    state = TrainingState(model, optimiser, torch.Generator().manual_seed(int(config["seed"])), dev)
+    seed = int(config["seed"])
+    seed_everything(seed)  # before the models exist: initial weights follow the seed
+    runs = [FoldRun(config, view, n_classes, dev, seed + 7919 * i) for i, view in enumerate(views)]
+    state = TrainingState(runs, dev)
     if resume_from is not None:
         state.restore(resume_from, dev)
     loss_fn = nn.CrossEntropyLoss()
-    metric, patience = config["metric"], int(config["patience"])
-    batch_size = int(config["batch_size"])
-    finished_before = resume_from is not None and not (state.epoch < int(config["max_epochs"])
-                                                       and state.stale < patience)
+    metric, patience, max_epochs = config["metric"], int(config["patience"]), int(config["max_epochs"])
+    batch_size, lr = int(config["batch_size"]), float(config["lr"])
+    has_valid, has_test = len(views[0].y_valid) > 0, len(data.y_test) > 0
+    finished_before = resume_from is not None and not (state.epoch < max_epochs and state.stale < patience)
 
-    while state.epoch < int(config["max_epochs"]) and state.stale < patience:
-        model.train()
-        order = torch.randperm(len(x_train), generator=state.shuffle).to(dev)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[rows]), y_train[rows])
-            if not torch.isfinite(loss):
-                # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {state.epoch + 1} "
-                                         f"(lr {float(config['lr']):g}); the trial is marked errored")
-            loss.backward()
-            optimiser.step()
+    while state.epoch < max_epochs and state.stale < patience:
+        for run in runs:
+            run.train_epoch(loss_fn, batch_size, state.epoch + 1, lr)
         state.epoch += 1
-        train_m = classification_metrics(data.y_train, predict_proba(model, x_train), n_classes)
-        valid_m = classification_metrics(data.y_valid, predict_proba(model, x_valid), n_classes)
+        train_m = fold_mean([classification_metrics(r.data.y_train, predict_proba(r.model, r.x_train), n_classes)
+                             for r in runs])
+        valid_m = fold_mean([classification_metrics(r.data.y_valid, predict_proba(r.model, r.x_valid), n_classes)
+                             for r in runs]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
-        if is_better(valid_m[metric], state.best_value, metric):
+        if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
-                valid_m[metric], state.epoch, valid_m, 0
-            # A real copy: state_dict() returns references that later optimiser steps would overwrite.
-            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if len(data.y_test):
-                state.best_test = classification_metrics(data.y_test, predict_proba(model, x_test), n_classes)
+                valid_m.get(metric), state.epoch, valid_m, 0
+            for run in runs:
+                run.keep_best()
+            if has_test:
+                state.best_test = classification_metrics(data.y_test, _mean_test_proba(runs), n_classes)
         else:
             state.stale += 1
         row[f"best_valid_{metric}"] = state.best_value
+        if f"{metric}_se" in state.best_valid:
+            row[f"best_valid_{metric}_se"] = state.best_valid[f"{metric}_se"]
         row["best_epoch"] = state.best_epoch
         row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
         state.history.append(row)
@@ -238,8 +322,16 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         # Resumed from a checkpoint taken after the last epoch (a driver killed before it recorded the end): say
         # the final epoch's metrics again, so whoever collects reports sees where the trial really ended.
         report(state.history[-1], state)
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
+    for run in runs:
+        if run.best_state is not None:
+            run.model.load_state_dict(run.best_state)
+    test_proba = _mean_test_proba(runs) if has_test else None
     return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
-                       model, mean, std, time.perf_counter() - started, str(dev),
-                       stopped_early=state.epoch < int(config["max_epochs"]))
+                       runs[0].model, data.mean, data.std, time.perf_counter() - started, str(dev),
+                       stopped_early=state.epoch < max_epochs, test_proba=test_proba,
+                       models=[run.model for run in runs])
+
+
+def _mean_test_proba(runs: list[FoldRun]) -> np.ndarray:
+    """Test-set class probabilities averaged over the folds' networks as they are now."""
+    return np.mean([predict_proba(run.model, run.x_test) for run in runs], axis=0)

@@ -20,7 +20,13 @@ def _from_repo_root(monkeypatch):
 def test_demo_config_validates_with_graph_named_true():
     config = load_config(DEMO)
     assert config.graph_choices() == ["true", "decoy", "true:random", "decoy:random", "empty"]
-    assert config.task("sgi_G0001").inputs.graph == "true"
+    assert config.task("sgi_G0001").inputs.mode == "all"
+    # YAML reads an unquoted graph name `true` as a boolean; inputs.graph turns it back into the name
+    import yaml
+
+    from raygex.tasks import GeneInputs
+
+    assert GeneInputs.model_validate(yaml.safe_load("{mode: bfs, size: 200, graph: true}")).graph == "true"
 
 
 def test_overrides_set_nested_values_and_parse_yaml_scalars():

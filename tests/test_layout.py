@@ -70,19 +70,23 @@ def test_checkpoints_load_as_data_only(tmp_path):
 
     import torch
 
-    from raygex.layout import CHECKPOINT_FILE
-    from raygex.models.mlp import MLP
-    from raygex.training import TrainingState
+    import numpy as np
 
-    model = MLP(5, 2, hidden=(4,))
-    state = TrainingState(model, torch.optim.Adam(model.parameters()), torch.Generator().manual_seed(0))
-    state.history.append({"epoch": 1, "valid_auc": 0.5})
+    from raygex.layout import CHECKPOINT_FILE
+    from raygex.training import TrialData, run_trial
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 5)).astype(np.float32), np.arange(20) % 2
+    data = TrialData(x[:12], y[:12], x[12:], y[12:], x[:0], y[:0], list("abcde"), ["0", "1"])
+    saved = {}
+    run_trial({"model": "mlp", "hidden": 4, "max_epochs": 1}, data,
+              lambda row, state: saved.update(checkpoint=state.checkpoint()))
     good = tmp_path / "good" / "checkpoint_000000" / CHECKPOINT_FILE
     good.parent.mkdir(parents=True)
-    torch.save(state.checkpoint(), good)
+    torch.save(saved["checkpoint"], good)
     layout = ExperimentLayout(tmp_path)
     loaded = layout.latest_checkpoint(good.parent.parent)
-    assert loaded["history"] == [{"epoch": 1, "valid_auc": 0.5}]
+    assert [row["epoch"] for row in loaded["history"]] == [1] and len(loaded["folds"]) == 1
 
     marker = tmp_path / "code-ran"
 

@@ -26,7 +26,7 @@ def config(**changes) -> ExperimentConfig:
            "tasks": [{"name": "subtype", "kind": "classify", "label": "subtype"},
                      {"name": "sgi", "kind": "single_gene", "gene": "G0001",
                       "inputs": {"mode": "bfs", "size": 40, "graph": "true"}}],
-           "split": {"train": 60, "valid": 40, "test": 60, "seeds": [0, 1, 2]}}
+           "split": {"train": 60, "valid": 40, "test": 60, "seeds": [0, 1, 2], "folds": None}}
     raw.update(changes)
     return ExperimentConfig.model_validate(raw)
 

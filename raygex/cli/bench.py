@@ -181,3 +181,26 @@ def soak_cmd(trials, concurrent, kills, epochs, seed, baseline, workdir, as_json
         return
     for key, value in result.items():
         click.echo(f"{key:28} {value}")
+
+
+@bench.command("baselines")
+@click.argument("experiment", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
+def baselines_cmd(experiment, as_json):
+    """Each study's exported winner against scikit-learn's CV-tuned logistic regression and MLP, fitted on the
+    same labelled samples and scored on the same fixed test set (test AUC).
+
+    \b
+    Example:
+      raygex bench baselines results/brca-pam50
+    """
+    from raygex.bench.baselines import winner_against_sklearn
+
+    rows = winner_against_sklearn(experiment)
+    if as_json:
+        click.echo(json.dumps({"studies": rows}, default=str))
+        return
+    for row in rows:
+        click.echo(f"{row['study']:24} labelled {row['labelled']:4d}  test {row['test']:4d}  winner {row['winner']:22} "
+                   f"{row['winner_auc']:.4f}  sklearn LR-CV {row['sklearn_lr_auc']:.4f}  sklearn MLP-CV "
+                   f"{row['sklearn_mlp_auc']:.4f}  gap to LR {row['gap_to_sklearn_lr']:+.4f}")

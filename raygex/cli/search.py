@@ -51,8 +51,11 @@ def resume(experiment, address):
 
 @click.command()
 @click.argument("experiment", type=click.Path(path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per task: counts and winner).")
-def status(experiment, as_json):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (per task: counts, winner, selection, trials, verdicts).")
+@click.option("--show-test", is_flag=True,
+              help="Show every trial's test metrics (by default only the winner's: never pick on test).")
+def status(experiment, as_json, show_test):
     """Print the leaderboards of a finished or running sweep.
 
     \b
@@ -61,7 +64,7 @@ def status(experiment, as_json):
     """
     from raygex.status import experiment_status, verdict_line
 
-    summary, tables = experiment_status(Path(experiment))
+    summary, tables = experiment_status(Path(experiment), show_test=show_test)
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return
@@ -69,5 +72,7 @@ def status(experiment, as_json):
         counts = summary["tasks"][task]["counts"]
         click.echo(f"== {task}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " ==")
         click.echo(table)
+        if summary["tasks"][task]["selection"]["reason"]:
+            click.echo(f"  {summary['tasks'][task]['selection']['reason']} (rule {summary['tasks'][task]['selection']['rule']})")
         for verdict in summary["tasks"][task]["verdicts"]:
             click.echo(verdict_line(verdict))

@@ -126,10 +126,13 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
     data = trial_data(config, task_name, dataset, graphs, seed=seed, graph=graph)
     _check_model_builds(hparams, data)
 
+    folds = len(data.folds) if data.folds else None
+
     def show(row, _state):
         if not as_json:
+            se = f" ± {row['valid_auc_se']:.4f}" if "valid_auc_se" in row else ""
             click.echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  valid loss "
-                       f"{row['valid_loss']:.4f}  valid auc {row['valid_auc']:.4f}  valid acc "
+                       f"{row['valid_loss']:.4f}  valid auc {row['valid_auc']:.4f}{se}  valid acc "
                        f"{row['valid_accuracy']:.3f}")
 
     result = run_trial(hparams, data, show, device=device)
@@ -137,18 +140,27 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
                "epochs_run": result.epochs_run, "valid": result.best_valid, "test": result.test,
                "seconds": round(result.seconds, 2), "device": result.device,
                "samples": {"train": len(data.y_train), "valid": len(data.y_valid), "test": len(data.y_test)},
+               "folds": folds,
                "genes": len(data.genes), "graph_coverage": getattr(data.graph, "coverage", None)}
     if export_path:
         from raygex.export import write_model
+        from raygex.export.winner import refit
 
-        exported = write_model(config, task_name, result.model.cpu(), data, {**result.config, "graph": graph},
-                               export_path, split_seed=seed)
+        # cross-validated: one network refit on every labelled sample for the cross-validated epochs
+        network = refit(result.config, data, result.best_epoch) if folds else result.model.cpu()
+        exported = write_model(config, task_name, network, data, {**result.config, "graph": graph},
+                               export_path, split_seed=seed,
+                               selection={"folds": folds, "validation": result.best_valid, "epochs": result.best_epoch})
         summary["model"], summary["pt2"] = exported["model"], exported["pt2"]
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return
-    click.echo(f"best epoch {result.best_epoch} of {result.epochs_run} ({result.seconds:.1f} s on {result.device})")
-    click.echo("valid: " + "  ".join(f"{k} {v:.4f}" for k, v in result.best_valid.items()))
+    on = f", mean over {folds} cross-validation folds" if folds else ""
+    click.echo(f"best epoch {result.best_epoch} of {result.epochs_run} ({result.seconds:.1f} s on {result.device}"
+               f"{on})")
+    click.echo("valid: " + "  ".join(f"{k} {v:.4f}" for k, v in result.best_valid.items() if not k.endswith("_se"))
+               + ("  (standard errors: " + "  ".join(f"{k[:-3]} {v:.4f}" for k, v in result.best_valid.items()
+                                                      if k.endswith("_se")) + ")" if folds else ""))
     click.echo("test:  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
     if export_path:
         click.echo(f"model: {summary['model']}" + (f" (and {summary['pt2']})" if summary["pt2"] else ""))

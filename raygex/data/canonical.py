@@ -260,6 +260,13 @@ def label_columns(sch: pa.Schema) -> list[str]:
     return [n for n in sch.names if n not in (schema.SAMPLE_ID, schema.EXPRESSION)]
 
 
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """The sample ids and label columns of a canonical dataset, without the expression (cheap: for checks)."""
+    path = Path(path)
+    columns = [schema.SAMPLE_ID, *label_columns(read_schema(path))]
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in _parquet_files(path)]).to_pandas()
+
+
 def expression_to_numpy(column: pa.ChunkedArray | pa.Array, n_genes: int) -> np.ndarray:
     """A fixed_size_list<float32> column as a [rows, n_genes] float32 array (zero-copy for one chunk)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]

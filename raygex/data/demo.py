@@ -22,8 +22,9 @@ How a cohort is made (numpy only, every random draw from the seed, so a seed giv
    times a small per-gene loading, so module genes co-vary and neighbours in the graph co-vary;
 4. the labels read the programs: ``subtype`` (A/B/C) is the argmax over programs 1-3, ``response`` is an XOR of
    programs 4 and 5 being high; no single gene shows either clearly, a neighbourhood mean does; gene ``G0001`` is
-   the hub of program 4's module and follows that program closely, so whether it is high (the demo's single-gene
-   task) is told by its graph neighbours, each weakly: a neighbourhood mean tells it, a single gene does not;
+   the hub of program 4's module and is *regulated by its graph neighbours*: its level is the mean of their
+   noisy activity (standardised, times :data:`TARGET_LOADING`) plus its own noise, so whether it is high (the
+   demo's single-gene task) is told by its true-graph neighbourhood mean, and no single gene tells it;
 5. measured expression = per-gene mean and scale, measurement noise, a per-gene ``batch`` offset, then a
    softplus so values look like positive log-expression (float32).
 """
@@ -47,7 +48,7 @@ UNASSIGNED_FRACTION = 0.2  # genes in no module: pure noise
 N_PROGRAMS = 5  # label programs: 3 drive subtype, 2 drive response; one module each
 LABEL_LOADING = 0.3  # per-gene loading of a program (noise sd 1): weak per gene, clear over a module
 DISTRACTOR_LOADING = 0.8  # per-gene loading of a distractor module: the strongest co-expression is label-free
-TARGET_LOADING = 2.0  # G0001 (the single-gene task's target, hub of program 4's module): mostly that program
+TARGET_LOADING = 2.0  # G0001 (the single-gene task's target, hub of program 4's module): its neighbours' mean
 LOADING_SPREAD = 0.5  # per-gene loadings are uniform in loading * [1 - spread, 1 + spread]
 MEASUREMENT_NOISE = 1.0  # independent per-gene noise (sd), the reason averaging neighbours helps
 SUBTYPE_NOISE = 0.15  # sd of noise on the program scores before the argmax (labels are not a perfect function)
@@ -186,16 +187,14 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
     programs = rng.standard_normal((n_samples, N_PROGRAMS))
     program_of = {int(k): p for p, k in enumerate(label_modules)}
     signal = np.zeros((n_samples, n_genes))
-    activities = {}
     for k, genes_k in enumerate(members):
         if k in program_of:
             activity, loading = programs[:, [program_of[k]]], LABEL_LOADING
         else:
             activity, loading = rng.standard_normal((n_samples, 1)), DISTRACTOR_LOADING
-        activities[k] = activity
         signal[:, genes_k] += activity * (loading * rng.uniform(1 - LOADING_SPREAD, 1 + LOADING_SPREAD,
                                                                  size=len(genes_k)))
-    signal[:, 0] = activities[target_module][:, 0] * TARGET_LOADING  # G0001 follows program 4 closely
+    signal[:, 0] = 0.0  # G0001's level is set from its neighbours' below
 
     # 4. Labels from program activity (standard normal, so the classes are balanced).
     scores = programs[:, :3] + SUBTYPE_NOISE * rng.standard_normal((n_samples, 3))
@@ -209,6 +208,11 @@ def make_demo_cohort(seed: int = 0, n_samples: int = 600, n_genes: int = 2000
     scale = rng.uniform(0.4, 1.2, size=n_genes)
     batch_offset = BATCH_EFFECT * rng.standard_normal((N_BATCHES, n_genes))
     noisy = signal + MEASUREMENT_NOISE * rng.standard_normal((n_samples, n_genes))
+    # G0001's level is driven by its graph neighbours (a target regulated by them): the standardised mean of
+    # their noisy activity, times TARGET_LOADING, plus its own noise. No random draw, so the rest is unchanged.
+    neighbours = np.unique(np.concatenate([edges[edges[:, 0] == 0, 1], edges[edges[:, 1] == 0, 0]]))
+    drive = noisy[:, neighbours].mean(axis=1)
+    noisy[:, 0] = TARGET_LOADING * (drive - drive.mean()) / drive.std() + (noisy[:, 0] - signal[:, 0])
     logged = mean + scale * noisy + batch_offset[batch]
     expression = np.logaddexp(0.0, logged).astype(np.float32)
 
@@ -276,6 +280,8 @@ How it was generated
               counts {', '.join(f'{k}: {v}' for k, v in counts.items())}
     response  responder when exactly one of programs 4 and 5 is above average (XOR); {RESPONSE_FLIP:.0%} flipped
     batch     batch1..batch{N_BATCHES}, assigned at random; shifts expression, not the labels
+  G0001 (the demo config's single-gene target) is the hub of program 4's module and is regulated by its neighbours
+    in graph_true.parquet: its level is their mean activity (standardised, times {TARGET_LOADING}) plus its own noise.
 
 Why the graph matters: labels follow the mean activity of a few modules, while each single gene carries only a
 weak share of it under noise (and the strongest co-expression belongs to distractor modules). A model that averages

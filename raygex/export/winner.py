@@ -16,39 +16,59 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from raygex.choices import choice_kind, choice_of
 from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
 from raygex.export.module import ExpressionClassifier
 from raygex.fileio import sha256_file
-from raygex.layout import ExperimentLayout
+from raygex.layout import ExperimentLayout, metric_name
 from raygex.metrics import classification_metrics
 from raygex.training import with_defaults
 from raygex.version import __version__
 
 def pick_trial(board, trial_id: str | None):
-    """The leaderboard row to export: the winner (rank 1), or the trial whose id is ``trial_id``."""
-    finished = board[board["status"] != "ERROR"]
+    """The leaderboard row to export: the winner (:func:`raygex.leaderboard.winner`: never a control), or the
+    trial whose id is ``trial_id``."""
+    from raygex.leaderboard import winner
+
     if trial_id is None:
-        if finished.empty:
-            raise ConfigError("no finished trial to export")
-        return finished.iloc[0]
+        row = winner(board)
+        if row is None:
+            raise ConfigError("no finished trial of a real choice (a real graph, MLP or logistic regression) to "
+                              "export: controls are never exported as winners")
+        return row
     chosen = board[board["trial_id"].astype(str) == str(trial_id)]
     if chosen.empty:
         raise ConfigError(f"--trial {trial_id!r} is not in the leaderboard (trials: {list(board['trial_id'][:8])}...)")
     return chosen.iloc[0]
 
 
+def refit(hparams: dict, data, epochs: int):
+    """A cross-validated configuration refit on every labelled sample (``data``'s folds joined back) for the
+    cross-validated number of ``epochs``: no validation rows, so nothing stops it early."""
+    import dataclasses
+
+    from raygex.training import run_trial
+
+    epochs = max(1, int(epochs))
+    joined = dataclasses.replace(data, folds=None)
+    return run_trial({**hparams, "max_epochs": epochs, "patience": epochs + 1}, joined, device="cpu").model.eval()
+
+
 def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path, epochs_run: int,
                     best_epoch: int | None):
-    """The trial's network with its best weights, and how they were obtained ("checkpoint" or "retrained")."""
-    from raygex.training import build_model, run_trial
+    """The trial's network with its best weights, and how they were obtained: "checkpoint", "retrained" (the
+    checkpoint is gone: the trial trained again), or for a cross-validated trial "refit" (:func:`refit`)."""
+    from raygex.training import build_model, run_trial, saved_folds
 
+    if data.folds:
+        return refit(hparams, data, best_epoch or epochs_run), "refit"
     saved = layout.latest_checkpoint(folder)
-    if saved is not None and saved.get("best_state") is not None and (best_epoch is None
-                                                                    or saved["best_epoch"] == best_epoch):
+    if saved is not None and saved_folds(saved)[0]["best_state"] is not None and (
+            best_epoch is None or saved["best_epoch"] == best_epoch):
         network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
-        network.load_state_dict(saved["best_state"])
+        network.load_state_dict(saved_folds(saved)[0]["best_state"])
         return network.eval(), "checkpoint"
     result = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu")
     return result.model.eval(), "retrained"
@@ -113,13 +133,25 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     leaderboard = {k: (None if v != v else float(v)) for k, v in row.items()
                    if str(k).startswith(("best_valid_", "best_test_")) and v is not None}
     out = Path(out_dir) / f"{study}.pt" if out_dir is not None else layout.model_path(study)
+    metric = metric_name(config)
+    cv_se = row.get(f"best_valid_{metric}_se")
+    selection = {"rule": config.search.select if trial_id is None else "chosen by --trial",
+                 "folds": len(data.folds) if data.folds else None, "metric": f"valid_{metric}",
+                 "validation_mean": _number(row.get(f"best_valid_{metric}")), "validation_se": _number(cv_se),
+                 "epochs": best_epoch,
+                 "control": choice_kind(choice_of(row)) == "control"}
     return write_model(config, study, network, data, hparams, out, split_seed=seed, trial_id=str(row["trial_id"]),
-                       weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256)
+                       weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256, selection=selection)
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def write_model(config: ExperimentConfig, task_name: str, network, data, hparams: dict, path: str | Path, *,
                 split_seed: int | None = None, trial_id: str | None = None, weights: str = "trained",
-                leaderboard: dict | None = None, dataset_sha256: str | None = None) -> dict:
+                leaderboard: dict | None = None, dataset_sha256: str | None = None,
+                selection: dict | None = None) -> dict:
     """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
 
     ``data`` is the trial's raw (unstandardised) :class:`~raygex.training.TrialData`; the validation and test
@@ -140,6 +172,7 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
         "hyperparameters": {k: hparams[k] for k in sorted(hparams)}, "graph": graph_summary(standard.graph, config),
         "metrics": {"valid": valid, "test": test, "leaderboard": leaderboard or {}},
         "weights": weights, "split": {**json.loads(config.split.model_dump_json()), "seed": seed},
+        "selection": selection or {},
         "dataset": {"path": str(config.data.expression), "sha256": dataset_sha256 or dataset_hash(config.data.expression),
                     "n_samples_train": int(len(data.y_train))},
         "versions": {"raygex": __version__, "torch": torch.__version__},

@@ -62,7 +62,7 @@ def run_sweep(ctx: SweepContext, study: str) -> None:
 
 
 def run_leaderboard(ctx: SweepContext, study: str) -> None:
-    """The study's leaderboard: every trial, the winner first. From the sweep's results when it ran in this
+    """The study's leaderboard: every trial ranked on validation, the winner marked. From the sweep's results when it ran in this
     process (Tune's in-memory trial states are the final ones), else from the Tune state saved in the study folder
     (a driver that stopped after its sweep finished)."""
     from raygex import leaderboard
@@ -70,9 +70,11 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
 
     results = ctx.results.pop(study, None)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
-    board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config))
+    board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config),
+                               ctx.config.search.select)
     ctx.layout.write_leaderboard(study, board)
-    ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials; winner first) ==")
+    ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials, ranked on validation; * = the winner, "
+             f"rule {ctx.config.search.select}, never a control) ==")
     ctx.echo(leaderboard.format_table(board))
 
 

@@ -31,7 +31,7 @@ def _image(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(frame: pd.DataFrame, winner_first: bool = False) -> str:
+def _table(frame: pd.DataFrame, winner_rows=()) -> str:
     def cell(value) -> str:
         if value is None or (isinstance(value, float) and value != value):
             return "–"
@@ -42,20 +42,31 @@ def _table(frame: pd.DataFrame, winner_first: bool = False) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for i, (_, row) in enumerate(frame.iterrows()):
-        cls = ' class="winner"' if winner_first and i == 0 else ""
+        cls = ' class="winner"' if i in winner_rows else ""
         rows.append(f"<tr{cls}>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _leaderboard_html(board: pd.DataFrame, config) -> str:
-    shown = board.head(TOP_ROWS).copy()
+    """The top of the leaderboard, the winner's row marked; test metrics blanked except the winner's."""
+    from raygex.leaderboard import WINNER_COLUMN, hide_test, selection_reason
+    from raygex.layout import selection_column, selection_mode
+
+    reason = selection_reason(board, selection_column(config), selection_mode(config), config.search.select)
+    hidden = hide_test(board)
+    shown = hidden.head(TOP_ROWS)
+    if WINNER_COLUMN in hidden and not shown[WINNER_COLUMN].astype(bool).any():  # ranked below the top rows
+        shown = pd.concat([shown, hidden[hidden[WINNER_COLUMN].astype(bool)]])
+    shown = shown.copy()
+    winners = [i for i, w in enumerate(shown.get(WINNER_COLUMN, pd.Series(False, index=shown.index))) if bool(w)]
     shown["asha_stopped"] = [stopped_by_scheduler(row, config) for _, row in shown.iterrows()]
     columns = ["rank", "trial_id", *[c for c in shown.columns if c.startswith("config/")],
                *[c for c in shown.columns if c.startswith(("best_valid_", "best_test_"))],
                "epoch", "best_epoch", "asha_stopped", "n_params", "time_total_s"]
     shown = shown[[c for c in columns if c in shown]]
     shown.columns = [c.removeprefix("config/") for c in shown.columns]
-    return _table(shown, winner_first=True)
+    return (f'<p class="selection">{html.escape(reason)} (rule <code>{html.escape(config.search.select)}</code>; '
+            "test metrics are shown for the winner only)</p>" + _table(shown, winner_rows=winners))
 
 
 def _model_html(layout: ExperimentLayout, study: str) -> str:

@@ -3,7 +3,7 @@ configuration beside published numbers, per-choice gains over controls (secondar
 metric against training-set size (the seed paper's low-data question).
 
 Everything here reads the seed-run table (each choice's best configuration retrained on every split seed) and the
-leaderboard, through the experiment's layout. The winner is the leaderboard's rank 1, chosen on validation only; its reported test metric
+leaderboard, through the experiment's layout. The winner is the leaderboard's marked winner, chosen on validation only; its reported test metric
 is the mean over seeds of that configuration, never the best test metric over trials.
 """
 
@@ -39,7 +39,11 @@ def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
     if board is None or board.empty or seeds is None:
         return None
     metric = metric_name(layout.config)
-    winner = board[board["status"] != "ERROR"].iloc[0]
+    from raygex.leaderboard import winner as winner_row
+
+    winner = winner_row(board)
+    if winner is None:
+        return None
     rows = seeds[seeds["trial_id"] == str(winner["trial_id"])]
     mean, sd, low, high = interval(rows[f"test_{metric}"])
     return {"study": study, "trial_id": str(winner["trial_id"]), "model": winner.get("config/model"),

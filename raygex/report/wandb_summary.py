@@ -34,9 +34,13 @@ def _table_frame(board):
 
 
 def _winner_summary(board) -> dict:
+    from raygex.leaderboard import winner as winner_row
+
     if board is None or not len(board):
         return {"n_trials": 0}
-    winner = board.iloc[0]
+    winner = winner_row(board)
+    if winner is None:
+        return {"n_trials": int(len(board))}
     summary = {"n_trials": int(len(board)), "winner/trial_id": str(winner["trial_id"])}
     if "status" in board:
         summary["n_errored"] = int((board["status"] == "ERROR").sum())

@@ -184,15 +184,19 @@ def test_cli_writes_files_and_refuses_to_overwrite(run_cli, tmp_path):
     assert read_dataset(out / "expression.parquet").provenance["seed"] == 5
 
 
-def test_the_single_gene_target_is_a_programme_hub_and_follows_it(cohort):
-    """G0001 (the demo config's single-gene target) is the hub of programme 4's module, so its graph
-    neighbourhood carries its level."""
+def test_the_single_gene_target_is_a_programme_hub_regulated_by_its_neighbours(cohort):
+    """G0001 (the demo config's single-gene target) is the hub of programme 4's module and its level follows the
+    mean of its graph neighbours: that mean tells it closely, no single gene does."""
     dataset, true, _ = cohort
     [module] = [m for m in dataset.provenance["modules"] if m["program"] == 4]
     assert module["hub"] == "G0001"
     neighbours = set(true.target[true.source == "G0001"]) | set(true.source[true.target == "G0001"])
     assert len(neighbours) >= module["size"] - 1
-    x = np.asarray(dataset.expression)
+    x = np.asarray(dataset.expression, dtype=np.float64)
     genes = list(dataset.genes)
     mean_of_neighbours = x[:, [genes.index(g) for g in neighbours]].mean(axis=1)
-    assert np.corrcoef(x[:, 0], mean_of_neighbours)[0, 1] > 0.3
+    best_single = np.abs(np.corrcoef(x.T)[0, 1:]).max()
+    print(f"\nG0001 vs its neighbours' mean: r = {np.corrcoef(x[:, 0], mean_of_neighbours)[0, 1]:.3f}; "
+          f"best single gene: |r| = {best_single:.3f}")
+    assert np.corrcoef(x[:, 0], mean_of_neighbours)[0, 1] > 0.8
+    assert best_single < 0.5

@@ -69,7 +69,7 @@ def demo_sweep(tmp_path_factory):
         "--set", f"data.expression={data / 'expression.parquet'}", "--set", f"graphs.true={data / 'graph_true.parquet'}",
         "--set", f"graphs.decoy={data / 'graph_decoy.parquet'}", "--set", "train.max_epochs=4",
         "--set", "search.scheduler.grace_period=2", "--set", "tasks.1.inputs.size=60",
-        "--set", "split.seeds=[0,1,2]")
+        "--set", "split.seeds=[0,1,2]", "--set", "split.folds=null")
     ray.shutdown()
     return folder / "results" / "demo"
 

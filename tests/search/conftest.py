@@ -45,5 +45,8 @@ def write_config(path, demo, **changes):
     }
     for key, value in changes.items():
         config[key] = value
+    # One train/valid split unless a test asks for folds: the suite's small demos would otherwise cross-validate
+    # (split.folds: auto), five times the training; tests/test_folds*.py exercise folds.
+    config["split"] = {"folds": None, **config["split"]}
     path.write_text(yaml.safe_dump(config))
     return path

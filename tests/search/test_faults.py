@@ -79,7 +79,7 @@ def test_a_trial_that_raises_is_marked_errored_with_its_reason_and_the_sweep_goe
     assert len(board) == 4
     assert len(errored) >= 1 and errored["error"].str.contains("loss became nan").all()
     assert (board.loc[board["status"] == "TERMINATED", "config/lr"].astype(float) < 1).all()
-    assert board["status"].iloc[0] == "TERMINATED", "an errored trial never wins"
+    assert board.loc[board["winner"], "status"].tolist() == ["TERMINATED"], "an errored trial never wins"
 
 
 def test_unwritable_storage_fails_before_any_trial(tiny_demo, tmp_path, run_cli):

@@ -57,10 +57,10 @@ def kill_tree(process: subprocess.Popen, children: list[psutil.Process]) -> None
     psutil.wait_procs(children, timeout=30)
 
 
-def sweep_config(tiny_demo, tmp_path) -> Path:
+def sweep_config(tiny_demo, tmp_path, folds: int | None = None) -> Path:
     return write_config(tmp_path / "tiny.yaml", tiny_demo,
                         tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                        split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1]},
+                        split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1], "folds": folds},
                         train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
                         search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
                                 "scheduler": {"kind": "fifo"}, "space": SPACE})
@@ -91,14 +91,17 @@ def searcher_study(task_dir: Path):
     return state["_ot_study"]
 
 
-@pytest.mark.parametrize("kill_point", ["first_trial", "middle", "export"])
+@pytest.mark.parametrize("kill_point", ["first_trial", "middle", "export", "mid_fold"])
 def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, tmp_path, kill_point):
-    config = sweep_config(tiny_demo, tmp_path)
+    """``mid_fold``: a cross-validated sweep (3 folds in lockstep) killed once a trial has checkpointed partway:
+    its checkpoint holds every fold, so no fold is lost or trained twice."""
+    config = sweep_config(tiny_demo, tmp_path, folds=3 if kill_point == "mid_fold" else None)
     experiment = tmp_path / "results" / "tiny"
     task_dir = experiment / "subtype"
     condition = {"first_trial": lambda: any_result(task_dir),
                  "middle": lambda: len(finished_trials(task_dir)) >= 2,
-                 "export": lambda: (task_dir / "leaderboard.parquet").exists()}[kill_point]
+                 "export": lambda: (task_dir / "leaderboard.parquet").exists(),
+                 "mid_fold": lambda: any(task_dir.glob("*/checkpoint_*/trial_state.pt"))}[kill_point]
     run_until(config, condition)
     before = finished_trials(task_dir)
     board_before = pd.read_parquet(task_dir / "leaderboard.parquet") if kill_point == "export" else None
@@ -121,13 +124,23 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
         assert len(row) == 1, f"finished trial {trial_id} lost"
         assert row["best_valid_auc"].iloc[0] == pytest.approx(result["best_valid_auc"])
     assert configs.is_unique, "a hyperparameter configuration was run twice"
+    if kill_point == "mid_fold":  # every trial's checkpoint holds all three folds; the board their mean ± SE
+        import torch
+
+        for saved in task_dir.glob("*/checkpoint_*/trial_state.pt"):
+            assert len(torch.load(saved, weights_only=True)["folds"]) == 3
+        assert board["best_valid_auc_se"].notna().all()
     if board_before is not None:  # killed after the leaderboard: it is kept as it was, the export is finished
         pd.testing.assert_frame_equal(board, board_before)
     import raygex
 
     model = raygex.load_model(experiment / "models" / "subtype.pt")
-    assert model.metadata["trial_id"] == board["trial_id"].iloc[0]
-    assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)
+    won = board[board["winner"]].iloc[0]
+    assert model.metadata["trial_id"] == won["trial_id"]
+    if kill_point == "mid_fold":  # refit on every labelled sample: the CV metric is in the selection record
+        assert model.metadata["selection"]["validation_mean"] == pytest.approx(won["best_valid_auc"], abs=1e-9)
+    else:
+        assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(won["best_valid_auc"], abs=1e-5)
 
     # Optuna's history survived the kill: every trial is in the study once, its best value is the leaderboard's.
     study = searcher_study(task_dir)

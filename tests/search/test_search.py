@@ -31,7 +31,10 @@ def test_every_task_has_a_complete_leaderboard(finished_sweep):
         assert len(board) == 7
         assert (board["status"] == "TERMINATED").all()
         assert board["trial_id"].is_unique
-        assert board["best_valid_auc"].iloc[0] == board["best_valid_auc"].max()
+        assert board["best_valid_auc"].iloc[0] == board["best_valid_auc"].max()  # ranked on validation
+        won = board[board["winner"]]
+        assert len(won) == 1 and won["config/graph"].iloc[0] not in ("true:random", "decoy:random", "empty"), \
+            "a control is never the winner"
         assert set(board["config/model"]) <= {"gcn", "mlp", "lr"}
         # Which families TPE samples depends on the results; the columns exist only for sampled families.
         gcn = board[board["config/model"] == "gcn"]
@@ -56,8 +59,9 @@ def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
         entry = summary["tasks"][task]
         assert entry["counts"] == {"finished": 7, "running": 0, "errored": 0, "pending": 0}
         board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
-        assert entry["winner"]["trial_id"] == board["trial_id"].iloc[0]
-        assert entry["winner"]["metrics"]["best_valid_auc"] == pytest.approx(board["best_valid_auc"].iloc[0])
+        won = board[board["winner"]].iloc[0]
+        assert entry["winner"]["trial_id"] == won["trial_id"]
+        assert entry["winner"]["metrics"]["best_valid_auc"] == pytest.approx(won["best_valid_auc"])
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -87,10 +91,11 @@ def test_each_task_winner_is_exported_with_its_leaderboard_metrics(finished_swee
     for task in ("subtype", "sgi"):
         board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
         model = raygex.load_model(finished_sweep / "models" / f"{task}.pt")
-        assert model.metadata["trial_id"] == board["trial_id"].iloc[0]
+        won = board[board["winner"]].iloc[0]
+        assert model.metadata["trial_id"] == won["trial_id"]
         # Restored (or reproduced) best weights: the exported module's test AUC is the leaderboard's.
-        assert model.metadata["metrics"]["test"]["auc"] == pytest.approx(board["best_test_auc"].iloc[0], abs=1e-5)
-        assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)
+        assert model.metadata["metrics"]["test"]["auc"] == pytest.approx(won["best_test_auc"], abs=1e-5)
+        assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(won["best_valid_auc"], abs=1e-5)
 
 
 def test_export_cli_writes_a_chosen_trial(finished_sweep, tmp_path, run_cli):
@@ -112,12 +117,13 @@ def test_a_winner_without_its_best_checkpoint_is_retrained_to_the_same_metrics(f
     copy = tmp_path / "tiny"
     shutil.copytree(finished_sweep, copy)
     board = pd.read_parquet(copy / "subtype" / "leaderboard.parquet")
-    trial_dir = next((copy / "subtype").glob(f"*{board['trial_id'].iloc[0]}*"))
+    won = board[board["winner"]].iloc[0]
+    trial_dir = next((copy / "subtype").glob(f"*{won['trial_id']}*"))
     for checkpoint in trial_dir.glob("checkpoint_*"):
         shutil.rmtree(checkpoint)  # as if ASHA had stopped it between checkpoints
     code, out, err = run_cli("export", copy, "--task", "subtype", "--json")
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["weights"] == "retrained"
-    assert summary["test"]["auc"] == pytest.approx(board["best_test_auc"].iloc[0], abs=1e-5)
-    assert summary["valid"]["auc"] == pytest.approx(board["best_valid_auc"].iloc[0], abs=1e-5)
+    assert summary["test"]["auc"] == pytest.approx(won["best_test_auc"], abs=1e-5)
+    assert summary["valid"]["auc"] == pytest.approx(won["best_valid_auc"], abs=1e-5)

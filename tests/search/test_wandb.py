@@ -152,16 +152,17 @@ def test_each_task_has_a_summary_run_with_leaderboard_figures_and_model(offline_
         content = json.loads((summary["dir"] / "files" / table["path"]).read_text())
         trial_ids = [row[content["columns"].index("trial_id")] for row in content["data"]]
         board = pd.read_parquet(exp_dir / task / "leaderboard.parquet")
-        assert trial_ids == list(board["trial_id"]), "the leaderboard, winner first"
+        assert trial_ids == list(board["trial_id"]), "the leaderboard, in rank order"
         figures = {key for key, value in logged.items() if key.startswith("figures/")}
         assert figures, "the task's figures are logged"
         assert all(logged[key]["_type"] == "image-file" for key in figures)
-        assert summary["summary"]["winner/trial_id"] == board["trial_id"].iloc[0]
+        won = board[board["winner"]].iloc[0]
+        assert summary["summary"]["winner/trial_id"] == won["trial_id"]
         assert summary["summary"]["n_trials"] == len(board)
         artifacts = [artifact for artifact in summary["artifacts"] if artifact.type == "model"]
         assert [(a.type, a.name) for a in artifacts] == [("model", f"tiny-{task}-model")]
         metadata = json.loads(artifacts[0].metadata)
-        assert metadata["trial_id"] == board["trial_id"].iloc[0] and metadata["n_genes"] > 0
+        assert metadata["trial_id"] == won["trial_id"] and metadata["n_genes"] > 0
         # the study's graph verdicts ride along: as a table, and one summary key per graph and control
         from raygex.layout import ExperimentLayout
 
