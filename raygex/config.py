@@ -8,7 +8,7 @@ overrides any value before validation, so configs need no machine-specific paths
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NamedTuple, Any, Literal, Union
+from typing import Annotated, NamedTuple, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -53,8 +53,8 @@ class SplitConfig(_Model):
     # Cross-validated selection: each trial trains on `folds` stratified folds of the labelled (train + valid,
     # never test) samples and reports the mean validation metric over folds and its standard error. `auto`
     # (default): AUTO_FOLDS folds when a study has fewer than AUTO_FOLDS_BELOW labelled samples (there one
-    # validation split is too small to rank configurations) or `valid: 0`, else one split, and never more folds than
-    # the rarest labelled class has samples; null: always one split.
+    # validation split is too small to rank configurations) or `valid: 0`, else one split (a class rarer than the
+    # folds is validated in as many folds as it has samples); null: always one split.
     folds: Union[int, Literal["auto"], None] = "auto"
 
     @field_validator("folds")
@@ -125,7 +125,22 @@ class SearchConfig(_Model):
     # How the winner is chosen among real choices (controls never win): `one_se` (the simplest configuration
     # within one standard error of the best) or `best` (see raygex.leaderboard).
     select: Literal["one_se", "best"] = "one_se"
+    # Where each study's Optuna study is saved after its sweep (optuna-dashboard, optuna.visualization read it): an
+    # RDB URL (e.g. postgresql://... on a cluster), or by default SQLite in the study folder (<study>/optuna.db).
+    optuna_storage: Optional[str] = None
     space: dict[str, Any] = Field(default_factory=dict)
+
+
+def standard_space(has_graphs: bool) -> dict:
+    """The search space used when a config gives none: every family (the GCN on every graph and control when
+    there are graphs), with the ranges the shipped configs use."""
+    space = {"model": ["gcn", "mlp", "lr"] if has_graphs else ["mlp", "lr"],
+             "depth": {"int": [1, 3]}, "channels": {"choice": [8, 16, 32]}, "embedding": {"choice": [1, 4, 8]},
+             "dropout": {"float": [0.0, 0.5]}, "hidden": {"choice": [64, 256]},
+             "lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-8, 1.0e-3]}}
+    if has_graphs:
+        space["graph"] = "all"
+    return space
 
 
 class ResourcesConfig(_Model):
@@ -194,6 +209,8 @@ class ExperimentConfig(_Model):
             if counts and int(min(counts)) < 3:
                 raise ValueError(f"controls: coexpression needs at least 3 training samples per split, but "
                                  f"split.train is {min(counts)}")
+        if not self.search.space:
+            self.search.space = standard_space(bool(self.graphs))
         return self
 
     def studies(self) -> list[Study]:

@@ -63,10 +63,12 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
     metric = metric_name(config)
     from raygex.leaderboard import winner
 
-    best = best_per_choice(board)
+    best = best_per_choice(board).assign(role="best")
     chosen = winner(board)
     if chosen is not None and str(chosen["trial_id"]) not in set(best["trial_id"].astype(str)):
-        best = pd.concat([best, chosen.to_frame().T.assign(choice=choice_of(chosen))])
+        # the one-SE rule took the winner from below its choice's best: re-evaluated too, kept apart (role) so
+        # that per-choice figures still mean "the choice's best configuration"
+        best = pd.concat([best, chosen.to_frame().T.assign(choice=choice_of(chosen), role="winner")])
     train = remote_trainer(config)
     splits = split_per_seed(config, study, dataset, graphs)
     jobs, keys = [], []
@@ -77,10 +79,10 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
             aligned = None if graph is None else choice_graph(config, graph, graphs, raw, seed=seed)
             hparams = {**config.train.model_dump(), **params, "seed": seed}
             jobs.append(train.remote(hparams, shared, aligned))
-            keys.append((row["choice"], str(row["trial_id"]), seed))
+            keys.append((row["choice"], str(row["trial_id"]), row["role"], seed))
     rows = []
-    for (choice, trial_id, seed), result in zip(keys, ray.get(jobs)):
-        rows.append({"choice": choice, "trial_id": trial_id, "seed": seed, "epochs": result["epochs"],
+    for (choice, trial_id, role, seed), result in zip(keys, ray.get(jobs)):
+        rows.append({"choice": choice, "trial_id": trial_id, "role": role, "seed": seed, "epochs": result["epochs"],
                      f"valid_{metric}": result["valid"].get(metric), f"test_{metric}": result["test"].get(metric)})
     table = pd.DataFrame(rows)
     layout.write_seeds(study, table)

@@ -10,6 +10,7 @@
       <study>/                 Ray Tune's experiment (tuner.pkl, experiment_state-*.json, searcher state)
         <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
         leaderboard.parquet    every trial ranked, the winner marked          (stage: leaderboard)
+        optuna.db              the study's Optuna study (SQLite), for optuna-dashboard  (stage: leaderboard)
         seeds.parquet          best configuration per choice on every split seed  (stage: evaluation)
         graphs.json            aligned edge and node count of every graph and control (search split)
         swap.parquet           the best GCN with every graph swapped in, per seed  (stage: swap)
@@ -52,6 +53,7 @@ FORMAT = 2
 JOURNAL_FILE = "stages.jsonl"
 LEADERBOARD_FILE = "leaderboard.parquet"
 SEEDS_FILE = "seeds.parquet"
+OPTUNA_FILE = "optuna.db"
 GRAPHS_FILE = "graphs.json"
 SWAP_FILE = "swap.parquet"
 SWAP_PREDICTIONS_FILE = "swap_predictions.parquet"
@@ -260,6 +262,16 @@ class ExperimentLayout:
     def leaderboard_path(self, study: str) -> Path:
         return self.study_dir(study) / LEADERBOARD_FILE
 
+    def optuna_storage(self, study: str) -> str:
+        """Where the study's Optuna study is kept: ``search.optuna_storage`` (an RDB URL) or SQLite in the study."""
+        url = self.config.search.optuna_storage
+        return url or f"sqlite:///{self.study_dir(study) / OPTUNA_FILE}"
+
+    def searcher_state(self, study: str) -> Path | None:
+        """Tune's newest saved searcher state of the study (the Optuna study lives inside), or None."""
+        states = sorted(self.study_dir(study).glob("searcher-state-*.pkl"))
+        return states[-1] if states else None
+
     def read_leaderboard(self, study: str) -> pd.DataFrame | None:
         """The study's leaderboard (None before its sweep finished); a damaged file is an error naming it."""
         return _read_parquet(self.leaderboard_path(study), "leaderboard")
@@ -272,9 +284,13 @@ class ExperimentLayout:
     def seeds_path(self, study: str) -> Path:
         return self.study_dir(study) / SEEDS_FILE
 
-    def read_seeds(self, study: str) -> pd.DataFrame | None:
-        """The evaluation over split seeds (None before it ran)."""
-        return _read_parquet(self.seeds_path(study), "seed-run table")
+    def read_seeds(self, study: str, *, winner_rows: bool = False) -> pd.DataFrame | None:
+        """The evaluation over split seeds (None before it ran): each choice's best configuration per seed, plus
+        (``winner_rows``) the winner's runs when the selection rule took it from below its choice's best."""
+        table = _read_parquet(self.seeds_path(study), "seed-run table")
+        if table is None or winner_rows or "role" not in table:
+            return table
+        return table[table["role"] == "best"].reset_index(drop=True)
 
     def write_seeds(self, study: str, table: pd.DataFrame) -> Path:
         import pyarrow as pa

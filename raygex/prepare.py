@@ -97,9 +97,8 @@ def check_folds(config: ExperimentConfig) -> None:
         split, y = task.split(train=labelled, valid=0, test=config.split.test, seed=config.split.seeds[0],
                               test_seed=config.split.test_seed)
         try:
-            labels = y[split.train]
-            stratified_folds(np.asarray(task.classes, dtype=object)[labels],
-                             auto_fold_cap(config, folds, labels, task.classes), 0)
+            stratified_folds(np.asarray(task.classes, dtype=object)[y[split.train]], folds, 0,
+                             strict=config.split.folds != "auto")
         except ConfigError as err:
             raise ConfigError(f"task {study.name!r}: {err}") from None
 
@@ -148,17 +147,6 @@ def fold_count(config: ExperimentConfig, task_name: str, n_samples: int) -> int 
     return config.split.fold_count(n_labelled)
 
 
-def auto_fold_cap(config: ExperimentConfig, folds: int, labels, classes) -> int:
-    """``split.folds: auto`` never asks for more folds than the rarest labelled class has samples (at least 2); an
-    explicit count is kept, and :func:`raygex.splits.stratified_folds` refuses it when a class cannot fill it."""
-    import numpy as np
-
-    if config.split.folds != "auto":
-        return folds
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
-    return max(2, min(folds, int(counts[counts > 0].min())))
-
-
 def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionDataset, graphs: dict[str, Graph],
                *, seed: int, graph: str | None) -> TrialData:
     """Task arrays for one split seed, with the graph choice ``graph`` (a configured graph or a control) aligned
@@ -175,7 +163,9 @@ def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionData
                                test_seed=config.split.test_seed)
     data = TrialData.from_task(task, split, labels)
     if folds is not None:
-        data.folds = stratified_folds(data.y_train, auto_fold_cap(config, folds, data.y_train, data.classes), seed)
+        # auto: a class rarer than the folds is validated in as many folds as it has samples; an explicit count
+        # is refused when a class cannot fill it
+        data.folds = stratified_folds(data.y_train, folds, seed, strict=config.split.folds != "auto")
     if graph is not None:
         data.graph = choice_graph(config, graph, graphs, data, seed=seed)
     return data

@@ -108,19 +108,22 @@ def _stratified_take(rows: np.ndarray, labels: np.ndarray, size: int, rng: np.ra
 FOLD_STREAM = 0xF01D  # mixed into the folds' random stream, apart from the split seed's own draws
 
 
-def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(labels: np.ndarray, k: int, seed: int = 0, *, strict: bool = True
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` stratified cross-validation folds over the rows of ``labels`` (a study's labelled, non-test rows):
     a list of (training rows, validation rows), each sorted; every row is in exactly one validation fold.
 
     Each class's rows are shuffled (from ``seed``) and dealt round-robin, the deal starting where the previous
     class's ended, so fold sizes differ by at most one and every fold holds each class in proportion. The same
-    labels, ``k`` and seed always give the same folds.
+    labels, ``k`` and seed always give the same folds. ``strict``: refuse a class with fewer rows than folds
+    (an explicit ``split.folds``); otherwise (``auto``) such a class is in fewer validation folds than ``k``, and
+    each fold scores the classes it holds (a metric a fold cannot define is left out of the mean over folds).
     """
     labels = np.asarray(labels)
     if k < 2:
         raise ConfigError(f"split.folds must be at least 2, but got {k}")
     classes, counts = np.unique(labels, return_counts=True)
-    if len(classes) and counts.min() < k:
+    if strict and len(classes) and counts.min() < k:
         rarest = classes[np.argmin(counts)]
         raise ConfigError(f"split.folds is {k}, but class {str(rarest)!r} has only {counts.min()} labelled (non-test) "
                           f"samples: every fold needs one of each class; use at most {counts.min()} folds")

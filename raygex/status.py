@@ -6,6 +6,7 @@ import pandas as pd
 
 from raygex import leaderboard
 from raygex.layout import ExperimentLayout, selection_column, selection_mode
+from raygex.space import study_budget
 
 
 VERDICT_FIELDS = ("graph", "control", "metric", "gain", "low", "high", "p_adjusted", "verdict", "seeds",
@@ -66,6 +67,7 @@ def experiment_status(experiment, show_test: bool = False) -> tuple[dict, dict[s
     config = layout.config
     metric = selection_column(config)
     mode = selection_mode(config)
+    budget = study_budget(config)[0]
     summary = {"experiment": str(layout.root), "tasks": {}}
     tables = {}
     for task in config.studies():
@@ -79,7 +81,7 @@ def experiment_status(experiment, show_test: bool = False) -> tuple[dict, dict[s
             for state in states.values():
                 key = {"TERMINATED": "finished", "RUNNING": "running", "ERROR": "errored"}.get(state, "pending")
                 counts[key] += 1
-        counts["pending"] += max(0, config.search.num_samples - sum(counts.values()))
+        counts["pending"] += max(0, budget - sum(counts.values()))
         winner = None
         top = leaderboard.winner(board)
         if top is not None:

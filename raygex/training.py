@@ -90,10 +90,22 @@ class TrialData:
             return [data]
         views = []
         for train_rows, valid_rows in self.folds:
-            fold = dataclasses.replace(data, x_train=data.x_train[train_rows], y_train=data.y_train[train_rows],
-                                       x_valid=data.x_train[valid_rows], y_valid=data.y_train[valid_rows],
-                                       mean=None, std=None, folds=None)
-            views.append(fold.standardised())
+            z = data.x_train[train_rows]
+            shift = z.mean(axis=0, dtype=np.float64)
+            spread = z.std(axis=0, dtype=np.float64)
+            # a gene constant on the fold's training rows gets raw scale 1 (as :meth:`standardisation` gives it):
+            # on the standardised scale that is 1 / the study's scale, not 1
+            raw_spread = spread * data.std
+            spread = np.where(raw_spread < 1e-8, 1.0 / data.std, spread)
+
+            def scale(x, shift=shift, spread=spread):
+                return ((x - shift) / spread).astype(np.float32)
+
+            views.append(dataclasses.replace(
+                data, x_train=scale(z), y_train=data.y_train[train_rows], x_valid=scale(data.x_train[valid_rows]),
+                y_valid=data.y_train[valid_rows], x_test=scale(data.x_test), folds=None,
+                mean=(data.mean + shift * data.std).astype(np.float32),
+                std=np.where(raw_spread < 1e-8, 1.0, raw_spread).astype(np.float32)))
         return views
 
     def standardisation(self) -> tuple[np.ndarray, np.ndarray]:
@@ -207,15 +219,19 @@ def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def fold_mean(per_fold: list[dict]) -> dict:
-    """Metrics averaged over folds, each with its standard error (``<name>_se``) when there are several folds."""
+    """Metrics averaged over folds, each with its standard error (``<name>_se``) when there are several folds.
+
+    A fold where a metric is undefined (AUC on a validation fold holding one class) is left out of that metric's
+    mean and SE; NaN only when no fold defines it."""
     if not per_fold:
         return {}
     out = {}
     for key in per_fold[0]:
         values = np.array([m[key] for m in per_fold], dtype=np.float64)
-        out[key] = float(values.mean())
+        finite = values[np.isfinite(values)]
+        out[key] = float(finite.mean()) if len(finite) else float("nan")
         if len(values) > 1:
-            out[f"{key}_se"] = float(values.std(ddof=1) / np.sqrt(len(values)))
+            out[f"{key}_se"] = float(finite.std(ddof=1) / np.sqrt(len(finite))) if len(finite) > 1 else float("nan")
     return out
 
 
@@ -270,7 +286,7 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
     weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
-    its best epoch); selection never looks at them. Without validation rows (a refit on every labelled sample),
+    its best epoch); selection never looks at them. Without validation rows,
     training runs ``max_epochs`` and keeps the last epoch.
     """
     config = with_defaults(config)

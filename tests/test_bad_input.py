@@ -498,8 +498,6 @@ CASES = [
     # --- search: config errors caught before Ray starts ------------------------------------------------------
     Case("search-num-samples-zero", config(search={"num_samples": 0}), search(),
          ("bad.yaml", "search.num_samples", "greater than or equal to 1"), "results/tiny"),
-    Case("search-space-empty", config(search={"num_samples": 2, "space": {}}), search(),
-         ("search.space is empty",), "results/tiny"),
     Case("search-space-unknown-parameter",
          config(search={"num_samples": 2, "space": {"model": ["gcn"], "depthh": {"int": [1, 2]}}}), search(),
          ("search.space.depthh is not a known hyperparameter",), "results/tiny", debug=True),

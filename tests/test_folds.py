@@ -102,11 +102,39 @@ def test_a_trial_on_folds_reports_the_mean_and_standard_error_of_its_folds(cohor
     assert result.test_proba.shape == (len(data.y_test), len(data.classes))
 
 
-def test_auto_never_asks_more_folds_than_the_rarest_class_has_but_an_explicit_count_is_kept(cohort):
+def test_auto_keeps_its_folds_for_a_rare_class_but_an_explicit_count_is_refused(cohort):
     dataset, true, _ = cohort
-    # 12 labelled samples of 3 subtypes: about 4 of each, so auto's 5 folds become the rarest class's count
+    # 12 labelled samples of 3 subtypes: about 4 of each, fewer than 5 folds
     auto = trial_data(config(train=8, valid=4, folds="auto"), "subtype", dataset, {"true": true}, seed=0, graph=None)
-    rarest = int(np.bincount(auto.y_train).min())
-    assert rarest < 5 and len(auto.folds) == rarest
+    assert int(np.bincount(auto.y_train).min()) < 5 and len(auto.folds) == 5
+    assert sorted(np.concatenate([v for _, v in auto.folds])) == list(range(12))
     with pytest.raises(ConfigError, match="split.folds is 5, but class"):
         trial_data(config(train=8, valid=4, folds=5), "subtype", dataset, {"true": true}, seed=0, graph=None)
+
+
+def test_auto_folds_accept_a_class_too_rare_to_fill_every_fold():
+    labels = np.array(["a"] * 10 + ["b"] * 8 + ["c"])  # one labelled sample of c
+    folds = stratified_folds(labels, 2, seed=0, strict=False)
+    assert sorted(np.concatenate([v for _, v in folds])) == list(range(len(labels)))
+    assert sum("c" in labels[v] for _, v in folds) == 1  # c is validated in one fold only
+    with pytest.raises(ConfigError, match="class 'c' has only 1"):
+        stratified_folds(labels, 2, seed=0)
+
+
+def test_each_fold_is_standardised_by_its_own_training_rows_even_for_a_gene_constant_there():
+    from raygex.training import TrialData
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 4)).astype(np.float32) * 3 + 5
+    y = np.arange(30) % 2
+    folds = stratified_folds(y, 3, seed=0)
+    train0, _ = folds[0]
+    x[train0, 2] = 7.0  # constant on fold 0's training rows only (as a sparse gene can be)
+    data = TrialData(x, y, x[:0], y[:0], x[:6], y[:6], list("abcd"), ["0", "1"], folds=folds)
+    for view, (train_rows, valid_rows) in zip(data.fold_views(), folds):
+        raw = x.astype(np.float64)
+        mean, std = raw[train_rows].mean(axis=0), raw[train_rows].std(axis=0)
+        std[std < 1e-8] = 1.0
+        np.testing.assert_allclose(view.x_valid, (raw[valid_rows] - mean) / std, atol=1e-4)
+        np.testing.assert_allclose(view.x_test, (raw[:6] - mean) / std, atol=1e-4)
+        np.testing.assert_allclose(view.mean, mean, atol=1e-4)

@@ -3,7 +3,7 @@
 For each study of a finished experiment: the labelled (non-test) samples of the first split seed, which the
 sweep selected on, and the study's fixed test set. scikit-learn fits, on exactly those labelled samples, its
 recommended tuned baselines: ``LogisticRegressionCV`` (L2, 17 values of C over 1e-4…1e4, stratified 5-fold CV on
-ROC AUC) and an ``MLPClassifier`` tuned by ``GridSearchCV`` (hidden 128 or 512, alpha 1e-4, 1e-2 or 1, same
+ROC AUC, scored as raygex scores: :func:`auc_scorer`) and an ``MLPClassifier`` tuned by ``GridSearchCV`` (hidden 128 or 512, alpha 1e-4, 1e-2 or 1, same
 folds), each after a ``StandardScaler`` inside the pipeline so that each CV fold is scaled by its own training
 rows. All three are scored on the same test samples with raygex's metric (macro one-vs-rest ROC AUC).
 """
@@ -20,6 +20,20 @@ CS = np.logspace(-4, 4, 17)
 MLP_GRID = {"mlp__hidden_layer_sizes": [(128,), (512,)], "mlp__alpha": [1e-4, 1e-2, 1.0]}
 
 
+def auc_scorer(n_classes: int):
+    """raygex's selection metric as a scikit-learn scorer: macro one-vs-rest ROC AUC over the classes present in
+    the validation fold, probabilities placed by the estimator's ``classes_`` (a training fold may miss a rare
+    class). scikit-learn's own ``roc_auc_ovr`` is NaN on every fold as soon as a class has fewer labelled samples
+    than folds, which would leave LogisticRegressionCV choosing C blindly."""
+    def score(estimator, x, y) -> float:
+        proba = estimator.predict_proba(x)
+        full = np.zeros((len(y), n_classes))
+        full[:, np.asarray(estimator.classes_, dtype=np.int64)] = proba
+        return classification_metrics(y, full, n_classes)["auc"]
+
+    return score
+
+
 def sklearn_baselines(x_labelled, y_labelled, x_test, y_test, n_classes: int, seed: int = 0) -> dict:
     """Test AUC of scikit-learn's CV-tuned logistic regression and MLP fitted on the labelled samples."""
     from sklearn.linear_model import LogisticRegressionCV
@@ -29,7 +43,7 @@ def sklearn_baselines(x_labelled, y_labelled, x_test, y_test, n_classes: int, se
     from sklearn.preprocessing import StandardScaler
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    scoring = "roc_auc" if n_classes == 2 else "roc_auc_ovr"
+    scoring = auc_scorer(n_classes)
     lr = Pipeline([("scale", StandardScaler()),
                    ("lr", LogisticRegressionCV(Cs=CS, cv=folds, scoring=scoring, max_iter=5000))])
     lr.fit(x_labelled, y_labelled)

@@ -135,7 +135,7 @@ def run_predict_benchmark(graph_path=None, synthetic: bool = False, nodes: int =
                 "name": "bench-predict", "data": {"expression": str(expression)},
                 "graphs": {graph.name: str(graph_file) if graph_file else "(generated in memory)"},
                 "tasks": [{"name": TASK, "kind": "classify", "label": "label"}],
-                "split": {"train": 0.6, "valid": 0.2, "test": 0.2, "seeds": [seed]}})
+                "split": {"train": 0.6, "valid": 0.2, "test": 0.2, "seeds": [seed], "folds": None}})
             data = trial_data(config, TASK, dataset, {graph.name: graph}, seed=seed, graph=graph.name)
             seed_everything(seed)
             network = build_model(hparams, len(data.genes), len(data.classes), data.graph).eval()

@@ -43,7 +43,7 @@ def _config(workdir: Path, dataset: Path, trials: int, concurrent: int, epochs: 
     config = {
         "name": "bench", "data": {"expression": str(dataset)}, "storage": str(workdir / "results"),
         "tasks": [{"name": "label", "kind": "classify", "label": "label"}],
-        "split": {"train": 0.6, "valid": 0.2, "test": 0.2, "seeds": [0]},
+        "split": {"train": 0.6, "valid": 0.2, "test": 0.2, "seeds": [0], "folds": None},
         "train": {"max_epochs": epochs, "patience": epochs, "batch_size": 64},
         "search": {"num_samples": trials, "max_concurrent": concurrent, "scheduler": {"kind": "fifo"},
                    "space": {"model": ["mlp", "lr"], "hidden": {"choice": [32, 64]},

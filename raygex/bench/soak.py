@@ -52,7 +52,7 @@ def _setup(workdir: Path, trials: int, concurrent: int, max_epochs: int, name: s
         write_dataset(dataset, data)
     config = {"name": name, "data": {"expression": str(data)}, "storage": str(workdir / "results"),
               "tasks": [{"name": "subtype", "kind": "classify", "label": "subtype"}],
-              "split": {"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0]},
+              "split": {"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0], "folds": None},
               "train": {"max_epochs": max_epochs, "patience": max_epochs, "batch_size": 32},
               "search": {"num_samples": trials, "max_concurrent": concurrent, "scheduler": {"kind": "fifo"},
                          "checkpoint_every": 1,

@@ -144,10 +144,10 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
                "genes": len(data.genes), "graph_coverage": getattr(data.graph, "coverage", None)}
     if export_path:
         from raygex.export import write_model
-        from raygex.export.winner import refit
+        from raygex.export.winner import fold_ensemble
 
-        # cross-validated: one network refit on every labelled sample for the cross-validated epochs
-        network = refit(result.config, data, result.best_epoch) if folds else result.model.cpu()
+        # cross-validated: the fold networks at their best epoch, as one ensemble (as `raygex export` does)
+        network = fold_ensemble(result.models, data.standardised()) if folds else result.model.cpu()
         exported = write_model(config, task_name, network, data, {**result.config, "graph": graph},
                                export_path, split_seed=seed,
                                selection={"folds": folds, "validation": result.best_valid, "epochs": result.best_epoch})

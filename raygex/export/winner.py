@@ -44,29 +44,38 @@ def pick_trial(board, trial_id: str | None):
     return chosen.iloc[0]
 
 
-def refit(hparams: dict, data, epochs: int):
-    """A cross-validated configuration refit on every labelled sample (``data``'s folds joined back) for the
-    cross-validated number of ``epochs``: no validation rows, so nothing stops it early."""
-    import dataclasses
+def fold_ensemble(networks: list, data):
+    """The fold networks of a cross-validated trial as one network on the study's standardised scale
+    (:class:`raygex.export.module.FoldEnsemble`); ``data`` is the study's standardised TrialData with its folds."""
+    from raygex.export.module import FoldEnsemble
 
-    from raygex.training import run_trial
-
-    epochs = max(1, int(epochs))
-    joined = dataclasses.replace(data, folds=None)
-    return run_trial({**hparams, "max_epochs": epochs, "patience": epochs + 1}, joined, device="cpu").model.eval()
+    views = data.fold_views()
+    shifts = np.stack([(view.mean - data.mean) / data.std for view in views])
+    spreads = np.stack([view.std / data.std for view in views])
+    return FoldEnsemble([network.cpu().eval() for network in networks], shifts, spreads).eval()
 
 
 def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path, epochs_run: int,
                     best_epoch: int | None):
-    """The trial's network with its best weights, and how they were obtained: "checkpoint", "retrained" (the
-    checkpoint is gone: the trial trained again), or for a cross-validated trial "refit" (:func:`refit`)."""
+    """The trial's network with its best weights, and how they were obtained: "checkpoint" or "retrained" (the
+    checkpoint is gone or past the best epoch: the trial trained again). A cross-validated trial gives its fold
+    networks as one ensemble ("fold-ensemble (checkpoint)" or "fold-ensemble (retrained)")."""
     from raygex.training import build_model, run_trial, saved_folds
 
-    if data.folds:
-        return refit(hparams, data, best_epoch or epochs_run), "refit"
     saved = layout.latest_checkpoint(folder)
-    if saved is not None and saved_folds(saved)[0]["best_state"] is not None and (
-            best_epoch is None or saved["best_epoch"] == best_epoch):
+    current = saved is not None and all(f["best_state"] is not None for f in saved_folds(saved)) and (
+        best_epoch is None or saved["best_epoch"] == best_epoch)
+    if data.folds:
+        if current and len(saved_folds(saved)) == len(data.folds):
+            networks = []
+            for fold in saved_folds(saved):
+                network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
+                network.load_state_dict(fold["best_state"])
+                networks.append(network)
+            return fold_ensemble(networks, data), "fold-ensemble (checkpoint)"
+        result = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu")
+        return fold_ensemble(result.models, data), "fold-ensemble (retrained)"
+    if current:
         network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
         network.load_state_dict(saved_folds(saved)[0]["best_state"])
         return network.eval(), "checkpoint"

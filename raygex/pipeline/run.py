@@ -29,7 +29,7 @@ def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
 def check_inputs(config: ExperimentConfig) -> None:
     """Everything that can be checked before Ray starts: the space, the budget, the input files, the tasks."""
     from raygex.prepare import check_folds, check_graphs, check_input_files, check_tasks
-    from raygex.search.space import choice_points, parse_space
+    from raygex.space import choice_points, parse_space
 
     choice_points(parse_space(config.search.space, config.graph_choices()), config.search.num_samples)
     check_input_files(config)

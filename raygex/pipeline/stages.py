@@ -39,25 +39,30 @@ class Stage:
 
 
 def _sweep_done(ctx: SweepContext, study: str) -> bool:
+    from raygex.space import study_budget
     from raygex.search.tuner import sweep_finished
 
     return (ctx.layout.leaderboard_path(study).exists()
-            or sweep_finished(ctx.layout.trial_states(study), ctx.config.search.num_samples))
+            or sweep_finished(ctx.layout.trial_states(study), study_budget(ctx.config)[0]))
 
 
 def run_sweep(ctx: SweepContext, study: str) -> None:
     """Run (or continue) the study's Tune experiment until every trial has ended."""
+    from raygex.space import study_budget
     from raygex.search.tuner import build_tuner, fit
     from raygex.search.wandb_trials import trial_callbacks
 
     config, layout = ctx.config, ctx.layout
     ctx.ray()
-    ctx.echo(f"task {study}: {config.search.num_samples} trials, {config.search.max_concurrent} at a time")
+    budget, capped = study_budget(config)
+    if capped:
+        ctx.echo(capped)
+    ctx.echo(f"task {study}: {budget} trials, {config.search.max_concurrent} at a time")
     study_dir = layout.study_dir(study)
     tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
                         callbacks=trial_callbacks(config, layout.root, study))
     started = time.perf_counter()
-    ctx.results[study] = fit(tuner, config.search.num_samples, layout.root)
+    ctx.results[study] = fit(tuner, budget, layout.root)
     ctx.timings["trials_s"] += time.perf_counter() - started
 
 
@@ -66,12 +71,14 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
     process (Tune's in-memory trial states are the final ones), else from the Tune state saved in the study folder
     (a driver that stopped after its sweep finished)."""
     from raygex import leaderboard
+    from raygex.search.optuna_store import save_optuna_study
     from raygex.search.results import read_results, result_rows
 
     results = ctx.results.pop(study, None)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
     board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config),
                                ctx.config.search.select)
+    save_optuna_study(ctx.layout, study, warn=ctx.echo)  # before the board, whose presence marks the stage done
     ctx.layout.write_leaderboard(study, board)
     ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials, ranked on validation; * = the winner, "
              f"rule {ctx.config.search.select}, never a control) ==")

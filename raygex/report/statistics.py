@@ -35,7 +35,7 @@ def interval(values) -> tuple[float, float, float, float]:
 def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
     """The validation-chosen winner and its test metric re-evaluated over every split seed."""
     board = layout.read_leaderboard(study)
-    seeds = layout.read_seeds(study)
+    seeds = layout.read_seeds(study, winner_rows=True)
     if board is None or board.empty or seeds is None:
         return None
     metric = metric_name(layout.config)

@@ -88,7 +88,10 @@ def _summary_run(config, exp_dir: Path, task: str, board, model: Path | None, fi
         logged = {f"figures/{name}": wandb.Image(str(path)) for name, path in figures.items()
                   if path is not None and Path(path).is_file()}
         if board is not None:
-            logged["leaderboard"] = wandb.Table(dataframe=_table_frame(board))
+            from raygex.leaderboard import hide_test
+
+            # test metrics for the winner only, as everywhere a person reads the board
+            logged["leaderboard"] = wandb.Table(dataframe=_table_frame(hide_test(board)))
         if verdicts is not None and len(verdicts):
             logged["verdicts"] = wandb.Table(dataframe=_table_frame(verdicts))
         run.log(logged)

@@ -1,10 +1,16 @@
-"""Ray Tune's OptunaSearch, made safe to restore after the driver was killed.
+"""Ray Tune's OptunaSearch, made safe to restore after the driver was killed, and never running a configuration
+twice.
 
 Tune saves the experiment state and the searcher's state separately. A driver killed between the two leaves a
 trial that the experiment knows (and resumes) but the restored Optuna study never suggested; stock OptunaSearch
 then raises ``KeyError`` on that trial's first result and the resume fails (found by `raygex bench soak`). Here
 such a trial's results are ignored and its final result is added to the study as a finished trial, so the
 history stays complete and TPE keeps learning from it.
+
+No configuration runs twice: a suggestion whose sampled parameters equal those of a trial already run or
+running (logistic regression with fixed optimiser settings, say, or a finite space TPE keeps revisiting) is told
+to Optuna as failed and asked again, from a random sampler (TPE ignores failed trials and would propose the same);
+after :data:`MAX_ASKS` asks, the next unseen point of a finite family is enqueued instead. The check reads the study's own trials, so it holds across resumes.
 """
 
 from __future__ import annotations
@@ -14,9 +20,64 @@ import logging
 from ray.tune.search.optuna import OptunaSearch
 
 logger = logging.getLogger(__name__)
+MAX_ASKS = 50
+DUPLICATE = "raygex_duplicate"  # user attribute of an Optuna trial this searcher turned down as a repeat
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
 class ResumableOptunaSearch(OptunaSearch):
+    def suggest(self, trial_id: str):
+        from optuna.trial import TrialState
+
+        from optuna.samplers import RandomSampler
+
+        sampler = self._ot_study.sampler
+        try:
+            for attempt in range(MAX_ASKS):
+                params = super().suggest(trial_id)
+                ot_trial = self._ot_trials.get(trial_id)
+                if not isinstance(params, dict) or ot_trial is None or \
+                        _key(ot_trial.params) not in self._seen(ot_trial):
+                    return params
+                ot_trial.set_user_attr(DUPLICATE, True)  # already run or running: ask again
+                self._ot_study.tell(ot_trial.number, state=TrialState.FAIL)
+                del self._ot_trials[trial_id]
+                # TPE ignores failed trials and would propose the same again: re-ask at random
+                self._ot_study.sampler = RandomSampler(seed=len(self._ot_study.trials) + attempt)
+        finally:
+            self._ot_study.sampler = sampler
+        fresh = self._unseen_point()
+        if fresh is None:
+            logger.warning("trial %s repeats an earlier configuration: the space has no unseen point left", trial_id)
+        else:
+            self._ot_study.enqueue_trial(fresh)
+        return super().suggest(trial_id)
+
+    def _seen(self, current) -> set:
+        """The sampled parameters of every trial run, running or errored (it would error again), but ``current``
+        and the re-asks this searcher turned down."""
+        return {_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
+                if not t.user_attrs.get(DUPLICATE) and t.number != current.number}
+
+    def _unseen_point(self) -> dict | None:
+        """The first not yet run point of a finite family of the space, if any."""
+        from raygex.space import family_points
+
+        parsed = getattr(self._space, "parsed", None)
+        if parsed is None:
+            return None
+        seen = {_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
+                if t.params and not t.user_attrs.get(DUPLICATE)}
+        kind, models = parsed["model"]
+        for model in (models if kind == "choice" else [models]):
+            for point in family_points(parsed, model) or []:
+                if _key(point) not in seen:
+                    return point
+        return None
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials:
             super().on_trial_result(trial_id, result)

@@ -26,13 +26,14 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     from raygex.layout import selection_column, selection_mode
     from raygex.search.progress import TrialProgress
     from raygex.search.searcher import ResumableOptunaSearch
-    from raygex.search.space import choice_points, define_by_run, parse_space
+    from raygex.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
 
     trainable = tune.with_resources(tune.with_parameters(train_fn, payload=payload),
                                     {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
     metric, mode = selection_column(config), selection_mode(config)
-    progress = TrialProgress(study_dir.name, config.search.num_samples, metric, mode, echo)
+    budget = study_budget(config)[0]
+    progress = TrialProgress(study_dir.name, budget, metric, mode, echo)
     if resume and tune.Tuner.can_restore(str(study_dir)):
         repair_tuner_state(study_dir)
         repair_missing_checkpoints(study_dir)
@@ -42,9 +43,9 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
-                                     points_to_evaluate=choice_points(parsed, config.search.num_samples),
+                                     points_to_evaluate=choice_points(parsed, budget),
                                      sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
-                                         10, max(2, config.search.num_samples // 3))))
+                                         10, max(2, budget // 3))))
     searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
     max_t = config.search.scheduler.max_epochs or config.train.max_epochs
     scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
@@ -54,7 +55,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         trainable,
         # reuse_actors: a finished trial's worker process (torch imported, payload mapped) takes the next trial,
         # which saves seconds of process start per trial on small machines.
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=config.search.num_samples,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=study_dir.name, storage_path=str(study_dir.parent), verbose=0,
                                   callbacks=[progress, *callbacks],

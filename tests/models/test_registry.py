@@ -13,7 +13,7 @@ from raygex.graphs.align import AlignedGraph
 from raygex.models import FAMILIES
 from raygex.models.gcn import GCN, GCN_DEFAULTS
 from raygex.models.registry import families_using, family_names, known_hyperparameters, model_defaults
-from raygex.search.space import applies, parse_space
+from raygex.space import applies, parse_space
 from raygex.training import build_model, default_hyperparameters
 
 

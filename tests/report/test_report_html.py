@@ -122,6 +122,9 @@ def test_report_command_rebuilds_and_wandb_report_needs_a_server(demo_sweep, run
     code, out, err = run_cli("report", demo_sweep)
     assert code == 0, err
     assert (demo_sweep / "report.html").exists()
+    html = (demo_sweep / "report.html").read_text()
+    # each leaderboard says which trial won and why, under which rule; test metrics for the winner only
+    assert html.count('<p class="selection">winner ') == 2 and "rule <code>one_se</code>" in html
     monkeypatch.setenv("WANDB_MODE", "offline")
     code, out, err = run_cli("report", demo_sweep, "--wandb-report")
     assert code == 2 and "--wandb-report needs a reachable W&B server" in err

@@ -69,7 +69,8 @@ def test_a_trial_that_raises_is_marked_errored_with_its_reason_and_the_sweep_goe
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
                           train={"max_epochs": 2, "patience": 2, "batch_size": 32},
                           search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                  "space": {"model": ["mlp"], "hidden": 16, "lr": {"choice": [1.0e-3, 1.0e+20]}}})
+                                  "space": {"model": ["mlp"], "hidden": {"choice": [16, 32]},
+                                            "lr": {"choice": [1.0e-3, 1.0e+20]}}})  # 4 distinct configurations
     code, out, err = run_cli("search", config)
     ray.shutdown()
     assert code == 0, err

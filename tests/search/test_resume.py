@@ -137,7 +137,7 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     model = raygex.load_model(experiment / "models" / "subtype.pt")
     won = board[board["winner"]].iloc[0]
     assert model.metadata["trial_id"] == won["trial_id"]
-    if kill_point == "mid_fold":  # refit on every labelled sample: the CV metric is in the selection record
+    if kill_point == "mid_fold":  # a fold ensemble: the CV metric is in the selection record
         assert model.metadata["selection"]["validation_mean"] == pytest.approx(won["best_valid_auc"], abs=1e-9)
     else:
         assert model.metadata["metrics"]["valid"]["auc"] == pytest.approx(won["best_valid_auc"], abs=1e-5)

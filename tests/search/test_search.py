@@ -66,7 +66,7 @@ def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
 
 @pytest.mark.parametrize("changes,message", [
     ({"search": {"num_samples": 0}}, "search.num_samples"),
-    ({"search": {"num_samples": 2, "space": {}}}, "search.space is empty"),
+    ({"search": {"num_samples": 2, "space": {}}}, "search.num_samples must be at least the number of choices"),
     ({"search": {"num_samples": 2, "space": {"model": ["gcn"], "depthh": {"int": [1, 2]}}}},
      "search.space.depthh is not a known hyperparameter"),
     ({"graphs": {"true": "/nowhere/graph.parquet"}}, "graphs.true: file not found"),
@@ -127,3 +127,15 @@ def test_a_winner_without_its_best_checkpoint_is_retrained_to_the_same_metrics(f
     assert summary["weights"] == "retrained"
     assert summary["test"]["auc"] == pytest.approx(won["best_test_auc"], abs=1e-5)
     assert summary["valid"]["auc"] == pytest.approx(won["best_valid_auc"], abs=1e-5)
+
+
+def test_each_study_s_optuna_study_is_saved_where_optuna_reads_it(finished_sweep):
+    import optuna
+
+    for task in ("subtype", "sgi"):
+        board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
+        study = optuna.load_study(study_name=f"tiny/{task}", storage=f"sqlite:///{finished_sweep / task / 'optuna.db'}")
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(complete) == len(board) == 7
+        assert sorted(t.value for t in complete) == pytest.approx(sorted(board["best_valid_auc"]))
+        assert study.best_value == pytest.approx(board["best_valid_auc"].max())
