@@ -57,12 +57,11 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
     choice's best), on every split seed (as Ray tasks); write the seed-run table."""
     import ray
 
+    from raygex.leaderboard import winner
     from raygex.prepare import choice_graph
 
     config = layout.config
     metric = metric_name(config)
-    from raygex.leaderboard import winner
-
     best = best_per_choice(board).assign(role="best")
     chosen = winner(board)
     if chosen is not None and str(chosen["trial_id"]) not in set(best["trial_id"].astype(str)):

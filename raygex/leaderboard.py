@@ -117,8 +117,8 @@ def selection_reason(board: pd.DataFrame, metric: str, mode: str, rule: str) -> 
         spread = f" ± {float(se):.4f}" if se is not None and se == se else ""
         return f"{choice_of(row)} trial {row['trial_id']} ({metric} {float(row[metric]):.4f}{spread})"
 
-    pool = board[eligible(board) & board[metric].notna()]
-    best = pool.loc[(pool[metric] if mode == "max" else -pool[metric]).astype(float).idxmax()]
+    best_index = winner_index(board, metric, mode, "best")
+    best = chosen if best_index is None else board.loc[best_index]
     tops = board[board[metric].notna()]
     control_note = ""
     if len(tops) and not bool(eligible(board).loc[tops.index[0]]):
@@ -151,6 +151,14 @@ def hide_test(board: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
+def top_rows(board: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The first ``top`` rows, and the winner's row after them when it ranked lower."""
+    head = board.head(top)
+    if WINNER_COLUMN in board and not head[WINNER_COLUMN].astype(bool).any():
+        head = pd.concat([head, board[board[WINNER_COLUMN].astype(bool)]])
+    return head
+
+
 def format_table(board: pd.DataFrame, top: int = 10, show_test: bool = False) -> str:
     """A compact printed table: rank, the winner's mark, model, graph, key hyperparameters and metrics (test
     metrics only for the winner unless ``show_test``)."""
@@ -160,11 +168,7 @@ def format_table(board: pd.DataFrame, top: int = 10, show_test: bool = False) ->
         board = hide_test(board)
     columns = ["rank", WINNER_COLUMN, "trial_id", "config/model", "config/graph", "config/depth", "config/channels",
                "config/embedding", "config/dropout", "config/lr", *shown_metrics(board), "epoch"]
-    shown = board[[c for c in columns if c in board]]
-    head = shown.head(top)
-    if WINNER_COLUMN in shown and not head[WINNER_COLUMN].astype(bool).any():  # the winner ranked below the top
-        head = pd.concat([head, shown[shown[WINNER_COLUMN].astype(bool)]])
-    shown = head.copy()
+    shown = top_rows(board[[c for c in columns if c in board]], top).copy()
     if WINNER_COLUMN in shown:
         shown[WINNER_COLUMN] = shown[WINNER_COLUMN].map(lambda w: "*" if bool(w) else "")
     shown.columns = [c.replace("config/", "") for c in shown.columns]

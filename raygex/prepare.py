@@ -89,16 +89,14 @@ def check_folds(config: ExperimentConfig) -> None:
                               obs, {})
     for study in studies:
         task = build_task(study.task, shell)
-        folds = fold_count(config, study.name, len(task.y))
+        labelled = labelled_count(config, study.name, len(task.y))
+        folds = config.split.fold_count(labelled)
         if folds is None:
             continue
-        n = len(task.y)
-        labelled = resolve_size(study.train, n, "train") + (resolve_size(config.split.valid, n, "valid") or 0)
         split, y = task.split(train=labelled, valid=0, test=config.split.test, seed=config.split.seeds[0],
                               test_seed=config.split.test_seed)
         try:
-            stratified_folds(np.asarray(task.classes, dtype=object)[y[split.train]], folds, 0,
-                             strict=config.split.folds != "auto")
+            cut_folds(config, np.asarray(task.classes, dtype=object)[y[split.train]], folds, 0)
         except ConfigError as err:
             raise ConfigError(f"task {study.name!r}: {err}") from None
 
@@ -139,12 +137,22 @@ def load_dataset(config: ExperimentConfig) -> ExpressionDataset:
     return read_dataset(_require(config.data.expression, "data.expression", DEMO_HINT))
 
 
+def labelled_count(config: ExperimentConfig, task_name: str, n_samples: int) -> int:
+    """The study's labelled (train + valid, never test) sample count out of the task's ``n_samples``."""
+    return ((resolve_size(config.train_size(task_name), n_samples, "train") or 0)
+            + (resolve_size(config.split.valid, n_samples, "valid") or 0))
+
+
 def fold_count(config: ExperimentConfig, task_name: str, n_samples: int) -> int | None:
     """The study's cross-validation folds (None: one train/valid split), from ``split.folds`` and its labelled
-    (train + valid) sample count out of the task's ``n_samples``."""
-    n_labelled = ((resolve_size(config.train_size(task_name), n_samples, "train") or 0)
-                  + (resolve_size(config.split.valid, n_samples, "valid") or 0))
-    return config.split.fold_count(n_labelled)
+    sample count (:func:`labelled_count`)."""
+    return config.split.fold_count(labelled_count(config, task_name, n_samples))
+
+
+def cut_folds(config: ExperimentConfig, labels, folds: int, seed: int) -> list:
+    """The study's folds over its labelled ``labels``: with ``split.folds: auto`` a class rarer than the folds is
+    validated in as many folds as it has samples; an explicit count is refused when a class cannot fill it."""
+    return stratified_folds(labels, folds, seed, strict=config.split.folds != "auto")
 
 
 def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionDataset, graphs: dict[str, Graph],
@@ -155,17 +163,15 @@ def trial_data(config: ExperimentConfig, task_name: str, dataset: ExpressionData
     spec = config.task(task_name)
     task = build_task(spec, dataset, graphs)
     train, valid = config.train_size(task_name), config.split.valid
-    folds = fold_count(config, task_name, len(task.y))
+    labelled = labelled_count(config, task_name, len(task.y))
+    folds = config.split.fold_count(labelled)
     if folds is not None:  # the labelled samples (train + valid) are cut into folds; the test set is unchanged
-        n = len(task.y)
-        train, valid = (resolve_size(train, n, "train") or 0) + (resolve_size(valid, n, "valid") or 0), 0
+        train, valid = labelled, 0
     split, labels = task.split(train=train, valid=valid, test=config.split.test, seed=seed,
                                test_seed=config.split.test_seed)
     data = TrialData.from_task(task, split, labels)
     if folds is not None:
-        # auto: a class rarer than the folds is validated in as many folds as it has samples; an explicit count
-        # is refused when a class cannot fill it
-        data.folds = stratified_folds(data.y_train, folds, seed, strict=config.split.folds != "auto")
+        data.folds = cut_folds(config, data.y_train, folds, seed)
     if graph is not None:
         data.graph = choice_graph(config, graph, graphs, data, seed=seed)
     return data

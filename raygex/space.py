@@ -13,7 +13,7 @@ only when the sampled ``model`` uses it, so TPE never models values that had no 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from raygex.errors import ConfigError
 from raygex.models.registry import families_using, family_names, known_hyperparameters
@@ -68,8 +68,7 @@ def parse_space(space: dict, graph_choices: list[str]) -> dict[str, tuple[str, A
     parsed = {name: parse_param(name, spec, graph_choices) for name, spec in space.items()}
     families = family_names()
     parsed.setdefault("model", ("choice", list(families)))
-    kind, models = parsed["model"]
-    models = models if kind == "choice" else [models]
+    models = sampled_models(parsed)
     bad = [m for m in models if m not in families]
     if bad:
         raise ConfigError(f"search.space.model must be among {list(families)}, but got {bad[0]!r}")
@@ -145,8 +144,8 @@ def choice_points(parsed: dict[str, tuple[str, Any]], limit: int) -> list[dict]:
 
 def all_choices(parsed: dict[str, tuple[str, Any]]) -> list[dict]:
     """The pinned part of every choice: baselines first, then the GCN on each graph and control."""
-    kind, models = parsed["model"]
-    models = models if kind == "choice" else [models]
+    kind = parsed["model"][0]
+    models = sampled_models(parsed)
     points: list[dict] = []
     for model in [m for m in models if m != "gcn"] + (["gcn"] if "gcn" in models else []):
         pinned = {"model": model} if kind == "choice" else {}
@@ -160,6 +159,19 @@ def all_choices(parsed: dict[str, tuple[str, Any]]) -> list[dict]:
 
 def describe_point(point: dict) -> str:
     return "/".join(str(v) for v in point.values())
+
+
+def sampled_models(parsed: dict[str, tuple[str, Any]]) -> list:
+    """The model families the space can sample (one when ``model`` is a constant)."""
+    kind, models = parsed["model"]
+    return list(models) if kind == "choice" else [models]
+
+
+def _sampled_params(parsed: dict[str, tuple[str, Any]], model: str):
+    """(name, kind, argument) of every parameter sampled for family ``model`` (constants are not sampled)."""
+    for name, (kind, arg) in parsed.items():
+        if name != "model" and applies(name, model) and kind != "const":
+            yield name, kind, arg
 
 
 def _finite_values(kind: str, arg) -> list | None:
@@ -176,33 +188,27 @@ def family_points(parsed: dict[str, tuple[str, Any]], model: str) -> list[dict] 
     or None when the family has a continuous parameter."""
     import itertools
 
-    kind, _ = parsed["model"]
     names, values = [], []
-    for name, (param_kind, arg) in parsed.items():
-        if name == "model" or not applies(name, model) or param_kind == "const":
-            continue
-        finite = _finite_values(param_kind, arg)
+    for name, kind, arg in _sampled_params(parsed, model):
+        finite = _finite_values(kind, arg)
         if finite is None:
             return None
         names.append(name)
         values.append(finite)
-    base = {"model": model} if kind == "choice" else {}
+    base = {"model": model} if parsed["model"][0] == "choice" else {}
     return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*values)]
 
 
 def space_size(parsed: dict[str, tuple[str, Any]]) -> int | None:
     """How many distinct configurations the space holds (counted, not listed), None when any sampled family has
     a continuous parameter."""
-    kind, models = parsed["model"]
     total = 0
-    for model in (models if kind == "choice" else [models]):
+    for model in sampled_models(parsed):
         count = 1
-        for name, (param_kind, arg) in parsed.items():
-            if name == "model" or not applies(name, model) or param_kind == "const":
-                continue
-            if param_kind == "choice":
+        for _, kind, arg in _sampled_params(parsed, model):
+            if kind == "choice":
                 count *= len(arg)
-            elif param_kind in ("int", "logint"):
+            elif kind in ("int", "logint"):
                 count *= int(arg[1]) - int(arg[0]) + 1
             else:
                 return None

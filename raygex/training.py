@@ -80,32 +80,38 @@ class TrialData:
         return dataclasses.replace(self, x_train=scale(self.x_train), x_valid=scale(self.x_valid),
                                    x_test=scale(self.x_test), mean=mean, std=std)
 
+    def fold_scalers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per fold, the (shift, spread) that re-standardise the study-standardised arrays by the fold's own
+        training rows: ``(z - shift) / spread`` equals standardising the raw values by those rows (standardising is
+        affine per gene). A gene constant on the fold's training rows gets raw scale 1 (as :meth:`standardisation`
+        gives it), which on the standardised scale is 1 / the study's scale."""
+        data = self.standardised()
+        scalers = []
+        for train_rows, _ in self.folds or []:
+            z = data.x_train[train_rows]
+            spread = z.std(axis=0, dtype=np.float64)
+            scalers.append((z.mean(axis=0, dtype=np.float64),
+                            np.where(spread * data.std < 1e-8, 1.0 / data.std, spread)))
+        return scalers
+
     def fold_views(self) -> list["TrialData"]:
-        """What each fold trains and validates on: ``[self]`` without folds; else one standardised TrialData per
-        fold, its training and validation rows cut from ``x_train`` and every split re-standardised by the fold's
-        own training rows (standardising is affine per gene, so re-standardising standardised arrays equals
-        standardising the raw ones by the fold's statistics). The test rows are the same in every fold."""
+        """What each fold trains and validates on: ``[self]`` without folds; else one TrialData per fold, its
+        training and validation rows cut from ``x_train`` and every split re-standardised by the fold's own
+        training rows (:meth:`fold_scalers`; ``mean``/``std`` are then those rows' raw statistics). The test rows
+        are the same in every fold."""
         data = self.standardised()
         if not self.folds:
             return [data]
         views = []
-        for train_rows, valid_rows in self.folds:
-            z = data.x_train[train_rows]
-            shift = z.mean(axis=0, dtype=np.float64)
-            spread = z.std(axis=0, dtype=np.float64)
-            # a gene constant on the fold's training rows gets raw scale 1 (as :meth:`standardisation` gives it):
-            # on the standardised scale that is 1 / the study's scale, not 1
-            raw_spread = spread * data.std
-            spread = np.where(raw_spread < 1e-8, 1.0 / data.std, spread)
-
+        for (train_rows, valid_rows), (shift, spread) in zip(self.folds, self.fold_scalers()):
             def scale(x, shift=shift, spread=spread):
                 return ((x - shift) / spread).astype(np.float32)
 
             views.append(dataclasses.replace(
-                data, x_train=scale(z), y_train=data.y_train[train_rows], x_valid=scale(data.x_train[valid_rows]),
-                y_valid=data.y_train[valid_rows], x_test=scale(data.x_test), folds=None,
-                mean=(data.mean + shift * data.std).astype(np.float32),
-                std=np.where(raw_spread < 1e-8, 1.0, raw_spread).astype(np.float32)))
+                data, x_train=scale(data.x_train[train_rows]), y_train=data.y_train[train_rows],
+                x_valid=scale(data.x_train[valid_rows]), y_valid=data.y_train[valid_rows], x_test=scale(data.x_test),
+                folds=None, mean=(data.mean + shift * data.std).astype(np.float32),
+                std=(spread * data.std).astype(np.float32)))
         return views
 
     def standardisation(self) -> tuple[np.ndarray, np.ndarray]:

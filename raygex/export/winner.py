@@ -49,10 +49,8 @@ def fold_ensemble(networks: list, data):
     (:class:`raygex.export.module.FoldEnsemble`); ``data`` is the study's standardised TrialData with its folds."""
     from raygex.export.module import FoldEnsemble
 
-    views = data.fold_views()
-    shifts = np.stack([(view.mean - data.mean) / data.std for view in views])
-    spreads = np.stack([view.std / data.std for view in views])
-    return FoldEnsemble([network.cpu().eval() for network in networks], shifts, spreads).eval()
+    shifts, spreads = zip(*data.fold_scalers())
+    return FoldEnsemble([network.cpu().eval() for network in networks], np.stack(shifts), np.stack(spreads)).eval()
 
 
 def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path, epochs_run: int,
@@ -63,24 +61,20 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
     from raygex.training import build_model, run_trial, saved_folds
 
     saved = layout.latest_checkpoint(folder)
-    current = saved is not None and all(f["best_state"] is not None for f in saved_folds(saved)) and (
-        best_epoch is None or saved["best_epoch"] == best_epoch)
+    folds = saved_folds(saved) if saved is not None else []
+    if folds and all(f["best_state"] is not None for f in folds) and len(folds) == len(data.folds or [None]) and (
+            best_epoch is None or saved["best_epoch"] == best_epoch):
+        networks, how = [], "checkpoint"
+        for fold in folds:
+            network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
+            network.load_state_dict(fold["best_state"])
+            networks.append(network)
+    else:
+        networks = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu").models
+        how = "retrained"
     if data.folds:
-        if current and len(saved_folds(saved)) == len(data.folds):
-            networks = []
-            for fold in saved_folds(saved):
-                network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
-                network.load_state_dict(fold["best_state"])
-                networks.append(network)
-            return fold_ensemble(networks, data), "fold-ensemble (checkpoint)"
-        result = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu")
-        return fold_ensemble(result.models, data), "fold-ensemble (retrained)"
-    if current:
-        network = build_model(hparams, len(data.genes), len(data.classes), data.graph)
-        network.load_state_dict(saved_folds(saved)[0]["best_state"])
-        return network.eval(), "checkpoint"
-    result = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu")
-    return result.model.eval(), "retrained"
+        return fold_ensemble(networks, data), f"fold-ensemble ({how})"
+    return networks[0].eval(), how
 
 
 def dataset_hash(path: str | Path) -> str:

@@ -49,15 +49,11 @@ def _table(frame: pd.DataFrame, winner_rows=()) -> str:
 
 def _leaderboard_html(board: pd.DataFrame, config) -> str:
     """The top of the leaderboard, the winner's row marked; test metrics blanked except the winner's."""
-    from raygex.leaderboard import WINNER_COLUMN, hide_test, selection_reason
+    from raygex.leaderboard import WINNER_COLUMN, hide_test, selection_reason, top_rows
     from raygex.layout import selection_column, selection_mode
 
     reason = selection_reason(board, selection_column(config), selection_mode(config), config.search.select)
-    hidden = hide_test(board)
-    shown = hidden.head(TOP_ROWS)
-    if WINNER_COLUMN in hidden and not shown[WINNER_COLUMN].astype(bool).any():  # ranked below the top rows
-        shown = pd.concat([shown, hidden[hidden[WINNER_COLUMN].astype(bool)]])
-    shown = shown.copy()
+    shown = top_rows(hide_test(board), TOP_ROWS).copy()
     winners = [i for i, w in enumerate(shown.get(WINNER_COLUMN, pd.Series(False, index=shown.index))) if bool(w)]
     shown["asha_stopped"] = [stopped_by_scheduler(row, config) for _, row in shown.iterrows()]
     columns = ["rank", "trial_id", *[c for c in shown.columns if c.startswith("config/")],

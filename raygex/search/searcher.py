@@ -30,9 +30,8 @@ def _key(params: dict) -> tuple:
 
 class ResumableOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str):
-        from optuna.trial import TrialState
-
         from optuna.samplers import RandomSampler
+        from optuna.trial import TrialState
 
         sampler = self._ot_study.sampler
         try:
@@ -56,23 +55,21 @@ class ResumableOptunaSearch(OptunaSearch):
             self._ot_study.enqueue_trial(fresh)
         return super().suggest(trial_id)
 
-    def _seen(self, current) -> set:
+    def _seen(self, current=None) -> set:
         """The sampled parameters of every trial run, running or errored (it would error again), but ``current``
         and the re-asks this searcher turned down."""
         return {_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
-                if not t.user_attrs.get(DUPLICATE) and t.number != current.number}
+                if not t.user_attrs.get(DUPLICATE) and (current is None or t.number != current.number)}
 
     def _unseen_point(self) -> dict | None:
         """The first not yet run point of a finite family of the space, if any."""
-        from raygex.space import family_points
+        from raygex.space import family_points, sampled_models
 
         parsed = getattr(self._space, "parsed", None)
         if parsed is None:
             return None
-        seen = {_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
-                if t.params and not t.user_attrs.get(DUPLICATE)}
-        kind, models = parsed["model"]
-        for model in (models if kind == "choice" else [models]):
+        seen = self._seen()
+        for model in sampled_models(parsed):
             for point in family_points(parsed, model) or []:
                 if _key(point) not in seen:
                     return point
