@@ -66,6 +66,7 @@ CHECKPOINT_FILE = "trial_state.pt"
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
 WANDB_DIR = "wandb"
+LOG_FILE = "logs/driver.log"
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_SNAPSHOT", "ExperimentLayout", "FORMAT", "LOCK_FILE", "META_FILE",
            "storage_root"]
@@ -188,6 +189,11 @@ class ExperimentLayout:
     @property
     def wandb_dir(self) -> Path:
         return self.root / WANDB_DIR
+
+    @property
+    def driver_log(self) -> Path:
+        """Ray's, Tune's, Ray Data's and Python warnings' messages from the driver (the console shows progress)."""
+        return self.root / LOG_FILE
 
     @property
     def report_path(self) -> Path:

@@ -15,6 +15,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Checkpointing every few epochs is deliberate (ASHA stops, resume); Tune's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # raygex draws its own progress (raygex.search.progress): Tune's output engine would print its configuration
+    # box and a TensorBoard hint even when silent; its TensorBoard writer (added by default) is not read by
+    # anything of ours and runs in the driver's result loop, so the sweep adds Tune's JSON and CSV writers itself.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

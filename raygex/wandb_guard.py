@@ -1,6 +1,6 @@
 """W&B for sweeps, the switch: whether an experiment logs to W&B, and the one warning when it stops.
 
-The runs themselves: one per trial (:mod:`raygex.search.wandb_trials`, Ray Tune's WandbLoggerCallback) and one
+The runs themselves: one per trial (:mod:`raygex.search.wandb_trials`, written by a background thread of the driver) and one
 summary run per study (:mod:`raygex.report.wandb_summary`).
 
 Every run of a task shares the group ``<experiment>/<task>`` (trials: job type ``trial``; the task's summary:
@@ -71,7 +71,6 @@ def _check(config, exp_dir, task: str) -> str | None:
     mode = wandb_mode(config)
     try:
         import wandb
-        from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: F401
     except Exception as err:  # ImportError, or an install broken some other way
         return f"wandb cannot be imported ({describe(err)})"
     try:

@@ -64,15 +64,18 @@ def graph_options(default: str):
 @click.option("--depth", default=3, show_default=True, help="Graph-convolution layers.")
 @click.option("--channels", default=32, show_default=True, help="Channels per layer.")
 @click.option("--repeats", default=5, show_default=True, help="Timed steps per variant (median reported).")
-@click.option("--variant", "variants", multiple=True, type=click.Choice(["ours", "pyg_static", "pyg_batch"]),
-              help="Variants to run (default: all three).")
+@click.option("--variant", "variants", multiple=True,
+              type=click.Choice(["ours", "pyg_spmm", "pyg_static", "pyg_batch"]),
+              help="Variants to run (default: all four; each PyG one is first checked against ours).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic graph, inputs and weights.")
 @click.option("--tune-malloc", is_flag=True,
               help="Run every variant with glibc told to keep freed memory: fewer page faults, larger peaks.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
 def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats, variants, seed, tune_malloc,
             as_json):
-    """Time a GCN training step and its peak memory: ours vs PyG GCNConv (static, disjoint batch) vs the floor.
+    """Time a GCN training step and its peak memory: ours vs PyG GCNConv (sparse adj_t, gather-scatter static,
+    disjoint batch), each checked to compute ours' function first, vs the floor max(bytes / bandwidth,
+    FLOPs / matmul rate).
 
     \b
     Examples:
@@ -133,18 +136,20 @@ def predict_cmd(graph_path, synthetic, nodes, edges, depth, channels, embedding,
 @bench.command("search")
 @click.option("--samples", default=2000, show_default=True, help="Samples in the generated dataset.")
 @click.option("--genes", default=16000, show_default=True, help="Genes in the generated dataset.")
-@click.option("--trials", default=8, show_default=True, help="Trials in the sweep and in the sequential loop.")
-@click.option("--concurrent", default=4, show_default=True, help="Trials at a time in the sweep.")
+@click.option("--trials", default=8, show_default=True, help="Configurations, each run once by the sweep and by the loop.")
+@click.option("--concurrent", default=2, show_default=True, help="Trials at a time in the sweep.")
 @click.option("--epochs", default=20, show_default=True, help="Epochs per trial.")
-@click.option("--cpus-per-trial", default=0.5, show_default=True, help="Ray CPUs (and torch threads, at least 1) per trial.")
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-search"), show_default=True)
+@click.option("--cpus-per-trial", default=1.0, show_default=True, help="Ray CPUs (and torch threads, at least 1) per trial.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Parent of the fresh temporary folder each run works in (default: the system's temp folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
 def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workdir, as_json):
-    """Zero-copy check (per-trial memory growth / dataset size) and sweep vs sequential Optuna throughput.
+    """Zero-copy check (per-trial memory growth / dataset size) and the sweep's trial phase vs a sequential loop
+    over the same configurations.
 
     \b
     Example:
-      raygex bench search --samples 2000 --genes 16000 --trials 8 --concurrent 4
+      raygex bench search --samples 2000 --genes 16000 --trials 8 --concurrent 2
     """
     from raygex.bench.search import run_search_benchmark
 
@@ -204,3 +209,37 @@ def baselines_cmd(experiment, as_json):
         click.echo(f"{row['study']:24} labelled {row['labelled']:4d}  test {row['test']:4d}  winner {row['winner']:22} "
                    f"{row['winner_auc']:.4f}  sklearn LR-CV {row['sklearn_lr_auc']:.4f}  sklearn MLP-CV "
                    f"{row['sklearn_mlp_auc']:.4f}  gap to LR {row['gap_to_sklearn_lr']:+.4f}")
+
+
+@bench.command("hpo")
+@click.option("--dataset", "datasets", multiple=True,
+              type=click.Choice(["demo", "brca-n50", "brca-n200", "demo-tiny"]),
+              help="Data sets (default: demo, brca-n50, brca-n200; demo-tiny is a seconds-long smoke test).")
+@click.option("--seeds", default=5, show_default=True, help="Searcher seeds per method (at least 3 for a verdict).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-hpo"), show_default=True,
+              help="Where the tables (and curves) are kept between runs.")
+@click.option("--shared", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
+              help="The shared data folder (BRCA is skipped when it is absent).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="PNG of the curves [default: WORKDIR/hpo.png].")
+@click.option("--workers", default=2, show_default=True, help="Processes training the table (0: in this process).")
+@click.option("--build-minutes", type=float, default=None,
+              help="Stop starting table trials after this long (rerun to continue the build).")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_json):
+    """Search quality: compute (epochs summed over trials) that TPE + ASHA, random + ASHA, TPE, random and a grid
+    need to come within 0.01 AUC of the grid's best, replayed over a table of every configuration.
+
+    \b
+    Examples:
+      raygex bench hpo --dataset demo --seeds 5
+      raygex bench hpo --build-minutes 9          # build the tables in pieces, then rerun
+    """
+    from raygex.bench.hpo import REAL_DATASETS, format_table, run_hpo_benchmark
+
+    result = run_hpo_benchmark(datasets or REAL_DATASETS, workdir, shared, seeds, plot or workdir / "hpo.png",
+                               workers=workers, build_minutes=build_minutes, log=lambda m: click.echo(m, err=True))
+    for line in format_table(result):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result, default=str))

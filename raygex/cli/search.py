@@ -18,7 +18,9 @@ from raygex.config import load_config
 @click.option("--name", help="Experiment name (default: the config's name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the experiment of the same name if it exists.")
-def search(config_path, address, storage, num_samples, name, overrides, resume):
+@click.option("-v", "--verbose", is_flag=True, help="Also show Ray's, Tune's and warnings' messages (always in "
+              "<experiment>/logs/driver.log).")
+def search(config_path, address, storage, num_samples, name, overrides, resume, verbose):
     """Search models and graphs for every task of CONFIG with Ray Tune + Optuna.
 
     \b
@@ -31,13 +33,15 @@ def search(config_path, address, storage, num_samples, name, overrides, resume):
 
     overrides = list(overrides) + ([f"search.num_samples={num_samples}"] if num_samples is not None else [])
     config = load_config(config_path, overrides)
-    run_search(config, address=address, storage=storage, name=name, resume=resume, echo=click.echo)
+    run_search(config, address=address, storage=storage, name=name, resume=resume, echo=click.echo,
+               verbose=verbose)
 
 
 @click.command()
 @click.argument("experiment", type=click.Path(path_type=str))
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
-def resume(experiment, address):
+@click.option("-v", "--verbose", is_flag=True, help="Also show Ray's, Tune's and warnings' messages.")
+def resume(experiment, address, verbose):
     """Finish an interrupted sweep: finished trials kept, unfinished ones resumed, none run twice.
 
     \b
@@ -46,7 +50,7 @@ def resume(experiment, address):
     """
     from raygex.pipeline import resume_experiment
 
-    resume_experiment(experiment, address=address, echo=click.echo)
+    resume_experiment(experiment, address=address, echo=click.echo, verbose=verbose)
 
 
 @click.command()

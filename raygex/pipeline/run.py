@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from raygex.config import ExperimentConfig
+from raygex.console import chatter_to
 from raygex.errors import ConfigError
 from raygex.layout import ExperimentLayout
 from raygex.pipeline.context import SweepContext
@@ -39,8 +40,12 @@ def check_inputs(config: ExperimentConfig) -> None:
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,
-               name: str | None = None, resume: bool = False, echo=print, timings: dict | None = None) -> Path:
+               name: str | None = None, resume: bool = False, echo=print, timings: dict | None = None,
+               verbose: bool = False) -> Path:
     """Run (or, with ``resume``, continue) every study's stages; returns the experiment folder.
+
+    Ray's, Tune's and Python warnings' messages go to the experiment's ``logs/driver.log`` (and to the console
+    too when ``verbose``); the console shows each study's progress and results.
 
     ``timings``, when given, receives the seconds spent starting/connecting Ray (``ray_s``), reading and
     preparing the shared data (``data_s``) and running trials (``trials_s``, summed over studies).
@@ -62,18 +67,20 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
             echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
         if not layout.exists():
             layout.create()
-        ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
-        ran = _run_studies(ctx)
-        echo(f"\nexperiment: {layout.root}")
-        for study in config.studies():
-            model = layout.model_path(study.name)
-            echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
-                 + (f"\n  {' ' * len(study.name)}  model       {model}" if model.exists() else ""))
-        echo(f"  logs: {layout.root}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
-        if ran or not layout.report_path.exists():
-            _timed(layout, None, "report", lambda: run_report(ctx))
-        else:
-            echo(f"  report: {layout.report_path}")
+        with chatter_to(layout.driver_log, verbose):
+            ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
+            ran = _run_studies(ctx)
+            echo(f"\nexperiment: {layout.root}")
+            for study in config.studies():
+                model = layout.model_path(study.name)
+                echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
+                     + (f"\n  {' ' * len(study.name)}  model       {model}" if model.exists() else ""))
+            echo(f"  trials: {layout.root}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+            echo(f"  logs: {layout.driver_log} (Ray, Tune and warnings; -v shows them here)")
+            if ran or not layout.report_path.exists():
+                _timed(layout, None, "report", lambda: run_report(ctx))
+            else:
+                echo(f"  report: {layout.report_path}")
     return layout.root
 
 
@@ -101,11 +108,12 @@ def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> No
     layout.record_stage(study, name, time.perf_counter() - started)
 
 
-def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print) -> Path:
+def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
+                      verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
     layout = ExperimentLayout.open(experiment)
     return run_search(layout.config, address=address, storage=str(layout.root.parent), name=layout.name,
-                      resume=True, echo=echo)
+                      resume=True, echo=echo, verbose=verbose)
 
 
 def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,

@@ -59,8 +59,9 @@ def run_sweep(ctx: SweepContext, study: str) -> None:
         ctx.echo(capped)
     ctx.echo(f"task {study}: {budget} trials, {config.search.max_concurrent} at a time")
     study_dir = layout.study_dir(study)
+    finished = list(layout.trial_states(study).values()).count("TERMINATED")
     tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
-                        callbacks=trial_callbacks(config, layout.root, study))
+                        callbacks=trial_callbacks(config, layout.root, study), finished_before=finished)
     started = time.perf_counter()
     ctx.results[study] = fit(tuner, budget, layout.root)
     ctx.timings["trials_s"] += time.perf_counter() - started

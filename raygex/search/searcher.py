@@ -45,7 +45,7 @@ class ResumableOptunaSearch(OptunaSearch):
                 self._ot_study.tell(ot_trial.number, state=TrialState.FAIL)
                 del self._ot_trials[trial_id]
                 # TPE ignores failed trials and would propose the same again: re-ask at random
-                self._ot_study.sampler = RandomSampler(seed=len(self._ot_study.trials) + attempt)
+                self._ot_study.sampler = RandomSampler(seed=len(self._ot_study.get_trials(deepcopy=False)) + attempt)
         finally:
             self._ot_study.sampler = sampler
         fresh = self._unseen_point()
@@ -93,7 +93,7 @@ class ResumableOptunaSearch(OptunaSearch):
         import optuna
 
         known: dict = {}
-        for trial in self._ot_study.trials:
+        for trial in self._ot_study.get_trials(deepcopy=False):
             known.update(trial.distributions)
         params = {name: value for name, value in config.items() if name in known}
         try:

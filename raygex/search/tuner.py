@@ -16,15 +16,17 @@ TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
 TERMINAL_STATES = ("TERMINATED", "ERROR")
 
 
-def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list):
-    """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there."""
+def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list,
+                finished_before: int = 0):
+    """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there
+    (``finished_before``: its trials that had finished, which the progress display counts as done)."""
     from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     from raygex.layout import selection_column, selection_mode
-    from raygex.search.progress import TrialProgress
+    from raygex.search.progress import StudyProgress
     from raygex.search.searcher import ResumableOptunaSearch
     from raygex.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
@@ -33,7 +35,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
                                     {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
     metric, mode = selection_column(config), selection_mode(config)
     budget = study_budget(config)[0]
-    progress = TrialProgress(study_dir.name, budget, metric, mode, echo)
+    progress = StudyProgress(study_dir.name, budget, metric, mode, echo, ended_before=(finished_before, 0))
     if resume and tune.Tuner.can_restore(str(study_dir)):
         repair_tuner_state(study_dir)
         repair_missing_checkpoints(study_dir)
@@ -58,11 +60,20 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=study_dir.name, storage_path=str(study_dir.parent), verbose=0,
-                                  callbacks=[progress, *callbacks],
+                                  callbacks=[progress, *result_files(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
     back_up_tuner_state(study_dir)
     return tuner
+
+
+def result_files() -> list:
+    """Tune's per-trial ``result.json`` and ``progress.csv`` writers (what the leaderboard reads), without the
+    TensorBoard writer Tune adds by default (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is set by
+    :func:`raygex.ray_session.connect`): every logger runs in the driver's result loop."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [CSVLoggerCallback(), JsonLoggerCallback()]
 
 
 def fit(tuner, num_samples: int, experiment: Path):

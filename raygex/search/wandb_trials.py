@@ -1,130 +1,161 @@
-"""One W&B run per trial: Ray Tune's WandbLoggerCallback, guarded so that a failing logger turns W&B off for the
-experiment (one warning, :mod:`raygex.wandb_guard`) instead of failing the sweep."""
+"""One W&B run per trial, written off the driver's critical path.
+
+Tune calls its callbacks inside the driver's result loop, so whatever a callback does there delays every trial's
+next result. Ray's ``WandbLoggerCallback`` starts two actors per trial (a logger and its queue, new processes of
+~220 MB each) and its first ``put`` waits for them to start: seconds per trial on a small machine, and Tune's
+"may be a performance bottleneck" warnings. Here the hooks only put the event on an in-process queue; one
+background thread of the driver owns the runs (``wandb.init(reinit="create_new")``: several open at once, one
+per running trial), logs each epoch's row and finishes the run when its trial ends. Offline, a run costs about
+70 ms of that thread's time.
+
+A failure anywhere in the thread (wandb.init refusing the settings, a dead server) turns W&B off for the
+experiment with one warning (:mod:`raygex.wandb_guard`); the sweep never waits on or fails because of W&B. At the
+end of a study the thread is given ``UPLOAD_TIMEOUT_S`` to finish writing (or uploading).
+"""
 
 from __future__ import annotations
 
-import functools
+import numbers
+import queue
+import threading
 from pathlib import Path
+
+from ray.tune import Callback
 
 from raygex.wandb_guard import active, describe, is_off, run_group, run_tags, turn_off, wandb_mode
 
-UPLOAD_TIMEOUT_S = 120  # at the end of a study, how long to wait for trial loggers still writing or uploading
+UPLOAD_TIMEOUT_S = 120  # at the end of a study, how long to wait for runs still writing or uploading
+EXCLUDED_KEYS = ("config", "done", "should_checkpoint", "trial_id", "date", "hostname", "node_ip", "pid",
+                 "checkpoint_dir_name")
+_STOP = object()
 
 
-def _guarded(method):
-    """A Tune callback hook that never raises: a W&B failure turns W&B off for the experiment instead."""
+def loggable_row(result: dict) -> dict:
+    """A trial's result as a W&B row: numbers only (nested dicts flattened with ``/``), as Ray's logger keeps."""
+    row = {}
+    for key, value in result.items():
+        if key in EXCLUDED_KEYS:
+            continue
+        if isinstance(value, dict):
+            row.update({f"{key}/{k}": v for k, v in loggable_row(value).items()})
+        elif isinstance(value, numbers.Number):
+            row[key] = int(value) if isinstance(value, bool) else value
+    return row
 
-    @functools.wraps(method)
-    def hook(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as err:
-            turn_off(self._exp_dir, f"trial logging failed ({describe(err)})")
-            return None
 
-    return hook
+class RunWriter:
+    """The background thread that owns the trials' W&B runs; every public method returns at once."""
 
+    def __init__(self, exp_dir: Path, init_kwargs: dict):
+        self.exp_dir, self.init_kwargs = Path(exp_dir), init_kwargs
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.runs: dict = {}
+        self.written: list[str] = []  # trial ids whose runs were finished
+        self.thread = threading.Thread(target=self._loop, name="raygex-wandb-trials", daemon=True)
+        self.thread.start()
 
-@functools.cache
-def _classes():
-    """The logger actor and callback (built on first use: importing this module needs neither Ray nor wandb)."""
-    import ray
-    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+    def start(self, trial_id: str, name: str, config: dict) -> None:
+        self.events.put(("start", trial_id, (name, config)))
 
-    class TrialLoggerActor(_WandbLoggingActor):
-        """Ray's per-trial logging actor, returning why it failed instead of raising (wandb.init or a log call)."""
+    def log(self, trial_id: str, row: dict) -> None:
+        self.events.put(("log", trial_id, row))
 
-        def run(self):
+    def end(self, trial_id: str, failed: bool) -> None:
+        self.events.put(("end", trial_id, failed))
+
+    def close(self, timeout: float = UPLOAD_TIMEOUT_S) -> bool:
+        """Finish every open run and stop the thread; False when it had not finished within ``timeout``."""
+        self.events.put(_STOP)
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            event = self.events.get()
+            if event is _STOP:
+                self._finish_all()
+                if self.written:
+                    self._flush()
+                return
+            if is_off(self.exp_dir):
+                continue  # W&B is off for this experiment: drain, do nothing
             try:
-                super().run()
+                self._handle(*event)
             except Exception as err:
-                try:
-                    self._wandb.finish(exit_code=1)
-                except Exception:
-                    pass
-                return describe(err)
-            return None
+                turn_off(self.exp_dir, f"trial logging failed ({describe(err)})")
+                self._finish_all(exit_code=1)
 
-    class TrialLogger(WandbLoggerCallback):
-        """One W&B run per trial, named ``<task>-<trial id>``; a logger that fails turns W&B off, never the sweep."""
+    def _handle(self, kind: str, trial_id: str, value) -> None:
+        import wandb
 
-        _logger_actor_cls = TrialLoggerActor
+        if kind == "start":
+            if trial_id in self.runs:  # a restored trial starts again: keep its open run
+                return
+            name, config = value
+            self.runs[trial_id] = wandb.init(id=trial_id, name=name, config=config, reinit="create_new",
+                                             allow_val_change=True, **self.init_kwargs)
+        elif kind == "log" and trial_id in self.runs:
+            self.runs[trial_id].log(value)
+        elif kind == "end" and trial_id in self.runs:
+            self.runs.pop(trial_id).finish(exit_code=1 if value else 0)
+            self.written.append(trial_id)
 
-        def __init__(self, exp_dir: Path, task: str, extra_config: dict, **kwargs):
-            super().__init__(upload_timeout=UPLOAD_TIMEOUT_S, **kwargs)
-            self._exp_dir = str(exp_dir)
-            self._task = task
-            self._extra_config = extra_config
+    @staticmethod
+    def _flush() -> None:
+        """Wait for wandb's service to write every finished run: ``finish()`` of one of several open runs can
+        return before its transaction log is on disk (seen with wandb 0.31 offline); teardown waits for it."""
+        import wandb
 
-        def setup(self, *args, **kwargs):
-            # Ray's setup looks for an API key itself and raises without one (even where the mode needs none);
-            # wandb finds its own key, and the project is always given.
+        try:
+            wandb.teardown()
+        except Exception:
             pass
 
-        def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
-            if self._remote_logger_class is None:
-                # Ray's options, less two. No restarts: a logger that dies stays dead and is reported, rather than
-                # restarted forever. No runtime_env carrying WANDB_API_KEY: Ray writes a runtime_env, key and all,
-                # into its session logs (runtime_env_agent.log). The logger runs on the driver's node, whose workers
-                # inherit the driver's environment when raygex starts Ray; on a cluster started by `ray start`,
-                # wandb there needs its own key (WANDB_API_KEY where Ray was started, or `wandb login`).
-                from ray.air.util.node import _force_on_current_node
-
-                self._remote_logger_class = ray.remote(num_cpus=0, max_restarts=0, **_force_on_current_node())(
-                    self._logger_actor_cls)
-            wandb_init_kwargs["name"] = f"{self._task}-{trial.trial_id}"
-            wandb_init_kwargs["config"] = {**wandb_init_kwargs.get("config", {}), **self._extra_config}
-            super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
-
-        @_guarded
-        def log_trial_start(self, trial):
-            if not is_off(self._exp_dir):
-                super().log_trial_start(trial)
-
-        @_guarded
-        def log_trial_result(self, iteration, trial, result):
-            if trial in self._trial_logging_actors or not is_off(self._exp_dir):
-                super().log_trial_result(iteration, trial, result)
-
-        @_guarded
-        def log_trial_save(self, trial):
-            if trial in self._trial_queues:
-                super().log_trial_save(trial)
-
-        @_guarded
-        def log_trial_end(self, trial, failed: bool = False):
-            if trial in self._trial_queues:
-                self._signal_logging_actor_stop(trial=trial)
-            self._cleanup_logging_actors()
-
-        @_guarded
-        def on_experiment_end(self, trials, **info):
-            super().on_experiment_end(trials, **info)
-
-        def __del__(self):
-            try:  # Ray's stops the loggers, but fails noisily when the interpreter is already shutting down
-                super().__del__()
+    def _finish_all(self, exit_code: int = 0) -> None:
+        for trial_id in list(self.runs):
+            run = self.runs.pop(trial_id)
+            try:
+                run.finish(exit_code=exit_code)
             except Exception:
                 pass
 
-        def _cleanup_logging_actors(self, timeout: int = 0, kill_on_timeout: bool = False):
-            # Ray's version, plus reading what each finished logger returned: the reason it failed, if it did.
-            futures = list(self._trial_logging_futures.values())
-            done, remaining = ray.wait(futures, num_returns=len(futures), timeout=timeout)
-            for future in done:
-                trial = self._logging_future_to_trial.pop(future)
-                try:
-                    reason = ray.get(future)
-                except Exception as err:  # the actor itself died (no wandb on that node, say)
-                    reason = describe(err)
-                if reason:
-                    turn_off(self._exp_dir, f"the W&B logger of trial {trial.trial_id} failed ({reason})")
-                self._cleanup_logging_actor(trial)
-            if kill_on_timeout:
-                for future in remaining:
-                    self._cleanup_logging_actor(self._logging_future_to_trial.pop(future))
 
-    return TrialLoggerActor, TrialLogger
+class TrialLogger(Callback):
+    """Tune callback: each trial's start, per-epoch results and end, handed to a :class:`RunWriter`."""
+
+    def __init__(self, exp_dir: Path, task: str, extra_config: dict, **init_kwargs):
+        self.exp_dir, self.task, self.extra_config, self.init_kwargs = Path(exp_dir), task, extra_config, init_kwargs
+        self.writer: RunWriter | None = None
+
+    def _writer(self) -> RunWriter | None:
+        if is_off(self.exp_dir):
+            return None
+        if self.writer is None:
+            self.writer = RunWriter(self.exp_dir, self.init_kwargs)
+        return self.writer
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        writer = self._writer()
+        if writer is not None:
+            config = {k: v for k, v in (trial.config or {}).items() if isinstance(v, (numbers.Number, str))}
+            writer.start(trial.trial_id, f"{self.task}-{trial.trial_id}", {**config, **self.extra_config})
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        writer = self._writer()
+        if writer is not None:
+            writer.log(trial.trial_id, loggable_row(result))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.writer is not None:
+            self.writer.end(trial.trial_id, failed=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        if self.writer is not None:
+            self.writer.end(trial.trial_id, failed=True)
+
+    def on_experiment_end(self, trials, **info):
+        if self.writer is not None and not self.writer.close():
+            turn_off(self.exp_dir, f"trial runs still writing after {UPLOAD_TIMEOUT_S} s; left unfinished")
 
 
 def trial_callbacks(config, exp_dir: Path, task: str) -> list:
@@ -132,12 +163,11 @@ def trial_callbacks(config, exp_dir: Path, task: str) -> list:
     try:
         if not active(config, exp_dir, task):
             return []
-        mode = wandb_mode(config)
-        _, logger = _classes()
         extra = {"task": task, "experiment": Path(exp_dir).name, "train": config.train.model_dump()}
-        return [logger(Path(exp_dir), task, extra, project=config.wandb.project, group=run_group(exp_dir, task),
-                       mode=mode, dir=str(exp_dir), job_type="trial", tags=run_tags(exp_dir, task),
-                       reinit="finish_previous", settings={"silent": True, "console": "off"})]
+        return [TrialLogger(Path(exp_dir), task, extra, project=config.wandb.project,
+                            group=run_group(exp_dir, task), mode=wandb_mode(config), dir=str(exp_dir),
+                            job_type="trial", tags=run_tags(exp_dir, task),
+                            settings={"silent": True, "console": "off"})]
     except Exception as err:
         turn_off(exp_dir, describe(err))
         return []

@@ -269,58 +269,73 @@ def test_failing_summary_run_warns_once_and_never_raises(config, tmp_path, monke
     assert err.count("W&B logging is off") == 1 and "CommError: the service went away" in err, err
 
 
-def test_trial_logger_returns_its_failure_instead_of_raising(tmp_path, monkeypatch):
-    """The per-trial logging actor's body, run in-process: a wandb.init that fails (here: a project name W&B
-    refuses) comes back as a reason, which the callback turns into the one warning."""
-    from raygex.search.wandb_trials import _classes
-
-    monkeypatch.chdir(tmp_path)  # the actor changes into the trial folder
-    actor_cls, _ = _classes()
-    actor = actor_cls(logdir=str(tmp_path), queue=None, exclude=[], to_config=[], project="no/slashes",
-                      mode="offline", dir=str(tmp_path), settings={"silent": True, "console": "off"})
-    reason = actor.run()
-    assert reason and "project" in reason.lower(), reason
-
-
 class FakeTrial:
-    """What WandbLoggerCallback reads of a Tune trial."""
+    """What the trial logger reads of a Tune trial."""
 
-    def __init__(self, trial_id: str, folder: Path):
-        self.trial_id, self.local_path, self.experiment_dir_name = trial_id, str(folder), "subtype"
-        self.config, self.checkpoint = {"model": "mlp", "lr": 0.01}, None
+    def __init__(self, trial_id: str):
+        self.trial_id, self.config = trial_id, {"model": "mlp", "lr": 0.01}
 
-    def __str__(self):
-        return f"train_fn_{self.trial_id}"
+
+def test_trial_logger_hooks_return_at_once_and_the_runs_are_written_in_the_background(tmp_path):
+    """The hooks Tune calls in its result loop only queue the event (no W&B call on the caller's thread); the
+    writer thread opens one run per trial, several at once, and writes every row."""
+    import threading
+
+    import wandb
+
+    from raygex.search.wandb_trials import TrialLogger
+
+    callback = TrialLogger(tmp_path, "subtype", {"task": "subtype"}, project="raygex-test", group="tiny/subtype",
+                           mode="offline", dir=str(tmp_path), job_type="trial", settings={"silent": True})
+    trials = [FakeTrial(f"t{i:04d}") for i in range(2)]
+    caller, calls = threading.get_ident(), []
+    real_init = wandb.init
+
+    def watched_init(*args, **kwargs):
+        calls.append((threading.get_ident(), kwargs.get("id")))
+        return real_init(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wandb, "init", watched_init)
+        for trial in trials:
+            callback.on_trial_start(0, trials, trial)
+        for epoch in (1, 2, 3):
+            for trial in trials:
+                callback.on_trial_result(epoch, trials, trial, {"epoch": epoch, "valid_auc": 0.5 + epoch / 10,
+                                                                "config": {"lr": 0.01}, "device": "cpu"})
+        callback.on_trial_complete(3, trials, trials[0])
+        callback.on_trial_error(3, trials, trials[1])
+        callback.on_experiment_end(trials)
+    ours = [thread for thread, run_id in calls if run_id in ("t0000", "t0001")]
+    assert len(ours) == 2 and caller not in ours, f"wandb.init calls (thread, id): {calls}; caller {caller}"
+    runs = {run["id"]: run for run in map(read_run, sorted((tmp_path / "wandb").glob("offline-run-*")))}
+    assert set(runs) == {"t0000", "t0001"}
+    for run in runs.values():
+        assert [row["epoch"] for row in run["history"]] == [1, 2, 3]
+        assert all("device" not in row and "config" not in row for row in run["history"])
+        assert run["config"]["model"] == "mlp" and run["config"]["task"] == "subtype"
 
 
 def test_a_failing_trial_logger_warns_once_and_stops_logging(tmp_path, capsys):
-    """The callback in the driver, with real logger actors whose wandb.init fails (a project name W&B refuses,
-    which the driver-side check would have caught): every hook returns, one warning, no further actors."""
-    import ray
+    """A wandb.init that fails in the writer (a project name W&B refuses, which the driver-side check would have
+    caught): every hook returns, one warning, no further runs."""
+    from raygex.search.wandb_trials import TrialLogger
 
-    from raygex.search.wandb_trials import _classes
-
-    _, logger_cls = _classes()
-    callback = logger_cls(tmp_path, "subtype", {"task": "subtype"}, project="no/slashes", group="tiny/subtype",
-                          mode="offline", dir=str(tmp_path), job_type="trial", settings={"silent": True})
-    trials = [FakeTrial(f"t{i:04d}", tmp_path) for i in range(3)]
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        callback.setup()
+    callback = TrialLogger(tmp_path, "subtype", {"task": "subtype"}, project="no/slashes", group="tiny/subtype",
+                           mode="offline", dir=str(tmp_path), job_type="trial", settings={"silent": True})
+    trials = [FakeTrial(f"t{i:04d}") for i in range(3)]
+    for trial in trials[:2]:
+        callback.on_trial_start(0, trials, trial)
+    for epoch in (1, 2):
         for trial in trials[:2]:
-            callback.log_trial_start(trial)
-        for epoch in (1, 2):
-            for trial in trials[:2]:
-                callback.log_trial_result(epoch, trial, {"epoch": epoch, "valid_auc": 0.5, "training_iteration": epoch})
-        for trial in trials[:2]:
-            callback.log_trial_end(trial)
-        callback.on_experiment_end(trials[:2])
-        callback.log_trial_start(trials[2])  # W&B is off for this experiment now: no new logger
-        callback.log_trial_result(1, trials[2], {"epoch": 1, "training_iteration": 1})
-        callback.log_trial_end(trials[2])
-        assert not callback._trial_logging_actors
-    finally:
-        ray.shutdown()
+            callback.on_trial_result(epoch, trials, trial, {"epoch": epoch, "valid_auc": 0.5})
+    for trial in trials[:2]:
+        callback.on_trial_complete(2, trials, trial)
+    callback.on_experiment_end(trials[:2])
+    callback.on_trial_start(0, trials, trials[2])  # W&B is off for this experiment now: nothing queued
+    callback.on_trial_result(1, trials, trials[2], {"epoch": 1})
+    assert callback.writer.runs == {} and callback.writer.written == []
+    assert not list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "W&B logging is off" in line]
-    assert len(lines) == 1 and "Invalid project name" in lines[0], err
+    assert len(lines) == 1 and "project" in lines[0].lower(), err

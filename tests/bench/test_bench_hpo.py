@@ -1,0 +1,178 @@
+"""`raygex bench hpo`: the replay of ASHA is Ray's rule, compute is charged as run, the compute-to-target is
+right, TPE methods run raygex's enqueued choices first and never a configuration twice, and the CLI end to end on
+a tiny real table."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from raygex.bench.hpo_sim import (Asha, METHODS, asha_milestones, choice_points, compute_to_target, grid_best,
+                                  grid_compute, simulate, value_at)
+from raygex.bench.hpo_table import Grid, Param, config_key
+
+GRID = Grid({
+    "gcn": (Param("graph", "choice", ("g1", "g2", "empty")), Param("depth", "int", (1, 2)),
+            Param("lr", "index", (1e-4, 1e-3, 1e-2))),
+    "mlp": (Param("dropout", "index", (0.0, 0.5)), Param("lr", "index", (1e-4, 1e-3, 1e-2))),
+    "lr": (Param("lr", "index", (1e-4, 1e-3, 1e-2)),),
+})
+
+
+def row(valid, test=None) -> dict:
+    """A table row from a validation curve (best so far and the test AUC of its best epoch, as run_trial logs)."""
+    test = list(valid) if test is None else list(test)
+    best, best_test, out_valid, out_test = -math.inf, math.nan, [], []
+    for v, t in zip(valid, test):
+        if v > best:
+            best, best_test = v, t
+        out_valid.append(best)
+        out_test.append(best_test)
+    return {"valid": list(valid), "best_valid": out_valid, "best_test": out_test, "seconds": 0.1 * len(valid)}
+
+
+def synthetic_table(grid: Grid, max_t: int, seed: int = 0) -> dict[str, dict]:
+    """Curves rising to a configuration-dependent level, noisy, each cut by a patience-like stop."""
+    rng = np.random.default_rng(seed)
+    table = {}
+    for params in grid.points():
+        level = 0.6 + 0.35 * rng.random()
+        n = int(rng.integers(3, max_t + 1))
+        curve = level * (1 - np.exp(-np.arange(1, n + 1) / rng.uniform(1, 6))) + rng.normal(0, 0.01, n)
+        table[config_key(params)] = {"key": config_key(params), "params": params,
+                                     **row(curve.tolist(), (curve + rng.normal(0, 0.02, n)).tolist())}
+    return table
+
+
+def test_asha_rungs_are_rays():
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    for grace, max_t in [(5, 30), (10, 100), (2, 8), (1, 64), (3, 3)]:
+        assert asha_milestones(grace, max_t) == sorted(m for m, _ in _Bracket(grace, max_t, 4, 0)._rungs)
+
+
+@pytest.mark.parametrize("grace,max_t", [(2, 8), (2, 32), (5, 30), (1, 16)])
+def test_asha_replay_stops_what_rays_scheduler_stops_and_charges_epochs_run(grace, max_t):
+    """Ray's own ASHAScheduler, driven trial after trial through the same results, stops the same trials at the
+    same epochs (and records completions the same way: later decisions agree too)."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    rng = np.random.default_rng(grace * 100 + max_t)
+    ray_asha = ASHAScheduler(time_attr="epoch", metric="best_valid_auc", mode="max", max_t=max_t,
+                             grace_period=grace, reduction_factor=4)
+    ours = Asha(grace, max_t)
+    stopped = 0
+    for i in range(60):
+        n = int(rng.integers(1, max_t + 1))
+        r = row(list(rng.random(n)))
+        trial = SimpleNamespace(trial_id=f"t{i}")
+        ray_asha.on_trial_add(None, trial)
+        ran, ray_stopped = n, False
+        for epoch in range(1, n + 1):
+            result = {"epoch": epoch, "best_valid_auc": r["best_valid"][epoch - 1]}
+            if ray_asha.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+                ran, ray_stopped = epoch, epoch < max_t  # at max_t every trial ends: not ASHA's decision
+                break
+        ray_asha.on_trial_complete(None, trial, result)
+        outcome = ours.run(r)
+        assert outcome.epochs == ran, (i, n)
+        assert outcome.stopped == ray_stopped
+        assert outcome.best_valid == r["best_valid"][ran - 1] and outcome.test == r["best_test"][ran - 1]
+        stopped += outcome.stopped
+    assert stopped > 5  # the rule was exercised
+
+
+def test_asha_by_hand():
+    """Rungs 2 and 8 (grace 2, max_t 8): the first trial sets the bar, a worse one stops at epoch 2 and costs 2."""
+    asha = Asha(2, 8)
+    assert asha.run(row([0.5, 0.7, 0.8])).epochs == 3  # alone at rung 2: never stopped
+    worse = asha.run(row([0.4, 0.6, 0.9, 0.95]))  # 0.6 < 0.7 at epoch 2: stopped, its later 0.95 unseen
+    assert (worse.epochs, worse.stopped, worse.best_valid) == (2, True, 0.6)
+    assert asha.run(row([0.9, 0.9, 0.91])).epochs == 3  # 0.9 above the 75th percentile of [0.7, 0.6]
+
+
+def test_grid_compute_is_the_sum_of_the_table_and_the_grid_sees_it_all():
+    table = synthetic_table(GRID, 12)
+    epochs, seconds = grid_compute(table)
+    assert epochs == sum(len(r["best_valid"]) for r in table.values())
+    curve = simulate("grid", table, GRID, seed=3, grace=2, max_t=12)
+    assert len(curve) == len(table) and curve[-1]["epochs"] == epochs
+    assert curve[-1]["best_valid"] == grid_best(table)[0]
+    assert abs(curve[-1]["seconds"] - seconds) < 1e-6
+    orders = {tuple(config_key(p["params"]) for p in simulate("grid", table, GRID, seed=s, grace=2, max_t=12))
+              for s in (0, 1)}
+    assert len(orders) == 2  # a different order per seed
+
+
+def test_compute_to_target_against_an_independent_computation():
+    table = synthetic_table(GRID, 12, seed=1)
+    best = grid_best(table)[0]
+    for method in METHODS:
+        for seed in range(2):
+            curve = simulate(method, table, GRID, seed=seed, grace=2, max_t=12)
+            runs = np.array([p["run"] for p in curve])
+            values = np.array([table[config_key(p["params"])]["best_valid"][p["run"] - 1] for p in curve])
+            spent, so_far = np.cumsum(runs), np.maximum.accumulate(values)
+            for target in (best - 0.01, best - 0.05, best + 0.01):
+                hit = np.nonzero(so_far >= target - 1e-12)[0]
+                expected = int(spent[hit[0]]) if len(hit) else None
+                assert compute_to_target(curve, target) == expected, (method, seed, target)
+            assert value_at(curve, spent[2]) == so_far[2] and math.isnan(value_at(curve, spent[0] - 1))
+
+
+def test_tpe_methods_enqueue_the_choices_first_and_nothing_runs_twice():
+    table = synthetic_table(GRID, 10, seed=2)
+    choices = choice_points(GRID)
+    assert choices == [{"model": "mlp"}, {"model": "lr"}] + [{"model": "gcn", "graph": g}
+                                                             for g in ("g1", "g2", "empty")]
+    for method in ("tpe+asha", "tpe-mv+asha", "tpe"):
+        curve = simulate(method, table, GRID, seed=0, grace=2, max_t=10)
+        first = [{k: p["params"][k] for k in c} for p, c in zip(curve, choices)]
+        assert first == choices, method
+        keys = [config_key(p["params"]) for p in curve]
+        assert len(keys) == len(set(keys)) == len(table), method  # every configuration once, none twice
+    random_first = [simulate("random", table, GRID, seed=s, grace=2, max_t=10)[0]["params"]["model"]
+                    for s in range(6)]
+    assert len(set(random_first)) > 1  # random search enqueues nothing
+
+
+def test_asha_methods_spend_less_than_the_grid():
+    table = synthetic_table(GRID, 16, seed=4)
+    total = grid_compute(table)[0]
+    for method in ("tpe+asha", "random+asha"):
+        curve = simulate(method, table, GRID, seed=0, grace=2, max_t=16)
+        assert curve[-1]["epochs"] < total and any(p["stopped"] for p in curve)
+        assert curve[-1]["epochs"] == sum(p["run"] for p in curve)
+
+
+def test_cli_on_a_tiny_demo_table_writes_the_plot_and_json(run_cli, tmp_path):
+    plot = tmp_path / "hpo.png"
+    code, out, err = run_cli("bench", "hpo", "--dataset", "demo-tiny", "--seeds", "2", "--workdir", tmp_path,
+                             "--plot", plot, "--workers", "0", "--shared", tmp_path / "no-shared", "--json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    tiny = result["datasets"]["demo-tiny"]
+    assert set(tiny["methods"]) == set(METHODS) and tiny["configs"] == 8
+    assert plot.stat().st_size > 10_000 and result["plot"] == str(plot)
+    assert (tmp_path / "demo-tiny" / "table.jsonl").exists()
+    provenance = json.loads((tmp_path / "demo-tiny" / "provenance.json").read_text())
+    assert provenance["split"]["split_seed"] == 0 and provenance["expression_sha256"]
+    # A rerun reads the table (no training) and BRCA is skipped, with its reason, without ../shared.
+    code, out, err = run_cli("bench", "hpo", "--dataset", "demo-tiny", "--dataset", "brca-n50", "--seeds", "2",
+                             "--workdir", tmp_path, "--workers", "0", "--shared", tmp_path / "no-shared")
+    assert code == 0, err
+    assert "brca-n50: skipped" in out and "absent" in out and "TPE + ASHA" in out
+
+
+def test_brca_config_uses_the_real_split(shared_data, tmp_path):
+    from raygex.bench.hpo_table import DATASETS
+    from raygex.prepare import load_dataset, load_graphs, trial_data
+
+    config = DATASETS["brca-n50"].config(tmp_path, shared_data)
+    data = trial_data(config, "pam50-n50", load_dataset(config), load_graphs(config), seed=0, graph=None)
+    assert (len(data.y_train), len(data.y_valid), len(data.y_test)) == (50, 100, 200)
+    assert data.folds is None and len(data.classes) == 5
