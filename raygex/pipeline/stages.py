@@ -63,6 +63,7 @@ def run_sweep(ctx: SweepContext, study: str) -> None:
     tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
                         callbacks=trial_callbacks(config, layout.root, study), finished_before=finished)
     started = time.perf_counter()
+    ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
     ctx.results[study] = fit(tuner, budget, layout.root)
     ctx.timings["trials_s"] += time.perf_counter() - started
 

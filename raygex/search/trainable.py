@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def train_fn(config: dict, payload: dict) -> None:
     TrialData without graph), ``graphs`` (AlignedGraph per graph choice) and ``fixed`` (training settings).
     """
     global _trials_in_this_worker
+    wall_start = time.time()  # when this worker began the trial: `bench search` times the trial phase with it
     import ray
     from ray import tune
 
@@ -68,6 +70,7 @@ def train_fn(config: dict, payload: dict) -> None:
             n_params["n"] = sum(p.numel() for p in state.model.parameters())
             memory["private_epoch1_mb"] = private_memory_mb()
         metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device),
+                   "wall_start": wall_start, "wall_time": time.time(),
                    "gpu_ids": [str(g) for g in ray.get_gpu_ids()], **memory}  # the GPUs Ray assigned it
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
         if row["epoch"] % every == 0 or last:
