@@ -20,14 +20,21 @@ import pyarrow.csv as pcsv
 
 LAYOUTS = ("xena", "table", "h5ad")
 
+# Peak memory is the child's own ``VmHWM`` (reset at exec); ``ru_maxrss`` would carry the parent's peak over.
 _CHILD = r"""
 import json, resource, sys, time
+def peak_kib():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from raygex.data.importer import import_expression
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 t = time.perf_counter()
 report = import_expression(sys.argv[1], sys.argv[2])
 seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kib()
 print(json.dumps({"seconds": seconds, "peak_rss_kib": peak, "baseline_rss_kib": base,
                   "samples": report.samples, "genes": report.genes_out}))
 """
