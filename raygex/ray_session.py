@@ -32,12 +32,49 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
 
 
-def check_resources(resources) -> None:
-    """Refuse a per-trial request (``config.resources``) larger than the whole cluster."""
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster file on the head node
+
+
+def autoscaler_node_types(path: str | None = None) -> dict[str, dict]:
+    """Worker node types the autoscaler may start, name -> resources (``{"CPU": 4, "GPU": 1}``), from the cluster
+    file: ``path``, else ``RAYGEX_CLUSTER_CONFIG``, else the copy `ray up` leaves on the head; {} when none."""
+    import yaml
+
+    path = path or os.environ.get("RAYGEX_CLUSTER_CONFIG") or os.path.expanduser(BOOTSTRAP_CONFIG)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as handle:
+            cluster = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cluster file {path}: cannot be read ({err})", path=path) from None
+    head = cluster.get("head_node_type")
+    return {name: dict(spec.get("resources") or {}) for name, spec in (cluster.get("available_node_types") or {}).items()
+            if name != head and int(spec.get("max_workers", cluster.get("max_workers", 0)) or 0) > 0}
+
+
+def check_request(cpu: float, gpu: float, total: dict, node_types: dict[str, dict]) -> str | None:
+    """Refuse (ConfigError) a per-trial request no node could ever hold: not the cluster as it is now, and no node
+    type the autoscaler may start. Returns a note when only nodes still to be started can hold it."""
+    wanted = {"CPU": cpu, "GPU": gpu}
+    if all(amount <= total.get(key, 0) for key, amount in wanted.items()):
+        return None
+    # A node type's CPUs may be left to detection (absent from its resources): then only its GPUs are known.
+    fitting = [name for name, res in node_types.items()
+               if all(amount <= res.get(key, float("inf") if key == "CPU" else 0) for key, amount in wanted.items())]
+    if fitting:
+        return (f"note: no node has resources.cpu = {cpu:g} and resources.gpu = {gpu:g} for a trial now; the autoscaler "
+                f"will start nodes of type {', '.join(fitting)}")
+    short = next(key for key, amount in wanted.items() if amount > total.get(key, 0))
+    types = f" nor any node type of the cluster file ({', '.join(sorted(node_types))})" if node_types else ""
+    raise ConfigError(f"resources.{short.lower()} = {wanted[short]:g} per trial, but the cluster has "
+                      f"{total.get(short, 0):g} {short}s{types}: no trial could ever start")
+
+
+def check_resources(resources, echo=print) -> None:
+    """:func:`check_request` against the running cluster and the autoscaler's node types."""
     import ray
 
-    total = ray.cluster_resources()
-    for key, wanted in (("CPU", resources.cpu), ("GPU", resources.gpu)):
-        if wanted > total.get(key, 0):
-            raise ConfigError(f"resources.{key.lower()} = {wanted} per trial, but the cluster has "
-                              f"{total.get(key, 0):g} {key}s: no trial could ever start")
+    note = check_request(resources.cpu, resources.gpu, ray.cluster_resources(), autoscaler_node_types())
+    if note:
+        echo(note)

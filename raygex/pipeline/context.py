@@ -34,7 +34,7 @@ class SweepContext:
 
         started = time.perf_counter()
         connect(self.address)
-        check_resources(self.config.resources)
+        check_resources(self.config.resources, echo=self.echo)
         self.timings["ray_s"] = self.timings.get("ray_s", 0.0) + time.perf_counter() - started
         self._ray = True
 
