@@ -187,16 +187,18 @@ class FoldRun:
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         self.model.train()
         order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
+        finite = torch.ones((), dtype=torch.bool, device=self.x_train.device)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             self.optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(self.x_train[rows]), self.y_train[rows])
-            if not torch.isfinite(loss):
-                # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
-                                         "the trial is marked errored")
+            finite &= torch.isfinite(loss)  # on the device: no host sync per step (read once per epoch)
             loss.backward()
             self.optimiser.step()
+        if not bool(finite):
+            # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
+            raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
+                                     "the trial is marked errored")
 
     def keep_best(self) -> None:
         # A real copy: state_dict() returns references that later optimiser steps would overwrite.
@@ -262,6 +264,7 @@ class TrainingState:
     def checkpoint(self) -> dict:
         """A torch-saveable dict; tensors are copied so later training cannot change it."""
         return {"folds": [run.checkpoint() for run in self.runs], "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
                 "best_valid": self.best_valid, "best_test": self.best_test, "stale": self.stale,
                 "history": list(self.history)}
@@ -273,6 +276,8 @@ class TrainingState:
         for run, fold in zip(self.runs, folds):
             run.restore(fold, device)
         torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") and torch.cuda.is_available() and len(saved["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])  # dropout on the GPU draws from these
         for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
             setattr(self, key, saved[key])
 

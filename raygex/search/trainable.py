@@ -55,7 +55,8 @@ def train_fn(config: dict, payload: dict) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)  # data only: no code runs
+            # data only (no code runs); on the CPU first, so a checkpoint from a GPU node resumes on any node
+            resume = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
 
     _trials_in_this_worker += 1
     # Private memory once the shared arrays are in hand (~ an idle worker's when they are zero-copy), and again
