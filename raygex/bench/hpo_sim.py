@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from raygex.bench.hpo_table import Grid, config_key
+from raygex.search.sampling import DUPLICATE, MAX_ASKS, tpe_sampler
 
-MAX_ASKS = 50  # raygex.search.searcher.MAX_ASKS (not imported: that module imports Ray Tune)
-DUPLICATE = "raygex_duplicate"
 # method -> (sampler, ASHA?, enqueue the choices first?)
 METHODS = {
     "tpe+asha": ("tpe", True, True),
@@ -132,13 +131,12 @@ def choice_points(grid: Grid) -> list[dict]:
 
 
 def make_sampler(kind: str, seed: int, budget: int):
-    from optuna.samplers import RandomSampler, TPESampler
+    from optuna.samplers import RandomSampler
 
-    startup = min(10, max(2, budget // 3))  # raygex.search.tuner.build_tuner
     if kind == "tpe":
-        return TPESampler(seed=seed, n_startup_trials=startup)
+        return tpe_sampler(seed, budget)  # the sweep's own settings
     if kind == "tpe-mv":
-        return TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
+        return tpe_sampler(seed, budget, multivariate=True, group=True)
     return RandomSampler(seed=seed)
 
 

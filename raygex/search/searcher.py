@@ -19,9 +19,9 @@ import logging
 
 from ray.tune.search.optuna import OptunaSearch
 
+from raygex.search.sampling import DUPLICATE, MAX_ASKS
+
 logger = logging.getLogger(__name__)
-MAX_ASKS = 50
-DUPLICATE = "raygex_duplicate"  # user attribute of an Optuna trial this searcher turned down as a repeat
 
 
 def _key(params: dict) -> tuple:

@@ -20,13 +20,13 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
                 finished_before: int = 0):
     """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there
     (``finished_before``: its trials that had finished, which the progress display counts as done)."""
-    from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     from raygex.layout import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
+    from raygex.search.sampling import tpe_sampler
     from raygex.search.searcher import ResumableOptunaSearch
     from raygex.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
@@ -46,8 +46,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
                                      points_to_evaluate=choice_points(parsed, budget),
-                                     sampler=TPESampler(seed=config.search.seed, n_startup_trials=min(
-                                         10, max(2, budget // 3))))
+                                     sampler=tpe_sampler(config.search.seed, budget))
     searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
     max_t = config.search.scheduler.max_epochs or config.train.max_epochs
     scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
