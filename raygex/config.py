@@ -118,7 +118,12 @@ class SchedulerConfig(_Model):
 class SearchConfig(_Model):
     metric: str = "valid_auc"
     num_samples: int = Field(16, ge=1)
+    # Trials running at once in the whole experiment: every study's sweep runs side by side and draws from this one
+    # budget (raygex.search.slots). `max_concurrent_per_study` caps one study's share (None: no cap of its own);
+    # `studies_at_once` caps how many studies sweep at the same time (None: all of them; 1: one after another).
     max_concurrent: int = Field(2, ge=1)
+    max_concurrent_per_study: Optional[int] = Field(None, ge=1)
+    studies_at_once: Optional[int] = Field(None, ge=1)
     seed: int = 0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (ASHA pauses, failures, resume)

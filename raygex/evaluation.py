@@ -28,9 +28,11 @@ def remote_trainer(config):
         import numpy as np
         import torch
 
+        from raygex.search.memory import limit_gpu_memory
         from raygex.training import run_trial
 
         torch.set_num_threads(max(1, int(config.resources.cpu)))
+        limit_gpu_memory()
         data = dataclasses.replace(data, graph=graph)
         result = run_trial(hparams, data)  # on the seed's folds when the study cross-validates
         return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,

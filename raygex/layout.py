@@ -258,10 +258,12 @@ class ExperimentLayout:
             except (OSError, json.JSONDecodeError):
                 continue
             for entry in blob.get("trial_data", []):
-                meta = entry[1] if isinstance(entry, list) and len(entry) > 1 else entry
-                meta = json.loads(meta) if isinstance(meta, str) else meta
-                if isinstance(meta, dict) and "status" in meta:
-                    states[str(meta.get("trial_id", len(states)))] = meta["status"]
+                # Tune 2.x writes [trial state JSON (trial_id, status, ...), run metadata JSON] per trial
+                for part in entry if isinstance(entry, list) else [entry]:
+                    meta = json.loads(part) if isinstance(part, str) else part
+                    if isinstance(meta, dict) and "status" in meta:
+                        states[str(meta.get("trial_id", len(states)))] = meta["status"]
+                        break
         return states
 
     # -- stage outputs ------------------------------------------------------------------------------------------

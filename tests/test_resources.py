@@ -43,3 +43,31 @@ def test_the_environment_names_the_cluster_file(monkeypatch, tmp_path):
     assert "gpu1" in autoscaler_node_types()
     monkeypatch.setenv("RAYGEX_CLUSTER_CONFIG", str(tmp_path / "absent.yaml"))
     assert autoscaler_node_types() == {}
+
+
+@pytest.mark.parametrize("cluster", ["cluster.yaml", "cluster-gcp.yaml"])
+def test_cloud_heads_hold_no_trials_and_the_shipped_gpu_config_fits_their_gpu_nodes(cluster):
+    """The cloud cluster files' head advertises no CPUs (trials and Ray Data's read tasks go to the workers), and
+    the shipped GPU config ({cpu: 4, gpu: 0.5}) passes against them with the GPU workers still at zero."""
+    import yaml
+
+    from raygex.config import load_config
+
+    text = yaml.safe_load((CLUSTER / cluster).read_text())
+    head = text["available_node_types"][text["head_node_type"]]
+    assert head["resources"] == {"CPU": 0}
+    config = load_config(CLUSTER.parent / "configs" / "brca-pam50-gpu.yaml")
+    assert (config.resources.cpu, config.resources.gpu) == (4, 0.5)
+    assert config.search.max_concurrent == 16 and config.search.max_concurrent_per_study == 8
+    note = check_request(config.resources.cpu, config.resources.gpu, {"CPU": 0.0},
+                         autoscaler_node_types(str(CLUSTER / cluster)))
+    assert note and "autoscaler will start nodes" in note
+    assert check_request(1, 0, {"CPU": 0.0}, autoscaler_node_types(str(CLUSTER / cluster)))  # CPU-only: workers too
+
+
+def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
+    from raygex.search.memory import gpu_memory_share, limit_gpu_memory
+
+    assert gpu_memory_share({"CPU": 4.0, "GPU": 0.5}) == 0.5
+    assert gpu_memory_share({"CPU": 4.0, "GPU": 1.0}) is None and gpu_memory_share({"CPU": 1.0}) is None
+    assert limit_gpu_memory({"GPU": 0.25}) == 0.25  # set on the device when CUDA is there; the share either way

@@ -17,7 +17,7 @@ from raygex.console import chatter_to
 from raygex.errors import ConfigError
 from raygex.layout import ExperimentLayout
 from raygex.pipeline.context import SweepContext
-from raygex.pipeline.stages import STUDY_STAGES, run_export, run_report
+from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
 
 
 def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
@@ -85,19 +85,29 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
 
 
 def _run_studies(ctx: SweepContext) -> int:
-    """Every study's missing stages, in order; returns how many stages ran."""
+    """Every study's missing stages; returns how many stages ran.
+
+    The sweeps come first, side by side (:func:`raygex.pipeline.stages.run_sweeps`: one budget of trial slots for
+    the experiment keeps a cluster busy), then each study's later stages in order.
+    """
     ran = 0
-    for study in ctx.config.studies():
-        missing = [stage for stage in STUDY_STAGES if not stage.done(ctx, study.name)]
+    studies = [study.name for study in ctx.config.studies()]
+    pending = {name: [stage for stage in STUDY_STAGES if not stage.done(ctx, name)] for name in studies}
+    for name, missing in pending.items():
         if not missing:
-            ctx.echo(f"task {study.name}: already finished, kept")
-            continue
-        if len(missing) < len(STUDY_STAGES):
-            ctx.echo(f"task {study.name}: running the stages not done yet: {', '.join(s.name for s in missing)}")
+            ctx.echo(f"task {name}: already finished, kept")
+        elif len(missing) < len(STUDY_STAGES):
+            ctx.echo(f"task {name}: running the stages not done yet: {', '.join(s.name for s in missing)}")
+    sweeping = [name for name, missing in pending.items() if SWEEP in missing]
+    if sweeping:
+        for name, seconds in run_sweeps(ctx, sweeping).items():
+            ctx.layout.record_stage(name, "sweep", seconds)
+        ran += len(sweeping)
+    for name in studies:
         for stage in STUDY_STAGES:
-            if stage.done(ctx, study.name):  # asked again: an earlier stage may have been the one missing
+            if stage.done(ctx, name):  # asked again: an earlier stage may have been the one missing
                 continue
-            _timed(ctx.layout, study.name, stage.name, lambda: stage.run(ctx, study.name))
+            _timed(ctx.layout, name, stage.name, lambda: stage.run(ctx, name))
             ran += 1
     return ran
 

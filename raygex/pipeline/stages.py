@@ -48,24 +48,89 @@ def _sweep_done(ctx: SweepContext, study: str) -> bool:
 
 def run_sweep(ctx: SweepContext, study: str) -> None:
     """Run (or continue) the study's Tune experiment until every trial has ended."""
+    run_sweeps(ctx, [study])
+
+
+def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
+    """Run (or continue) the sweeps of ``studies`` side by side until every trial of each has ended; returns
+    each study's sweep time (its Tuner made and run).
+
+    Each study is its own Tune run (own searcher, scheduler and state: it resumes exactly as one study alone);
+    they run on threads of this driver, ``search.studies_at_once`` at a time (default: all), and every study's
+    searcher draws from the experiment's one pool of ``search.max_concurrent`` trial slots
+    (:mod:`raygex.search.slots`). One study runs on the main thread, where Tune handles Ctrl-C itself (it stops
+    its trials and saves its state); with several, Ctrl-C stops every sweep at its next step, as a killed driver
+    would, and ``raygex resume`` continues each from its saved state.
+    """
+    import threading
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    from raygex.errors import SweepInterrupted
+    from raygex.search.progress import ProgressBoard
+    from raygex.search.slots import open_slots
+
+    config = ctx.config
+    ctx.ray()
+    search = config.search
+    at_once = min(len(studies), search.studies_at_once or len(studies))
+    cap = f", at most {search.max_concurrent_per_study} per task" if search.max_concurrent_per_study else ""
+    if len(studies) > 1:
+        ctx.echo(f"sweeping {len(studies)} tasks ({', '.join(studies)}), {at_once} at a time: "
+                 f"{search.max_concurrent} trials at a time in all{cap}")
+    board, stop, build_lock = ProgressBoard(), threading.Event(), threading.Lock()
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
+    with open_slots(str(ctx.layout.root), search.max_concurrent):
+        if at_once == 1 and len(studies) == 1:
+            _sweep_study(ctx, studies[0], board, None, build_lock, seconds)
+        else:
+            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="sweep") as pool:
+                futures = [pool.submit(_sweep_study, ctx, study, board, stop, build_lock, seconds)
+                           for study in studies]
+                try:
+                    while not all(f.done() for f in futures):
+                        wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                except KeyboardInterrupt:
+                    stop.set()
+                    for future in futures:
+                        future.cancel()
+                    wait(futures)
+                    raise SweepInterrupted(f"the sweeps stopped; continue them with 'raygex resume "
+                                           f"{ctx.layout.root}'") from None
+                failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+                if failed:
+                    raise failed[0]
+    ctx.timings["trials_s"] += time.perf_counter() - started
+    return seconds
+
+
+def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds: dict) -> None:
+    """One study's sweep: its Tuner is made under ``build_lock`` (the shared data, Tune's registry), then run."""
     from raygex.space import study_budget
-    from raygex.search.tuner import build_tuner, fit
+    from raygex.search.slots import StopOnEvent
+    from raygex.search.tuner import TERMINAL_STATES, build_tuner, fit
     from raygex.search.wandb_trials import trial_callbacks
 
     config, layout = ctx.config, ctx.layout
-    ctx.ray()
-    budget, capped = study_budget(config)
-    if capped:
-        ctx.echo(capped)
-    ctx.echo(f"task {study}: {budget} trials, {config.search.max_concurrent} at a time")
-    study_dir = layout.study_dir(study)
-    finished = list(layout.trial_states(study).values()).count("TERMINATED")
-    tuner = build_tuner(config, study_dir, ctx.payload(study), resume=True, echo=ctx.echo,
-                        callbacks=trial_callbacks(config, layout.root, study), finished_before=finished)
     started = time.perf_counter()
-    ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
+    with build_lock:
+        if stop is not None and stop.is_set():
+            return
+        budget, capped = study_budget(config)
+        per_study = config.search.max_concurrent_per_study or config.search.max_concurrent
+        for line in ([capped] if capped else []) + [
+                f"task {study}: {budget} trials, up to {min(per_study, config.search.max_concurrent)} at a time"]:
+            board.print_above(line, ctx.echo)
+        states = layout.trial_states(study)
+        extra = [StopOnEvent(stop)] if stop is not None else []
+        tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True, echo=ctx.echo,
+                            callbacks=[*trial_callbacks(config, layout.root, study), *extra],
+                            finished_before=list(states.values()).count("TERMINATED"),
+                            unfinished=[t for t, s in states.items() if s not in TERMINAL_STATES],
+                            board=board, slots_key=str(layout.root))
     ctx.results[study] = fit(tuner, budget, layout.root)
-    ctx.timings["trials_s"] += time.perf_counter() - started
+    seconds[study] = time.perf_counter() - started
 
 
 def run_leaderboard(ctx: SweepContext, study: str) -> None:
@@ -164,8 +229,9 @@ def run_report(ctx: SweepContext) -> None:
     ctx.echo(f"  report: {write_report(ctx.layout)}")
 
 
+SWEEP = Stage("sweep", _sweep_done, run_sweep)
 STUDY_STAGES = (
-    Stage("sweep", _sweep_done, run_sweep),
+    SWEEP,
     Stage("leaderboard", lambda ctx, study: ctx.layout.leaderboard_path(study).exists(), run_leaderboard),
     Stage("export", lambda ctx, study: ctx.layout.model_path(study).exists(), run_export),
     Stage("evaluation", lambda ctx, study: ctx.layout.seeds_path(study).exists(), run_evaluation),

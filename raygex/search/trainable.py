@@ -40,11 +40,12 @@ def train_fn(config: dict, payload: dict) -> None:
     from ray import tune
 
     from raygex.allocator import keep_freed_memory
-    from raygex.search.memory import private_memory_mb
+    from raygex.search.memory import limit_gpu_memory, private_memory_mb
     from raygex.training import run_trial
 
     fixed = payload["fixed"]
     _threads(fixed.get("cpus_per_trial", 1))
+    gpu_share = limit_gpu_memory()  # a fractional GPU: this trial's share of the device's memory
     keep_freed_memory()
     hparams = {**fixed["train"], **config}
     graph = payload["graphs"][config["graph"]] if config.get("model") == "gcn" else None
@@ -62,7 +63,7 @@ def train_fn(config: dict, payload: dict) -> None:
     # Private memory once the shared arrays are in hand (~ an idle worker's when they are zero-copy), and again
     # after one epoch (adds the model, optimiser and batch workspace, which do not grow with the sample count).
     memory = {"private_mb": private_memory_mb(), "shares_memory": shares_memory(data),
-              "worker_trial": _trials_in_this_worker}
+              "worker_trial": _trials_in_this_worker, "gpu_memory_share": gpu_share or 0.0}
     node = ray.get_runtime_context().get_node_id()
     n_params: dict = {}
 

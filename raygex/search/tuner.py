@@ -17,53 +17,88 @@ TERMINAL_STATES = ("TERMINATED", "ERROR")
 
 
 def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list,
-                finished_before: int = 0):
+                finished_before: int = 0, unfinished: tuple = (), board=None, slots_key: str | None = None):
     """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there
-    (``finished_before``: its trials that had finished, which the progress display counts as done)."""
+    (``finished_before``: its trials that had finished, which the progress display counts as done;
+    ``unfinished``: the ids of its trials that had not ended, which Tune restores and runs).
+
+    ``board``: the progress display shared with the studies sweeping at the same time; ``slots_key``: the
+    experiment's pool of trial slots (:mod:`raygex.search.slots`) this study draws from.
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
 
     from raygex.layout import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
     from raygex.search.sampling import tpe_sampler
     from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.slots import SlotLimiter, slots_for
     from raygex.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
 
-    trainable = tune.with_resources(tune.with_parameters(train_fn, payload=payload),
-                                    {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    study = study_dir.name
     metric, mode = selection_column(config), selection_mode(config)
     budget = study_budget(config)[0]
-    progress = StudyProgress(study_dir.name, budget, metric, mode, echo, ended_before=(finished_before, 0))
-    if resume and tune.Tuner.can_restore(str(study_dir)):
+    progress = StudyProgress(study, budget, metric, mode, echo, ended_before=(finished_before, 0), board=board)
+    run_callbacks = [progress, *result_files(), *callbacks]
+    restoring = resume and tune.Tuner.can_restore(str(study_dir))
+    if restoring:
         repair_tuner_state(study_dir)
         repair_missing_checkpoints(study_dir)
-        tuner = tune.Tuner.restore(str(study_dir), trainable, resume_unfinished=True, resume_errored=False,
+    # Registered under a name of the study's own (studies sweep side by side in one driver, and Tune's registry
+    # is not safe to write from several threads): a restored study keeps the name its state was saved with.
+    name = (restored_trainable_name(study_dir) if restoring else None) or f"train_fn_{study}"
+    tune.register_trainable(name, tune.with_resources(tune.with_parameters(train_fn, payload=payload),
+                                                      {"cpu": config.resources.cpu, "gpu": config.resources.gpu}))
+    if restoring:
+        tuner = tune.Tuner.restore(str(study_dir), name, resume_unfinished=True, resume_errored=False,
                                    restart_errored=True)
+        use_callbacks(tuner, run_callbacks)
+        pool = slots_for(slots_key)
+        if pool is not None:  # trials Tune restores run without a suggestion: their slots are held for them
+            pool.hold(study, unfinished)
         back_up_tuner_state(study_dir)
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
                                      points_to_evaluate=choice_points(parsed, budget),
                                      sampler=tpe_sampler(config.search.seed, budget))
-    searcher = ConcurrencyLimiter(searcher, max_concurrent=config.search.max_concurrent)
+    searcher = SlotLimiter(searcher, config.search.max_concurrent_per_study or config.search.max_concurrent,
+                           study=study, slots_key=slots_key)
     max_t = config.search.scheduler.max_epochs or config.train.max_epochs
     scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
                                grace_period=min(config.search.scheduler.grace_period, max_t))
                  if config.search.scheduler.kind == "asha" else FIFOScheduler())
     tuner = tune.Tuner(
-        trainable,
+        name,
         # reuse_actors: a finished trial's worker process (torch imported, payload mapped) takes the next trial,
         # which saves seconds of process start per trial on small machines.
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=study_dir.name, storage_path=str(study_dir.parent), verbose=0,
-                                  callbacks=[progress, *result_files(), *callbacks],
+        run_config=tune.RunConfig(name=study, storage_path=str(study_dir.parent), verbose=0,
+                                  callbacks=run_callbacks,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
     back_up_tuner_state(study_dir)
     return tuner
+
+
+def restored_trainable_name(study_dir: Path) -> str | None:
+    """The trainable name the study's saved Tune state was made with (Tune refuses another on restore)."""
+    try:
+        return pickle.loads((study_dir / TUNER_STATE).read_bytes()).get("__trainable_name")
+    except Exception:
+        return None
+
+
+def use_callbacks(tuner, callbacks: list) -> None:
+    """Give a restored Tuner this run's callbacks. ``Tuner.restore`` brings back the ones pickled with the
+    study's state (a progress display counting from zero, the first driver's W&B writer); Tune has no public
+    way to replace them, so the run config it restored is updated in place when it is where Ray 2.x keeps it."""
+    internal = getattr(tuner, "_local_tuner", None)
+    run_config = getattr(internal, "_run_config", None)
+    if run_config is not None and hasattr(run_config, "callbacks"):
+        run_config.callbacks = callbacks
 
 
 def result_files() -> list:

@@ -77,6 +77,7 @@ def test_half_gpu_trials_land_two_to_a_gpu_and_train_on_the_cpu_without_cuda(gpu
     print(f"\n[gpu placement] trials per GPU id: {dict(Counter(ids[0] for ids in gpu_ids))}; "
           f"fewest GPUs free during the sweep: {min(free_gpus):g} of 2")
     assert Counter(ids[0] for ids in gpu_ids) == {"0": 2, "1": 2}, "two half-GPU trials on each GPU"
+    assert (board["gpu_memory_share"] == 0.5).all(), "each trial is capped at half its GPU's memory"
     assert min(free_gpus) == 0, "all four half-GPU trials ran at once: both GPUs fully taken"
     # Ray's GPUs here are logical: torch sees no CUDA, so the trials trained on the CPU.
     assert set(board["device"]) == {"cpu"}

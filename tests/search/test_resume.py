@@ -57,9 +57,14 @@ def kill_tree(process: subprocess.Popen, children: list[psutil.Process]) -> None
     psutil.wait_procs(children, timeout=30)
 
 
-def sweep_config(tiny_demo, tmp_path, folds: int | None = None) -> Path:
+TWO_TASKS = [{"name": "subtype", "kind": "classify", "label": "subtype"},
+             {"name": "sgi", "kind": "single_gene", "gene": "G0001", "inputs": {"mode": "bfs", "size": 40,
+                                                                                "graph": "true"}}]
+
+
+def sweep_config(tiny_demo, tmp_path, folds: int | None = None, tasks: list | None = None) -> Path:
     return write_config(tmp_path / "tiny.yaml", tiny_demo,
-                        tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+                        tasks=tasks or TWO_TASKS[:1],
                         split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1], "folds": folds},
                         train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
                         search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
@@ -91,19 +96,22 @@ def searcher_study(task_dir: Path):
     return state["_ot_study"]
 
 
-@pytest.mark.parametrize("kill_point", ["first_trial", "middle", "export", "mid_fold"])
+@pytest.mark.parametrize("kill_point", ["first_trial", "middle", "export", "mid_fold", "two_tasks"])
 def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, tmp_path, kill_point):
     """``mid_fold``: a cross-validated sweep (3 folds in lockstep) killed once a trial has checkpointed partway:
-    its checkpoint holds every fold, so no fold is lost or trained twice."""
-    config = sweep_config(tiny_demo, tmp_path, folds=3 if kill_point == "mid_fold" else None)
+    its checkpoint holds every fold, so no fold is lost or trained twice. ``two_tasks``: two studies sweeping
+    side by side (one budget of trial slots), killed once each has finished a trial."""
+    tasks = TWO_TASKS if kill_point == "two_tasks" else TWO_TASKS[:1]
+    config = sweep_config(tiny_demo, tmp_path, folds=3 if kill_point == "mid_fold" else None, tasks=tasks)
     experiment = tmp_path / "results" / "tiny"
     task_dir = experiment / "subtype"
     condition = {"first_trial": lambda: any_result(task_dir),
                  "middle": lambda: len(finished_trials(task_dir)) >= 2,
                  "export": lambda: (task_dir / "leaderboard.parquet").exists(),
-                 "mid_fold": lambda: any(task_dir.glob("*/checkpoint_*/trial_state.pt"))}[kill_point]
+                 "mid_fold": lambda: any(task_dir.glob("*/checkpoint_*/trial_state.pt")),
+                 "two_tasks": lambda: all(finished_trials(experiment / t["name"]) for t in tasks)}[kill_point]
     run_until(config, condition)
-    before = finished_trials(task_dir)
+    before = {t["name"]: finished_trials(experiment / t["name"]) for t in tasks}
     board_before = pd.read_parquet(task_dir / "leaderboard.parquet") if kill_point == "export" else None
     if kill_point == "first_trial":  # as a kill during Tune's in-place rewrite of tuner.pkl leaves it
         (task_dir / "tuner.pkl").write_bytes(b"")
@@ -111,10 +119,17 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for task in tasks:
+        check_resumed(experiment, task["name"], before[task["name"]], board_before, kill_point)
 
+
+def check_resumed(experiment: Path, task: str, before: dict, board_before, kill_point: str) -> None:
+    """The task's sweep after the resume: every trial of the budget once, each finished before the kill kept as
+    it was, no configuration twice, the winner exported, Optuna's history whole."""
+    task_dir = experiment / task
     board = pd.read_parquet(task_dir / "leaderboard.parquet")
     configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
-    print(f"\n[{kill_point}] trials finished before the kill: {len(before)}; after resume: "
+    print(f"\n[{kill_point}] {task}: trials finished before the kill: {len(before)}; after resume: "
           f"{int((board['status'] == 'TERMINATED').sum())}/{NUM_SAMPLES}; configurations run twice: "
           f"{int(configs.duplicated().sum())}")
     assert len(board) == NUM_SAMPLES, board[["trial_id", "status"]]
@@ -134,7 +149,7 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
         pd.testing.assert_frame_equal(board, board_before)
     import raygex
 
-    model = raygex.load_model(experiment / "models" / "subtype.pt")
+    model = raygex.load_model(experiment / "models" / f"{task}.pt")
     won = board[board["winner"]].iloc[0]
     assert model.metadata["trial_id"] == won["trial_id"]
     if kill_point == "mid_fold":  # a fold ensemble: the CV metric is in the selection record
@@ -145,7 +160,8 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     # Optuna's history survived the kill: every trial is in the study once, its best value is the leaderboard's.
     study = searcher_study(task_dir)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    print(f"[{kill_point}] Optuna study after resume: {len(complete)} complete trials, best {study.best_value:.4f}")
+    print(f"[{kill_point}] {task}: Optuna study after resume: {len(complete)} complete trials, "
+          f"best {study.best_value:.4f}")
     assert len(complete) == NUM_SAMPLES
     assert study.best_value == pytest.approx(board["best_valid_auc"].max())
 

@@ -1,0 +1,101 @@
+"""Slot occupancy of an experiment's sweeps: the share of its trial slots that were busy while trials remained.
+
+An experiment of several studies runs twice on one simulated multi-node cluster (``ray.cluster_utils.Cluster``):
+with the studies sweeping side by side under the experiment's one budget of ``search.max_concurrent`` slots,
+and one after another (``search.studies_at_once: 1``). The same configurations both ways (a finite space of MLPs,
+one per learning rate, FIFO and patience = epochs: every trial does the same work and runs once).
+
+Occupancy = busy slot-seconds ÷ (slots × the span from the first trial's start to the last trial's end), from the
+trials' own wall clocks (``wall_start`` when the trial's function began, ``wall_time`` of its last report). What
+keeps a slot idle while trials remain counts against it: a study's tail (its last trials running while its
+searcher has nothing left to suggest), the next study's set-up (its data put in the object store, its Tuner made),
+and the time a worker takes to start a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def trial_spans(experiment: Path, studies: list[str]) -> list[tuple[str, float, float]]:
+    """(study, start, end) of every trial of ``studies``, from its reports in the trial folders."""
+    spans = []
+    for study in studies:
+        for result in sorted((Path(experiment) / study).glob("*/result.json")):
+            rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+            if rows:
+                spans.append((study, float(rows[0]["wall_start"]), float(rows[-1]["wall_time"])))
+    return spans
+
+
+def occupancy(spans: list[tuple[str, float, float]], slots: int) -> float:
+    """Busy slot-seconds ÷ (slots × span while trials remain)."""
+    if not spans:
+        return 0.0
+    window = max(end for _, _, end in spans) - min(start for _, start, _ in spans)
+    busy = sum(end - start for _, start, end in spans)
+    return busy / (slots * window) if window > 0 else 0.0
+
+
+def _config(workdir: Path, demo: Path, studies: int, trials: int, slots: int, epochs: int, **search) -> dict:
+    rates = [float(f"{r:.3g}") for r in __import__("numpy").logspace(-3.5, -2, trials)]
+    return {
+        "name": "occupancy", "data": {"expression": str(demo / "expression.parquet")},
+        "storage": str(workdir / "results"),
+        "tasks": [{"name": f"sgi_G{i + 1:04d}", "kind": "single_gene", "gene": f"G{i + 1:04d}",
+                   "inputs": {"mode": "all"}} for i in range(studies)],
+        "split": {"train": 0.6, "valid": 0.2, "test": 0.2, "seeds": [0], "folds": None},
+        "train": {"max_epochs": epochs, "patience": epochs, "batch_size": 32},
+        "search": {"num_samples": trials, "max_concurrent": slots, "scheduler": {"kind": "fifo"},
+                   "space": {"model": ["mlp"], "hidden": 64, "lr": {"choice": rates}}, **search},
+        "resources": {"cpu": 1, "gpu": 0},
+        "wandb": {"mode": "disabled"},
+    }
+
+
+def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epochs: int = 10,
+                      samples: int = 600, genes: int = 500, workdir: Path | None = None, echo=print) -> dict:
+    """Run the experiment concurrent and one after another on a ``nodes``-node cluster of one CPU each (one
+    trial slot per node); returns both occupancies, spans and wall times."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from raygex.config import load_config
+    from raygex.data.demo import generate_demo
+    from raygex.pipeline.run import run_search
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="raygex-occupancy-"))
+    demo = workdir / "demo"
+    if not (demo / "expression.parquet").exists():
+        generate_demo(demo, n_samples=samples, n_genes=genes)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=1)
+    out: dict = {"studies": studies, "trials_per_study": trials, "nodes": nodes, "slots": nodes,
+                 "epochs": epochs, "samples": samples, "genes": genes, "runs": {}}
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        for mode, extra in (("side_by_side", {}), ("one_after_another", {"studies_at_once": 1})):
+            folder = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=workdir))
+            path = folder / "occupancy.yaml"
+            path.write_text(yaml.safe_dump(_config(folder, demo, studies, trials, nodes, epochs, **extra)))
+            config = load_config(path)
+            timings: dict = {}
+            started = time.perf_counter()
+            experiment = run_search(config, address=cluster.address, echo=lambda *_: None, timings=timings)
+            spans = trial_spans(experiment, [s.name for s in config.studies()])
+            out["runs"][mode] = {
+                "occupancy": occupancy(spans, nodes), "trials": len(spans),
+                "sweep_phase_s": max(e for *_, e in spans) - min(s for _, s, _ in spans),
+                "trials_s": timings.get("trials_s"), "search_s": time.perf_counter() - started}
+            echo(f"{mode}: occupancy {out['runs'][mode]['occupancy']:.1%} over {len(spans)} trials, sweep phase "
+                 f"{out['runs'][mode]['sweep_phase_s']:.1f} s")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return out
