@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -116,11 +117,18 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     if kill_point == "first_trial":  # as a kill during Tune's in-place rewrite of tuner.pkl leaves it
         (task_dir / "tuner.pkl").write_bytes(b"")
 
+    from raygex.layout import ExperimentLayout
+
+    layout = ExperimentLayout.open(experiment)
+    ended = {t["name"]: list(layout.trial_states(t["name"]).values()).count("TERMINATED") for t in tasks}
     resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for task in tasks:
         check_resumed(experiment, task["name"], before[task["name"]], board_before, kill_point)
+        counts = re.findall(rf"\[{task['name']} (\d+)/{NUM_SAMPLES}\]", resumed.stdout)
+        if kill_point != "export":  # the resumed display counts on from the trials Tune's state had finished
+            assert counts and int(counts[0]) == ended[task["name"]] + 1, (ended, resumed.stdout[:2000])
 
 
 def check_resumed(experiment: Path, task: str, before: dict, board_before, kill_point: str) -> None:
