@@ -58,10 +58,11 @@ def _config(workdir: Path, demo: Path, studies: int, trials: int, slots: int, ep
     }
 
 
-def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epochs: int = 10,
-                      samples: int = 600, genes: int = 500, workdir: Path | None = None, echo=print) -> dict:
-    """Run the experiment concurrent and one after another on a ``nodes``-node cluster of one CPU each (one
-    trial slot per node); returns both occupancies, spans and wall times."""
+def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epochs: int = 40,
+                      samples: int = 2000, genes: int = 2000, workdir: Path | None = None, echo=print) -> dict:
+    """Run the experiment side by side and one after another on a ``nodes``-node cluster shaped as the shipped
+    cluster files are: a head that advertises no CPUs (the driver's) and ``nodes - 1`` workers of one CPU each,
+    one trial slot per worker; returns both occupancies with the trials' count and the sweep phase's span."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -73,24 +74,25 @@ def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epoc
     demo = workdir / "demo"
     if not (demo / "expression.parquet").exists():
         generate_demo(demo, n_samples=samples, n_genes=genes)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    for _ in range(nodes - 1):
+    slots = nodes - 1
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(slots):
         cluster.add_node(num_cpus=1)
-    out: dict = {"studies": studies, "trials_per_study": trials, "nodes": nodes, "slots": nodes,
+    out: dict = {"studies": studies, "trials_per_study": trials, "nodes": nodes, "slots": slots,
                  "epochs": epochs, "samples": samples, "genes": genes, "runs": {}}
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         for mode, extra in (("side_by_side", {}), ("one_after_another", {"studies_at_once": 1})):
             folder = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=workdir))
             path = folder / "occupancy.yaml"
-            path.write_text(yaml.safe_dump(_config(folder, demo, studies, trials, nodes, epochs, **extra)))
+            path.write_text(yaml.safe_dump(_config(folder, demo, studies, trials, slots, epochs, **extra)))
             config = load_config(path)
             timings: dict = {}
             started = time.perf_counter()
             experiment = run_search(config, address=cluster.address, echo=lambda *_: None, timings=timings)
             spans = trial_spans(experiment, [s.name for s in config.studies()])
             out["runs"][mode] = {
-                "occupancy": occupancy(spans, nodes), "trials": len(spans),
+                "occupancy": occupancy(spans, slots), "trials": len(spans),
                 "sweep_phase_s": max(e for *_, e in spans) - min(s for _, s, _ in spans),
                 "trials_s": timings.get("trials_s"), "search_s": time.perf_counter() - started}
             echo(f"{mode}: occupancy {out['runs'][mode]['occupancy']:.1%} over {len(spans)} trials, sweep phase "

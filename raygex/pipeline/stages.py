@@ -109,7 +109,7 @@ def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds
     """One study's sweep: its Tuner is made under ``build_lock`` (the shared data, Tune's registry), then run."""
     from raygex.space import study_budget
     from raygex.search.slots import StopOnEvent
-    from raygex.search.tuner import TERMINAL_STATES, build_tuner, fit
+    from raygex.search.tuner import build_tuner, fit
     from raygex.search.wandb_trials import trial_callbacks
 
     config, layout = ctx.config, ctx.layout
@@ -127,7 +127,7 @@ def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds
         tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True, echo=ctx.echo,
                             callbacks=[*trial_callbacks(config, layout.root, study), *extra],
                             finished_before=list(states.values()).count("TERMINATED"),
-                            unfinished=[t for t, s in states.items() if s not in TERMINAL_STATES],
+                            unfinished=[t for t, s in states.items() if s != "TERMINATED"],
                             board=board, slots_key=str(layout.root))
     ctx.results[study] = fit(tuner, budget, layout.root)
     seconds[study] = time.perf_counter() - started

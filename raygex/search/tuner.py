@@ -20,7 +20,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
                 finished_before: int = 0, unfinished: tuple = (), board=None, slots_key: str | None = None):
     """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there
     (``finished_before``: its trials that had finished, which the progress display counts as done;
-    ``unfinished``: the ids of its trials that had not ended, which Tune restores and runs).
+    ``unfinished``: the ids of its other trials, running, pending or errored, which Tune restores and runs).
 
     ``board``: the progress display shared with the studies sweeping at the same time; ``slots_key``: the
     experiment's pool of trial slots (:mod:`raygex.search.slots`) this study draws from.
@@ -54,6 +54,9 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         tuner = tune.Tuner.restore(str(study_dir), name, resume_unfinished=True, resume_errored=False,
                                    restart_errored=True)
         use_callbacks(tuner, run_callbacks)
+        limiter = restored_searcher(tuner)
+        if isinstance(limiter, SlotLimiter):  # unpickled as it was made: it learns which trials exist now
+            limiter.created = finished_before + len(unfinished)
         pool = slots_for(slots_key)
         if pool is not None:  # trials Tune restores run without a suggestion: their slots are held for them
             pool.hold(study, unfinished)
@@ -64,7 +67,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
                                      points_to_evaluate=choice_points(parsed, budget),
                                      sampler=tpe_sampler(config.search.seed, budget))
     searcher = SlotLimiter(searcher, config.search.max_concurrent_per_study or config.search.max_concurrent,
-                           study=study, slots_key=slots_key)
+                           study=study, slots_key=slots_key, budget=budget)
     max_t = config.search.scheduler.max_epochs or config.train.max_epochs
     scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
                                grace_period=min(config.search.scheduler.grace_period, max_t))
@@ -89,6 +92,12 @@ def restored_trainable_name(study_dir: Path) -> str | None:
         return pickle.loads((study_dir / TUNER_STATE).read_bytes()).get("__trainable_name")
     except Exception:
         return None
+
+
+def restored_searcher(tuner):
+    """The searcher a restored Tuner unpickled from the study's state (Ray 2.x keeps it in its TuneConfig)."""
+    tune_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+    return getattr(tune_config, "search_alg", None)
 
 
 def use_callbacks(tuner, callbacks: list) -> None:

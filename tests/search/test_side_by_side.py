@@ -42,29 +42,46 @@ class ListSearcher(Searcher):
         self.completed.append(trial_id)
 
 
-def test_studies_draw_from_one_pool_and_give_slots_back_when_trials_end():
+def test_studies_draw_from_one_pool_and_a_slot_stays_with_its_study_while_it_has_trials_left():
     with open_slots("exp", 2) as pool:
-        first = SlotLimiter(ListSearcher([{"a": 1}, {"a": 2}, {"a": 3}]), 2, study="one", slots_key="exp")
-        second = SlotLimiter(ListSearcher([{"b": 1}, {"b": 2}]), 1, study="two", slots_key="exp")
+        first = SlotLimiter(ListSearcher([{"a": 1}, {"a": 2}, {"a": 3}]), 2, study="one", slots_key="exp", budget=3)
+        second = SlotLimiter(ListSearcher([{"b": 1}, {"b": 2}]), 1, study="two", slots_key="exp", budget=2)
         assert first.suggest("t1") == {"a": 1}
         assert second.suggest("u1") == {"b": 1}
         assert pool.in_use == 2
         assert first.suggest("t2") is None  # the experiment's two slots are taken
         second.on_trial_complete("u1", {"x": 1})
-        assert pool.in_use == 1 and second.searcher.completed == ["u1"]
-        assert second.suggest("u2") == {"b": 2}  # its own cap is 1; its slot came back
-        first.on_trial_complete("t1")
+        assert second.searcher.completed == ["u1"]
+        assert first.suggest("t2") is None, "a study with trials left keeps its slot (and Tune's actor) for them"
+        assert second.suggest("u2") == {"b": 2} and pool.in_use == 2
+        second.on_trial_complete("u2")  # its last trial: nothing left to create, the slot goes back
+        assert pool.in_use == 1
         assert first.suggest("t3") == {"a": 2}
         assert pool.peak == 2
-    empty = SlotLimiter(ListSearcher([]), 1, study="three", slots_key="exp")
+    empty = SlotLimiter(ListSearcher([]), 1, study="three", slots_key="exp", budget=1)
     assert empty.suggest("v1") is None  # no pool open (a pickled searcher read elsewhere): only its own cap
+
+
+def test_a_kept_slot_lapses_and_a_finished_search_lets_go():
+    now = [0.0]
+    pool = TrialSlots(1, keep_s=10, clock=lambda: now[0])
+    assert pool.acquire("one", "t1")
+    pool.release("one", "t1")  # kept for "one"
+    assert not pool.acquire("two", "u1")
+    now[0] = 11.0
+    assert pool.acquire("two", "u1"), "a study that never asked again lost its kept slot"
+    pool.release("two", "u1")
+    pool.let_go("two")
+    assert pool.in_use == 0
 
 
 def test_a_suggestion_refused_by_the_study_cap_does_not_keep_a_slot():
     with open_slots("exp", 3) as pool:
-        limiter = SlotLimiter(ListSearcher([{"a": 1}, {"a": 2}]), 1, study="one", slots_key="exp")
+        limiter = SlotLimiter(ListSearcher([{"a": 1}, {"a": 2}]), 1, study="one", slots_key="exp", budget=2)
         assert limiter.suggest("t1") == {"a": 1}
-        assert limiter.suggest("t2") is None and pool.in_use == 1  # the study's own cap said no
+        assert limiter.suggest("t2") is None and pool.in_use == 1  # its own cap said no
+        limiter.on_trial_complete("t1")  # kept for its last trial
+        assert pool.in_use == 1 and limiter.suggest("t2") == {"a": 2} and pool.in_use == 1
         pool.hold("one", ["restored"])  # a trial Tune restores runs without a suggestion
         assert pool.in_use == 2
 
@@ -78,7 +95,7 @@ def test_slots_are_thread_safe_and_never_exceed_the_capacity():
         for i in range(200):
             if pool.acquire("s", f"{worker}-{i}"):
                 granted.append(1)
-                pool.release("s", f"{worker}-{i}")
+                pool.release("s", f"{worker}-{i}", keep=False)
 
     threads = [threading.Thread(target=grab, args=(w,)) for w in range(6)]
     [t.start() for t in threads]
