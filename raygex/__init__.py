@@ -6,8 +6,9 @@ from raygex.version import __version__
 __all__ = ["RaygexError", "__version__", "load_model"]
 
 
-def load_model(path):
-    """Load an exported model (``<storage>/<name>/models/<task>.pt``); see :class:`raygex.inference.LoadedModel`."""
+def load_model(path, device: str | None = "cpu"):
+    """Load an exported model (``<storage>/<name>/models/<task>.pt``) on ``device`` (``cpu``, ``cuda``, ``auto``);
+    see :class:`raygex.inference.LoadedModel`."""
     from raygex.inference import load_model as _load_model
 
-    return _load_model(path)
+    return _load_model(path, device)

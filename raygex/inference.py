@@ -24,8 +24,11 @@ class LoadedModel:
     ``"zero"``; a warning then says how many were filled.
     """
 
-    def __init__(self, module, metadata: dict, path: Path):
+    def __init__(self, module, metadata: dict, path: Path, device: str = "cpu"):
         self.module, self.metadata, self.path = module, metadata, path
+        self.device = torch.device(device)
+        self._mean = module.mean.detach().cpu().numpy()  # the training means, on the host (missing-gene fill)
+        self.module.to(self.device)
         self.genes: list[str] = list(metadata["genes"])
         self.classes: list[str] = list(metadata["classes"])
         self._index = {gene: i for i, gene in enumerate(self.genes)}
@@ -73,7 +76,7 @@ class LoadedModel:
         fill = None
         if missing:
             rows = np.array([self._index[g] for g in missing])
-            fill = (rows, self.module.mean.numpy()[rows] if allow_missing == "mean" else np.float32(0.0))
+            fill = (rows, self._mean[rows] if allow_missing == "mean" else np.float32(0.0))
             warnings.warn(f"{len(missing)} of {len(self.genes)} genes ({len(missing) / len(self.genes):.1%}) were "
                           f"missing and filled with {'their training mean' if allow_missing == 'mean' else 0}",
                           UserWarning, stacklevel=3)
@@ -85,7 +88,7 @@ class LoadedModel:
     def predict_proba(self, x, allow_missing: str | None = None, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities [samples, n_classes], columns in ``classes`` order."""
         matrix = self.to_matrix(x, allow_missing)
-        parts = [self.module(torch.from_numpy(matrix[i:i + batch_size])).numpy()
+        parts = [self.module(torch.from_numpy(matrix[i:i + batch_size]).to(self.device)).cpu().numpy()
                  for i in range(0, len(matrix), batch_size)]
         return np.concatenate(parts) if parts else np.empty((0, len(self.classes)), dtype=np.float32)
 
@@ -126,11 +129,21 @@ def _as_float32(matrix: np.ndarray, what: str, sample_ids=None, genes: list[str]
     return np.ascontiguousarray(values)
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load a model written by `raygex search`/`raygex export` (a ``.pt`` TorchScript archive)."""
+def resolve_device(device: str | None) -> str:
+    """``auto`` / None: CUDA when present, else the CPU; ``cuda`` without CUDA is a one-line error."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputFormatError(f"device {device!r}: CUDA is not available on this machine (use cpu or auto)")
+    return str(device)
+
+
+def load_model(path: str | Path, device: str | None = "cpu") -> LoadedModel:
+    """Load a model written by `raygex search`/`raygex export` (a ``.pt`` TorchScript archive), on ``device``
+    (``cpu``, ``cuda``, ``cuda:1`` or ``auto``)."""
     module, metadata = read_torchscript(path)
     n_genes = int(module.mean.shape[0])
     if len(metadata["genes"]) != n_genes:
         raise InputFormatError(f"model metadata lists {len(metadata['genes'])} genes but the network takes {n_genes}",
                                path=path)
-    return LoadedModel(module, metadata, Path(path))
+    return LoadedModel(module, metadata, Path(path), resolve_device(device))

@@ -45,6 +45,18 @@ def test_shuffled_gene_columns_give_identical_predictions(exported):
     assert list(model.predict(shuffled)) == [model.classes[i] for i in expected.argmax(axis=1)]
 
 
+def test_a_model_runs_on_the_device_asked_for(exported):
+    path, data = exported
+    on_cpu = raygex.load_model(path)
+    assert raygex.load_model(path, device="auto").device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():  # the GPU's result is the CPU's, to float32 rounding
+        on_gpu = raygex.load_model(path, device="cuda")
+        np.testing.assert_allclose(on_gpu.predict_proba(data.x_test), on_cpu.predict_proba(data.x_test), atol=1e-5)
+    else:
+        with pytest.raises(InputFormatError, match="CUDA is not available on this machine"):
+            raygex.load_model(path, device="cuda")
+
+
 def test_missing_genes_error_unless_a_fill_policy_is_given(exported):
     path, data = exported
     model = raygex.load_model(path)
