@@ -53,12 +53,12 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     layout = ExperimentLayout.for_config(config, storage, name)
     if layout.exists() and not resume:
         raise ConfigError(f"experiment {layout.name!r} already exists: continue it with 'raygex resume "
-                          f"{layout.root}' (or --resume), or choose another --name", path=layout.root)
+                          f"{layout.where}' (or --resume), or choose another --name", path=layout.where)
     if layout.exists():
         layout.read_meta()
     todo = plan(layout) if layout.exists() else {s.name: [st.name for st in STUDY_STAGES] for s in config.studies()}
     if not any(todo.values()) and layout.report_path.exists():
-        echo(f"experiment {layout.root}: every stage of every task is done; nothing to run")
+        echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
     check_inputs(config)
     layout.check_writable()
@@ -70,7 +70,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
         with chatter_to(layout.driver_log, verbose):
             ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
             ran = _run_studies(ctx)
-            echo(f"\nexperiment: {layout.root}")
+            echo(f"\nexperiment: {layout.where}" + (f" (working copy {layout.root})" if layout.mirror else ""))
             for study in config.studies():
                 model = layout.model_path(study.name)
                 echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
@@ -105,15 +105,20 @@ def _run_studies(ctx: SweepContext) -> int:
 def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> None:
     started = time.perf_counter()
     action()
+    if name == "sweep" and study is not None:
+        layout.pull(study)  # on an object store: Tune's results, for the stages after it (no-op for a folder)
     layout.record_stage(study, name, time.perf_counter() - started)
 
 
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
+    from raygex.storage import split
+
     layout = ExperimentLayout.open(experiment)
-    return run_search(layout.config, address=address, storage=str(layout.root.parent), name=layout.name,
-                      resume=True, echo=echo, verbose=verbose)
+    storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
+    return run_search(layout.config, address=address, storage=storage, name=name, resume=True, echo=echo,
+                      verbose=verbose)
 
 
 def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
@@ -130,10 +135,10 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     boards = {name: layout.read_leaderboard(name) for name in names}
     missing = [name for name, board in boards.items() if board is None or board.empty]
     if task and missing:
-        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=layout.root)
+        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=layout.where)
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
-                          f"with 'raygex resume {layout.root}'", path=layout.root)
+                          f"with 'raygex resume {layout.where}'", path=layout.where)
     ctx = SweepContext(layout, echo=lambda *_: None)
     summaries = []
     for name in names:
@@ -153,5 +158,10 @@ def report_experiment(experiment: str | Path) -> Path:
     layout = ExperimentLayout.open(experiment)
     started = time.perf_counter()
     path = write_report(layout)
-    layout.record_stage(None, "report", time.perf_counter() - started)
+    layout.record_stage(None, "report", time.perf_counter() - started)  # on an object store: pushes the report
+    if layout.mirror:
+        from raygex.layout import REPORT_FILE
+        from raygex.storage import join
+
+        return join(layout.where, REPORT_FILE)
     return path

@@ -64,7 +64,7 @@ def run_sweep(ctx: SweepContext, study: str) -> None:
                         callbacks=trial_callbacks(config, layout.root, study), finished_before=finished)
     started = time.perf_counter()
     ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
-    ctx.results[study] = fit(tuner, budget, layout.root)
+    ctx.results[study] = fit(tuner, budget, layout.where)
     ctx.timings["trials_s"] += time.perf_counter() - started
 
 

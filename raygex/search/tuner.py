@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
 
@@ -36,12 +36,21 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     metric, mode = selection_column(config), selection_mode(config)
     budget = study_budget(config)[0]
     progress = StudyProgress(study_dir.name, budget, metric, mode, echo, ended_before=(finished_before, 0))
-    if resume and tune.Tuner.can_restore(str(study_dir)):
-        repair_tuner_state(study_dir)
-        repair_missing_checkpoints(study_dir)
-        tuner = tune.Tuner.restore(str(study_dir), trainable, resume_unfinished=True, resume_errored=False,
-                                   restart_errored=True)
-        back_up_tuner_state(study_dir)
+    # On an object store (raygex.storage) Tune reads and writes the study on the store itself: S3 writes are
+    # whole-object, so tuner.pkl cannot be left truncated there; missing checkpoints are put back on the store.
+    remote = _remote_study(study_dir)
+    where = {"storage_filesystem": remote.fs} if remote else {}
+    tune_path = remote.path if remote else str(study_dir)
+    if resume and tune.Tuner.can_restore(tune_path, **where):
+        if remote:
+            repair_missing_remote_checkpoints(remote)
+        else:
+            repair_tuner_state(study_dir)
+            repair_missing_checkpoints(study_dir)
+        tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=True, **where)
+        if not remote:
+            back_up_tuner_state(study_dir)
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
@@ -58,12 +67,24 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         # which saves seconds of process start per trial on small machines.
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=study_dir.name, storage_path=str(study_dir.parent), verbose=0,
+        run_config=tune.RunConfig(name=study_dir.name, verbose=0,
+                                  storage_path=str(PurePosixPath(remote.path).parent) if remote else str(study_dir.parent),
+                                  # the experiment state reaches the store every few seconds, not every 5 minutes
+                                  sync_config=tune.SyncConfig(sync_period=2) if remote else None, **where,
                                   callbacks=[progress, *result_files(), *callbacks],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
-    back_up_tuner_state(study_dir)
+    if not remote:
+        back_up_tuner_state(study_dir)
     return tuner
+
+
+def _remote_study(study_dir: Path):
+    """The study's location on the object store when ``study_dir`` is in a working copy, else None."""
+    from raygex.storage import mirror_of
+
+    found = mirror_of(study_dir)
+    return found.remote.child(found.relative(study_dir)) if found else None
 
 
 def result_files() -> list:
@@ -161,4 +182,28 @@ def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
         if left:
             shutil.copytree(left[-1], missing)
             restored.append(missing)
+    return restored
+
+
+def repair_missing_remote_checkpoints(remote) -> list[str]:
+    """:func:`repair_missing_checkpoints` on an object store (``remote``: the study's :class:`Remote`): the same
+    race exists there (Tune deletes checkpoint N on the store before its synced state names N+1)."""
+    files = remote.files()
+    states = sorted(f for f in files if "/" not in f and f.startswith("experiment_state-") and f.endswith(".json"))
+    if not states:
+        return []
+    text = (remote.read_bytes(states[-1]) or b"").decode(errors="replace")
+    restored = []
+    for trial, name in sorted(checkpoint_references(text)):
+        mine = [f for f in files if f.startswith(f"{trial}/")]
+        if not mine or any(f.startswith(f"{trial}/{name}/") for f in mine):
+            continue
+        left = sorted({f.split("/")[1] for f in mine if f.split("/")[1].startswith("checkpoint_")
+                       and f.count("/") >= 2})
+        if not left:
+            continue
+        for f in mine:
+            if f.startswith(f"{trial}/{left[-1]}/"):
+                remote.fs.copy_file(remote.key(f), remote.key(f.replace(f"/{left[-1]}/", f"/{name}/", 1)))
+        restored.append(f"{trial}/{name}")
     return restored
