@@ -127,19 +127,25 @@ class Remote:
         except OSError as err:
             raise self.error("listing", err) from None
         root = self.path.rstrip("/") + "/"
-        return sorted(i.path[len(root):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(root))
+        return sorted(i.path[len(root):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(root)
+                      and not i.path.endswith("/"))
 
-    def download(self, relative: str, local: Path) -> None:
+    def download(self, relative: str, local: Path) -> bool:
+        """Copy one object to ``local`` (atomically); False when it is gone."""
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.download.tmp")
         try:
             with self.fs.open_input_stream(self.key(relative)) as src, open(tmp, "wb") as dst:
                 while block := src.read(8 * 2**20):
                     dst.write(block)
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            return False
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise self.error(f"download of {relative}", err) from None
         os.replace(tmp, local)
+        return True
 
     def upload(self, local: Path, relative: str) -> None:
         """One object, which appears whole or not at all (an S3 PUT is atomic)."""
@@ -228,12 +234,12 @@ class Mirror:
         """Copy the store's files under ``relative`` into the working copy (trial checkpoints only when asked);
         returns how many were copied."""
         count = 0
-        for rel in self.remote.files(relative):
-            full = f"{relative.rstrip('/')}/{rel}" if relative else rel
+        for full in self.remote.files(relative):
             if _skipped(full) or (_is_checkpoint(full) and not checkpoints):
                 continue
             local = self.root / full
-            self.remote.download(full, local)
+            if not self.remote.download(full, local):
+                continue  # deleted since the listing (Tune's marker files, a replaced checkpoint)
             stat = local.stat()
             self._known[full] = (stat.st_size, stat.st_mtime_ns)
             count += 1

@@ -58,6 +58,7 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     demo = write_demo(tmp_path / "demo")
     config = write_config(tmp_path / "tiny.yaml", demo,
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+                          graphs={"true": str(demo / "graph_true.parquet")}, controls=["empty"],
                           split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1]},
                           train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
                           search={"num_samples": NUM_SAMPLES, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
