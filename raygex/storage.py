@@ -49,6 +49,15 @@ def _first_line(err: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
+_AWS_ERRORS = {
+    "NO_SUCH_BUCKET": "the bucket does not exist",
+    "NETWORK_CONNECTION": "the endpoint cannot be reached",
+    "ACCESS_DENIED": "access denied (the credentials may not write here)",
+    "INVALID_ACCESS_KEY_ID": "the credentials were refused",
+    "SIGNATURE_DOES_NOT_MATCH": "the credentials were refused",
+}
+
+
 def _credentials_found() -> bool:
     """Whether the AWS credential chain has a source besides instance metadata (which needs a cloud VM)."""
     env = os.environ
@@ -86,7 +95,11 @@ class Remote:
 
     # -- object access, every failure one ConfigError line naming the URI -----------------------------------------
     def error(self, what: str, err: BaseException) -> ConfigError:
-        return ConfigError(f"storage {what} failed: {_first_line(err)}", path=self.uri)
+        line = _first_line(err)
+        for code, meaning in _AWS_ERRORS.items():
+            if code in line:
+                return ConfigError(f"storage {what} failed: {meaning} ({line})", path=self.uri)
+        return ConfigError(f"storage {what} failed: {line}", path=self.uri)
 
     def read_bytes(self, relative: str) -> bytes | None:
         """The object's bytes, or None when there is none."""
