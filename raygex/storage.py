@@ -86,9 +86,7 @@ class Remote:
         return PurePosixPath(self.path).name
 
     def child(self, name: str) -> "Remote":
-        parts = urllib.parse.urlsplit(self.uri)
-        uri = urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
-        return Remote(uri, self.fs, f"{self.path.rstrip('/')}/{name}")
+        return Remote(_child_uri(self.uri, name), self.fs, f"{self.path.rstrip('/')}/{name}")
 
     def key(self, relative: str = "") -> str:
         return f"{self.path.rstrip('/')}/{relative}" if relative else self.path
@@ -205,7 +203,12 @@ def open_remote(uri: str) -> Remote:
 
 def join(storage: str, name: str) -> str:
     """``<storage>/<name>`` for a URI (query parameters kept at the end)."""
-    return open_remote(storage).child(name).uri if is_uri(storage) else str(Path(storage) / name)
+    return _child_uri(storage, name) if is_uri(storage) else str(Path(storage) / name)
+
+
+def _child_uri(uri: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
 def split(uri: str) -> tuple[str, str]:
