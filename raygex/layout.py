@@ -160,6 +160,11 @@ class ExperimentLayout:
             self._config = load_config(self.snapshot_path)
         return self._config
 
+    def use_config(self, config: ExperimentConfig) -> None:
+        """Work with ``config`` from now on (the snapshot is not rewritten): the same config with its input URIs
+        replaced by local copies (:func:`raygex.storage.localize_inputs`)."""
+        self._config = config
+
     @property
     def snapshot_path(self) -> Path:
         return self.root / CONFIG_SNAPSHOT

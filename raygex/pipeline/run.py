@@ -60,13 +60,17 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     if not any(todo.values()) and layout.report_path.exists():
         echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
-    check_inputs(config)
+    from raygex.storage import localize_inputs
+
+    local = localize_inputs(config)  # inputs given as s3:// / gs:// URIs, fetched once (the snapshot keeps URIs)
+    check_inputs(local)
     layout.check_writable()
     with layout.lock() as lock:
         if lock.stale:
             echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
         if not layout.exists():
             layout.create()
+        layout.use_config(local)
         with chatter_to(layout.driver_log, verbose):
             ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
             ran = _run_studies(ctx)
@@ -139,6 +143,9 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
                           f"with 'raygex resume {layout.where}'", path=layout.where)
+    from raygex.storage import localize_inputs
+
+    layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
     summaries = []
     for name in names:

@@ -61,3 +61,17 @@ def test_a_pull_skips_checkpoints_and_the_lock_and_a_push_uploads_changes_oldest
     assert copy.push() == 2
     assert uploaded == ["study/optuna.db", "study/leaderboard.parquet"], "oldest first; temporaries never"
     assert f"results/exp/study/leaderboard.parquet" in list_keys(s3_server, bucket, "results/exp/")
+
+
+def test_an_input_uri_is_fetched_once_as_a_file_or_a_folder_of_parts(bucket):
+    from raygex.storage import local_input
+
+    remote = open_remote(f"s3://{bucket}/data")
+    remote.write_bytes("one.parquet", b"file")
+    remote.write_bytes("parts.parquet/part-0.parquet", b"a")
+    remote.write_bytes("parts.parquet/part-1.parquet", b"b")
+    assert local_input(f"s3://{bucket}/data/one.parquet", "data.expression").read_bytes() == b"file"
+    folder = local_input(f"s3://{bucket}/data/parts.parquet", "data.expression")
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet", "part-1.parquet"]
+    with pytest.raises(ConfigError, match="data.expression: .*no such object or folder"):
+        local_input(f"s3://{bucket}/data/none.parquet", "data.expression")

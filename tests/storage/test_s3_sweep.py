@@ -45,6 +45,17 @@ def finished_on_store(endpoint: str, bucket: str, prefix: str) -> dict[str, dict
     return done
 
 
+def upload(endpoint: str, bucket: str, local, key: str) -> None:
+    """A file, or a folder of them (a dataset of Parquet parts), to ``key``."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+    for path in files:
+        suffix = path.relative_to(local).as_posix() if local.is_dir() else ""
+        client.upload_file(str(path), bucket, f"{key}/{suffix}" if suffix else key)
+
+
 def raygex(args: list[str], env: dict, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "raygex", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
@@ -56,9 +67,12 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
            "WANDB_MODE": "disabled", "RAYGEX_LEASE_SETTLE_SECONDS": "0.5"}
     (tmp_path / "demo").mkdir()
     demo = write_demo(tmp_path / "demo")
-    config = write_config(tmp_path / "tiny.yaml", demo,
+    upload(s3_server, bucket, demo / "expression.parquet", "data/expression.parquet")
+    upload(s3_server, bucket, demo / "graph_true.parquet", "data/graph_true.parquet")
+    config = write_config(tmp_path / "tiny.yaml", demo,  # the inputs too are read from the store
+                          data={"expression": f"s3://{bucket}/data/expression.parquet"},
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          graphs={"true": str(demo / "graph_true.parquet")}, controls=["empty"],
+                          graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"],
                           split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1]},
                           train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
                           search={"num_samples": NUM_SAMPLES, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
