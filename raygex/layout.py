@@ -44,7 +44,7 @@ from raygex.config import ExperimentConfig, load_config
 from raygex.errors import ConfigError
 from raygex.fileio import atomic_path
 from raygex.lock import LOCK_FILE, ExperimentLock, LeaseLock
-from raygex.storage import is_uri, join, mirror, open_remote
+from raygex.storage import check_scheme, is_uri, join, mirror
 from raygex.metrics import MODE
 from raygex.version import __version__
 
@@ -80,7 +80,7 @@ def storage_root(storage: str | os.PathLike) -> Path:
     here (see :func:`raygex.storage.is_uri`), an unsupported scheme one line naming the supported ones."""
     text = str(storage)
     if is_uri(text):
-        open_remote(text)  # an unsupported scheme: one line naming the supported ones
+        check_scheme(text)  # an unsupported scheme: one line naming the supported ones
         raise ConfigError("an object-store URI has no local folder; open it with ExperimentLayout", path=text)
     return Path(os.path.abspath(os.path.expanduser(text.removeprefix("file://"))))
 

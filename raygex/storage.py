@@ -178,12 +178,18 @@ class Remote:
         self.delete(key)
 
 
-def open_remote(uri: str) -> Remote:
-    """A :class:`Remote` for ``uri``: an unsupported scheme or missing S3 credentials are one-line errors."""
+def check_scheme(uri: str) -> str:
+    """The URI's scheme; one that is not supported is a one-line error naming the supported ones."""
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in SUPPORTED:
         raise ConfigError(f"storage scheme {scheme}:// is not supported; use a local or shared folder, file://, "
                           f"{', '.join(s + '://' for s in SUPPORTED)}", path=uri)
+    return scheme
+
+
+def open_remote(uri: str) -> Remote:
+    """A :class:`Remote` for ``uri``: an unsupported scheme or missing S3 credentials are one-line errors."""
+    scheme = check_scheme(uri)
     parts = urllib.parse.urlsplit(uri)
     if not parts.netloc:
         raise ConfigError(f"storage URI names no bucket ({scheme}://<bucket>/<prefix>)", path=uri)
