@@ -68,7 +68,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=study_dir.name, verbose=0,
-                                  storage_path=str(PurePosixPath(remote.path).parent) if remote else str(study_dir.parent),
+                                  storage_path=str(PurePosixPath(remote.path).parent if remote else study_dir.parent),
                                   # the experiment state reaches the store every few seconds, not every 5 minutes
                                   sync_config=tune.SyncConfig(sync_period=2) if remote else None, **where,
                                   callbacks=[progress, *result_files(), *callbacks],

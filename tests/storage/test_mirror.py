@@ -75,3 +75,26 @@ def test_an_input_uri_is_fetched_once_as_a_file_or_a_folder_of_parts(bucket):
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet", "part-1.parquet"]
     with pytest.raises(ConfigError, match="data.expression: .*no such object or folder"):
         local_input(f"s3://{bucket}/data/none.parquet", "data.expression")
+
+
+def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucket):
+    """As tests/search/test_resume.py's local case: Tune deleted checkpoint N on the store before its synced state
+    named N+1; the newest one left is copied to the name the state expects before Tune restores."""
+    import json
+
+    from ray.train import Checkpoint
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    from raygex.search.tuner import repair_missing_remote_checkpoints
+
+    study = open_remote(f"s3://{bucket}/results/tiny/subtype")
+    trial = "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
+    study.write_bytes(f"{trial}/checkpoint_000001/trial_state.pt", b"epoch 6")
+    metadata = json.dumps({"checkpoint_manager": Checkpoint(f"{study.path}/{trial}/checkpoint_000000",
+                                                            filesystem=study.fs)},
+                          cls=TuneFunctionEncoder)
+    state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), metadata]]}
+    study.write_bytes("experiment_state-2026-12-01_12-29-17.json", json.dumps(state).encode())
+    assert repair_missing_remote_checkpoints(study) == [f"{trial}/checkpoint_000000"]
+    assert study.read_bytes(f"{trial}/checkpoint_000000/trial_state.pt") == b"epoch 6"
+    assert repair_missing_remote_checkpoints(study) == []

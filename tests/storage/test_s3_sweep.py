@@ -137,7 +137,8 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
 
     exported = raygex(["export", experiment, "--json"], env, second)
     assert exported.returncode == 0, exported.stderr[-2000:]
-    assert json.loads(exported.stdout.strip().splitlines()[-1])["trial_id"] == board[board["winner"]].iloc[0]["trial_id"]
+    winner = board[board["winner"]].iloc[0]["trial_id"]
+    assert json.loads(exported.stdout.strip().splitlines()[-1])["trial_id"] == winner
 
     report = raygex(["report", experiment], env, second)
     assert report.returncode == 0, report.stderr[-2000:]
