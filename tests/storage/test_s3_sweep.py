@@ -122,6 +122,14 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
         assert len(row) == 1, f"finished trial {trial_id} lost"
         assert row["best_valid_auc"].iloc[0] == pytest.approx(result["best_valid_auc"])
     keys = list_keys(s3_server, bucket, "exp/tiny/")
+    folders = {key.split("/")[3] for key in keys if key.endswith("/params.json")}
+    assert len(folders) == NUM_SAMPLES, f"trial folders on the store: {sorted(folders)}"
+    import pickle
+
+    states = sorted(key for key in keys if key.startswith("exp/tiny/subtype/searcher-state-"))
+    study = pickle.loads(read_object(s3_server, bucket, states[-1]))["_ot_study"]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == NUM_SAMPLES, "the Optuna study holds every trial once"
     for name in ("config.yaml", "raygex.json", "stages.jsonl", "report.html", "models/subtype.pt",
                  "subtype/seeds.parquet", "subtype/verdicts.parquet", "report/subtype/summary.json"):
         assert f"exp/tiny/{name}" in keys, name
