@@ -56,7 +56,7 @@ def upload(endpoint: str, bucket: str, local, key: str) -> None:
         client.upload_file(str(path), bucket, f"{key}/{suffix}" if suffix else key)
 
 
-def raygex(args: list[str], env: dict, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+def raygex(args: list[str], env: dict, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "raygex", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -130,6 +130,11 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     study = pickle.loads(read_object(s3_server, bucket, states[-1]))["_ot_study"]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == NUM_SAMPLES, "the Optuna study holds every trial once"
+    for key in keys:
+        if key.endswith("/result.json"):
+            epochs = [json.loads(line).get("epoch") for line in read_object(s3_server, bucket, key).decode().splitlines()
+                      if line]
+            print("EPOCHS", key.split("/")[3][:20], epochs)
     for name in ("config.yaml", "raygex.json", "stages.jsonl", "report.html", "models/subtype.pt",
                  "subtype/seeds.parquet", "subtype/verdicts.parquet", "report/subtype/summary.json"):
         assert f"exp/tiny/{name}" in keys, name
