@@ -121,6 +121,11 @@ class ExperimentLayout:
         """The experiment as the user names it: its URI on an object store, else its folder."""
         return self.mirror.remote.uri if self.mirror else str(self.root)
 
+    def shown(self, path: str | os.PathLike) -> str:
+        """A path of the experiment as the user reaches it: on an object store its URI, else the path."""
+        relative = self.mirror.relative(path) if self.mirror else None
+        return join(self.where, relative) if relative else str(path)
+
     def push(self) -> None:
         """On an object store: upload what changed in the working copy (nothing to do for a folder)."""
         if self.mirror:

@@ -77,9 +77,9 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
             echo(f"\nexperiment: {layout.where}" + (f" (working copy {layout.root})" if layout.mirror else ""))
             for study in config.studies():
                 model = layout.model_path(study.name)
-                echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
-                     + (f"\n  {' ' * len(study.name)}  model       {model}" if model.exists() else ""))
-            echo(f"  trials: {layout.root}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+                echo(f"  {study.name}: leaderboard {layout.shown(layout.leaderboard_path(study.name))}"
+                     + (f"\n  {' ' * len(study.name)}  model       {layout.shown(model)}" if model.exists() else ""))
+            echo(f"  trials: {layout.where}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
             echo(f"  logs: {layout.driver_log} (Ray, Tune and warnings; -v shows them here)")
             if ran or not layout.report_path.exists():
                 _timed(layout, None, "report", lambda: run_report(ctx))
@@ -152,7 +152,10 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
         if name in missing:
             continue
         started = time.perf_counter()
-        summaries.append(run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir))
+        summary = run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir)
+        if summary and out_dir is None:  # on an object store: the URIs the models are pushed to just below
+            summary.update({k: layout.shown(summary[k]) for k in ("model", "pt2") if summary.get(k)})
+        summaries.append(summary)
         if out_dir is None:
             layout.record_stage(name, "export", time.perf_counter() - started)
     return summaries
