@@ -6,6 +6,7 @@ The study's folder is Tune's experiment folder (``storage_path`` = the experimen
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path, PurePosixPath
@@ -44,9 +45,13 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     if resume and tune.Tuner.can_restore(tune_path, **where):
         if remote:
             repair_missing_remote_checkpoints(remote)
+            reconcile_searcher_state([f for f in remote.files() if "/" not in f], remote.read_bytes,
+                                     remote.write_bytes)
         else:
             repair_tuner_state(study_dir)
             repair_missing_checkpoints(study_dir)
+            reconcile_searcher_state([p.name for p in study_dir.iterdir()], lambda n: (study_dir / n).read_bytes(),
+                                     lambda n, b: _write_atomically(study_dir / n, b))
         tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=True, **where)
         if not remote:
@@ -207,3 +212,59 @@ def repair_missing_remote_checkpoints(remote) -> list[str]:
                 remote.fs.copy_file(remote.key(f), remote.key(f.replace(f"/{left[-1]}/", f"/{name}/", 1)))
         restored.append(f"{trial}/{name}")
     return restored
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    from raygex.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def _state_trial_ids(state_text: str) -> set[str]:
+    ids = set()
+    for entry in json.loads(state_text).get("trial_data", []):
+        meta = entry[0] if isinstance(entry, list) and entry else entry
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        if isinstance(meta, dict) and "trial_id" in meta:
+            ids.add(str(meta["trial_id"]))
+    return ids
+
+
+def reconcile_searcher_state(names: list[str], read, write) -> bool:
+    """Make Tune's saved search state agree with its saved experiment state (``names``: the study folder's file
+    names; ``read(name)``/``write(name, bytes)`` its files, local or on a store). Returns whether it changed.
+
+    Tune saves the two separately, and on an object store it uploads them in no fixed order: a driver killed
+    mid-upload can leave a search state that counts a trial the experiment state never recorded (found by
+    tests/storage: "5 of 6 trials finished" after resume). Tune would then create one trial too few (its trial
+    counter says the budget was reached) and the concurrency limiter would keep a slot for a trial that never
+    ends. The counter is set back to the trials the experiment knows and the phantom leaves the limiter; the
+    phantom's configuration stays in the Optuna study as running, so it is not suggested again.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    searchers = sorted(n for n in names if n.startswith("searcher-state-") and n.endswith(".pkl"))
+    states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
+    if not searchers or not states:
+        return False
+    try:
+        known = _state_trial_ids(read(states[-1]).decode())
+        search = cloudpickle.loads(read(searchers[-1]))
+    except Exception:  # unreadable: Tune's own restore reports it
+        return False
+    changed = False
+    if isinstance(search, dict) and isinstance(search.get("counter"), int) and search["counter"] > len(known):
+        search["counter"], search["finished"] = len(known), False
+        changed = True
+    limiter = search.get("name:ConcurrencyLimiter") if isinstance(search, dict) else None
+    if isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
+        phantoms = {t for t in limiter["live_trials"] if str(t) not in known}
+        if phantoms:
+            limiter["live_trials"] = limiter["live_trials"] - phantoms
+            limiter["num_unfinished_live_trials"] = max(0, limiter.get("num_unfinished_live_trials", 0)
+                                                        - len(phantoms))
+            changed = True
+    if changed:
+        write(searchers[-1], cloudpickle.dumps(search))
+    return changed
