@@ -45,8 +45,10 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     if resume and tune.Tuner.can_restore(tune_path, **where):
         if remote:
             repair_missing_remote_checkpoints(remote)
-            reconcile_searcher_state([f for f in remote.files() if "/" not in f], remote.read_bytes,
-                                     remote.write_bytes)
+            if reconcile_searcher_state([f for f in remote.files() if "/" not in f], remote.read_bytes,
+                                        remote.write_bytes):
+                echo(f"note: task {study_dir.name}: Tune's search state was ahead of its experiment state (a kill "
+                     f"mid-upload); set back to the trials the experiment recorded")
         else:
             repair_tuner_state(study_dir)
             repair_missing_checkpoints(study_dir)
