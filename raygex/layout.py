@@ -24,8 +24,10 @@
 Every reader and writer of an experiment goes through :class:`ExperimentLayout`. Files a stage produces are
 written atomically (a temporary sibling renamed into place), so "the file exists" means "the stage finished".
 Storage is kept as the path the user gave (made absolute, never ``resolve()``-d, so symlinked or shared mounts keep
-their names); a URI storage (``s3://``, ``gs://``) is refused with one line until the layout's files go through
-``pyarrow.fs``.
+their names). A URI storage (``s3://``, ``gs://``, see :mod:`raygex.storage`) is worked on through a local working
+copy (``root``) that is pulled from the URI when the layout is made and pushed back, oldest file first, by
+:meth:`ExperimentLayout.push` after every stage; ``where`` is the URI, for messages. Tune writes the study folders
+on the store itself.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ import yaml
 from raygex.config import ExperimentConfig, load_config
 from raygex.errors import ConfigError
 from raygex.fileio import atomic_path
-from raygex.lock import LOCK_FILE, ExperimentLock
+from raygex.lock import LOCK_FILE, ExperimentLock, LeaseLock
+from raygex.storage import check_scheme, is_uri, join, mirror
 from raygex.metrics import MODE
 from raygex.version import __version__
 
@@ -73,11 +76,12 @@ __all__ = ["CHECKPOINT_FILE", "CONFIG_SNAPSHOT", "ExperimentLayout", "FORMAT", "
 
 
 def storage_root(storage: str | os.PathLike) -> Path:
-    """The storage folder as an absolute path (``~`` expanded, symlinks kept); URIs are refused for now."""
+    """A local storage folder as an absolute path (``~`` expanded, symlinks kept); an object-store URI is an error
+    here (see :func:`raygex.storage.is_uri`), an unsupported scheme one line naming the supported ones."""
     text = str(storage)
-    if "://" in text and not text.startswith("file://"):
-        raise ConfigError(f"storage {text!r}: URI storage ({text.split('://')[0]}://) is not supported yet; use a "
-                          f"local or shared-filesystem folder (e.g. an NFS mount on every node)")
+    if is_uri(text):
+        check_scheme(text)  # an unsupported scheme: one line naming the supported ones
+        raise ConfigError("an object-store URI has no local folder; open it with ExperimentLayout", path=text)
     return Path(os.path.abspath(os.path.expanduser(text.removeprefix("file://"))))
 
 
@@ -101,11 +105,36 @@ class ExperimentLayout:
     ``ExperimentLayout.for_config(config, storage, name)`` for one a sweep is about to create."""
 
     def __init__(self, root: str | os.PathLike, config: ExperimentConfig | None = None):
-        self.root = storage_root(root)
+        if is_uri(root):
+            self.mirror = mirror(str(root))  # reachable, credentials, then pulled (checkpoints when read)
+            self.root = self.mirror.root
+        else:
+            self.mirror = None
+            self.root = storage_root(root)
         self._config = config
 
     def __repr__(self) -> str:
-        return f"ExperimentLayout({str(self.root)!r})"
+        return f"ExperimentLayout({self.where!r})"
+
+    @property
+    def where(self) -> str:
+        """The experiment as the user names it: its URI on an object store, else its folder."""
+        return self.mirror.remote.uri if self.mirror else str(self.root)
+
+    def shown(self, path: str | os.PathLike) -> str:
+        """A path of the experiment as the user reaches it: on an object store its URI, else the path."""
+        relative = self.mirror.relative(path) if self.mirror else None
+        return join(self.where, relative) if relative else str(path)
+
+    def push(self) -> None:
+        """On an object store: upload what changed in the working copy (nothing to do for a folder)."""
+        if self.mirror:
+            self.mirror.push()
+
+    def pull(self, study: str) -> None:
+        """On an object store: refresh the study's files from the store (Tune wrote them there)."""
+        if self.mirror:
+            self.mirror.pull(study)
 
     @property
     def name(self) -> str:
@@ -115,14 +144,17 @@ class ExperimentLayout:
     @classmethod
     def for_config(cls, config: ExperimentConfig, storage: str | None = None,
                    name: str | None = None) -> "ExperimentLayout":
-        return cls(storage_root(storage or config.storage) / (name or config.name), config)
+        storage = str(storage or config.storage)
+        if is_uri(storage):
+            return cls(join(storage, name or config.name), config)
+        return cls(storage_root(storage) / (name or config.name), config)
 
     @classmethod
     def open(cls, experiment: str | os.PathLike) -> "ExperimentLayout":
         """An existing experiment, checked: a raygex experiment folder, in a format this raygex reads."""
         layout = cls(experiment)
         if not layout.snapshot_path.is_file():
-            raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=layout.root)
+            raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=layout.where)
         layout.read_meta()
         layout._config = load_config(layout.snapshot_path)
         return layout
@@ -133,6 +165,11 @@ class ExperimentLayout:
             self._config = load_config(self.snapshot_path)
         return self._config
 
+    def use_config(self, config: ExperimentConfig) -> None:
+        """Work with ``config`` from now on (the snapshot is not rewritten): the same config with its input URIs
+        replaced by local copies (:func:`raygex.storage.localize_inputs`)."""
+        self._config = config
+
     @property
     def snapshot_path(self) -> Path:
         return self.root / CONFIG_SNAPSHOT
@@ -142,6 +179,9 @@ class ExperimentLayout:
 
     def check_writable(self) -> None:
         """Fail before anything starts when the folder cannot be created or written (permissions, full disk)."""
+        if self.mirror:
+            self.mirror.remote.probe()
+            return
         probe = self.root / ".raygex-write-test"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -155,6 +195,7 @@ class ExperimentLayout:
         with atomic_path(self.snapshot_path) as tmp:
             Path(tmp).write_text(yaml.safe_dump(json.loads(self.config.model_dump_json()), sort_keys=False))
         self.write_meta()
+        self.push()
 
     def write_meta(self) -> Path:
         path = self.root / META_FILE
@@ -183,8 +224,8 @@ class ExperimentLayout:
                               path=self.root)
         return meta
 
-    def lock(self) -> ExperimentLock:
-        return ExperimentLock(self.root)
+    def lock(self) -> ExperimentLock | LeaseLock:
+        return LeaseLock(self.mirror.remote) if self.mirror else ExperimentLock(self.root)
 
     @property
     def wandb_dir(self) -> Path:
@@ -206,6 +247,7 @@ class ExperimentLayout:
                 "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         with open(self.root / JOURNAL_FILE, "a") as handle:
             handle.write(json.dumps(line) + "\n")
+        self.push()  # on an object store: the stage's outputs, then this journal line
 
     def journal(self) -> list[dict]:
         path = self.root / JOURNAL_FILE
@@ -246,6 +288,8 @@ class ExperimentLayout:
         """The newest ``checkpoint_*/trial_state.pt`` of a trial folder, loaded as data only (no code runs)."""
         import torch
 
+        if self.mirror and self.mirror.relative(folder) is not None:
+            self.mirror.pull(self.mirror.relative(folder), checkpoints=True)
         found = sorted(Path(folder).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
         return torch.load(found[-1], map_location="cpu", weights_only=True) if found else None
 

@@ -68,7 +68,7 @@ def experiment_status(experiment, show_test: bool = False) -> tuple[dict, dict[s
     metric = selection_column(config)
     mode = selection_mode(config)
     budget = study_budget(config)[0]
-    summary = {"experiment": str(layout.root), "tasks": {}}
+    summary = {"experiment": layout.where, "tasks": {}}
     tables = {}
     for task in config.studies():
         board = layout.read_leaderboard(task.name)

@@ -102,11 +102,18 @@ def test_checkpoints_load_as_data_only(tmp_path):
     assert not marker.exists()
 
 
-def test_uri_storage_is_refused_with_one_line():
-    from raygex.layout import storage_root
+def test_an_unsupported_storage_scheme_is_one_line_never_a_local_folder(tmp_path, monkeypatch):
+    """s3:// and gs:// go through pyarrow.fs (tests/storage/); any other scheme is refused, naming the supported."""
+    from raygex.layout import ExperimentLayout, storage_root
 
-    with pytest.raises(ConfigError, match=r"storage 's3://bucket/results': URI storage \(s3://\) is not supported"):
+    monkeypatch.chdir(tmp_path)
+    for call in (storage_root, ExperimentLayout):
+        with pytest.raises(ConfigError, match=r"^ftp://host/results: storage scheme ftp:// is not supported; use "
+                                              r"a local or shared folder, file://, s3://, gs://$"):
+            call("ftp://host/results")
+    with pytest.raises(ConfigError, match="has no local folder"):
         storage_root("s3://bucket/results")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_storage_paths_are_not_resolved(tmp_path):

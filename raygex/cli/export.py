@@ -39,9 +39,10 @@ def export(experiment, task, trial_id, out_dir, as_json):
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=str))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True, help="Output CSV.")
+@click.option("-o", "--out", "output", type=click.Path(path_type=str), required=True,
+              help="Output CSV (a path, or an s3:// / gs:// URI).")
 @click.option("--allow-missing", type=click.Choice(["mean", "zero"]),
               help="Fill genes the input lacks with their training mean or 0 (default: missing genes are an error).")
 @click.option("--layout", type=click.Choice(["auto", "genes-by-samples", "samples-by-genes"]), default="auto",
@@ -57,11 +58,15 @@ def predict(model_path, input_path, output, allow_missing, layout, batch_size, a
     Examples:
       raygex predict results/demo/models/subtype.pt new_samples.tsv -o predictions.csv
       raygex predict model.pt cells.h5ad -o cells.csv --allow-missing mean
+      raygex predict s3://bucket/results/demo/models/subtype.pt new.tsv -o s3://bucket/predictions.csv
     """
     from raygex.cli.data import check_output
     from raygex.predict import predict_file
+    from raygex.storage import is_uri
 
-    check_output(output, "-o/--out")
+    if not is_uri(output):
+        output = Path(output)
+        check_output(output, "-o/--out")
     report = predict_file(model_path, input_path, output, allow_missing=allow_missing, layout=layout,
                           batch_size=batch_size, address=address)
     click.echo(f"{report['samples']} samples → {output} (classes: {', '.join(report['classes'])})")

@@ -68,7 +68,7 @@ def status(experiment, as_json, show_test):
     """
     from raygex.status import experiment_status, verdict_line
 
-    summary, tables = experiment_status(Path(experiment), show_test=show_test)
+    summary, tables = experiment_status(experiment, show_test=show_test)
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return

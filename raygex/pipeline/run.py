@@ -53,29 +53,33 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     layout = ExperimentLayout.for_config(config, storage, name)
     if layout.exists() and not resume:
         raise ConfigError(f"experiment {layout.name!r} already exists: continue it with 'raygex resume "
-                          f"{layout.root}' (or --resume), or choose another --name", path=layout.root)
+                          f"{layout.where}' (or --resume), or choose another --name", path=layout.where)
     if layout.exists():
         layout.read_meta()
     todo = plan(layout) if layout.exists() else {s.name: [st.name for st in STUDY_STAGES] for s in config.studies()}
     if not any(todo.values()) and layout.report_path.exists():
-        echo(f"experiment {layout.root}: every stage of every task is done; nothing to run")
+        echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
-    check_inputs(config)
+    from raygex.storage import localize_inputs
+
+    local = localize_inputs(config)  # inputs given as s3:// / gs:// URIs, fetched once (the snapshot keeps URIs)
+    check_inputs(local)
     layout.check_writable()
     with layout.lock() as lock:
         if lock.stale:
             echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
         if not layout.exists():
             layout.create()
+        layout.use_config(local)
         with chatter_to(layout.driver_log, verbose):
             ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
             ran = _run_studies(ctx)
-            echo(f"\nexperiment: {layout.root}")
+            echo(f"\nexperiment: {layout.where}" + (f" (working copy {layout.root})" if layout.mirror else ""))
             for study in config.studies():
                 model = layout.model_path(study.name)
-                echo(f"  {study.name}: leaderboard {layout.leaderboard_path(study.name)}"
-                     + (f"\n  {' ' * len(study.name)}  model       {model}" if model.exists() else ""))
-            echo(f"  trials: {layout.root}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+                echo(f"  {study.name}: leaderboard {layout.shown(layout.leaderboard_path(study.name))}"
+                     + (f"\n  {' ' * len(study.name)}  model       {layout.shown(model)}" if model.exists() else ""))
+            echo(f"  trials: {layout.where}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
             echo(f"  logs: {layout.driver_log} (Ray, Tune and warnings; -v shows them here)")
             if ran or not layout.report_path.exists():
                 _timed(layout, None, "report", lambda: run_report(ctx))
@@ -101,6 +105,7 @@ def _run_studies(ctx: SweepContext) -> int:
     sweeping = [name for name, missing in pending.items() if SWEEP in missing]
     if sweeping:
         for name, seconds in run_sweeps(ctx, sweeping).items():
+            ctx.layout.pull(name)  # on an object store: Tune's results, for the stages after it (no-op for a folder)
             ctx.layout.record_stage(name, "sweep", seconds)
         ran += len(sweeping)
     for name in studies:
@@ -121,9 +126,12 @@ def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> No
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
+    from raygex.storage import split
+
     layout = ExperimentLayout.open(experiment)
-    return run_search(layout.config, address=address, storage=str(layout.root.parent), name=layout.name,
-                      resume=True, echo=echo, verbose=verbose)
+    storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
+    return run_search(layout.config, address=address, storage=storage, name=name, resume=True, echo=echo,
+                      verbose=verbose)
 
 
 def export_experiment(experiment: str | Path, *, task: str | None = None, trial_id: str | None = None,
@@ -140,17 +148,23 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     boards = {name: layout.read_leaderboard(name) for name in names}
     missing = [name for name, board in boards.items() if board is None or board.empty]
     if task and missing:
-        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=layout.root)
+        raise ConfigError(f"task {task!r} has no leaderboard yet (its sweep has not finished)", path=layout.where)
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
-                          f"with 'raygex resume {layout.root}'", path=layout.root)
+                          f"with 'raygex resume {layout.where}'", path=layout.where)
+    from raygex.storage import localize_inputs
+
+    layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
     summaries = []
     for name in names:
         if name in missing:
             continue
         started = time.perf_counter()
-        summaries.append(run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir))
+        summary = run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir)
+        if summary and out_dir is None:  # on an object store: the URIs the models are pushed to just below
+            summary.update({k: layout.shown(summary[k]) for k in ("model", "pt2") if summary.get(k)})
+        summaries.append(summary)
         if out_dir is None:
             layout.record_stage(name, "export", time.perf_counter() - started)
     return summaries
@@ -163,5 +177,10 @@ def report_experiment(experiment: str | Path) -> Path:
     layout = ExperimentLayout.open(experiment)
     started = time.perf_counter()
     path = write_report(layout)
-    layout.record_stage(None, "report", time.perf_counter() - started)
+    layout.record_stage(None, "report", time.perf_counter() - started)  # on an object store: pushes the report
+    if layout.mirror:
+        from raygex.layout import REPORT_FILE
+        from raygex.storage import join
+
+        return join(layout.where, REPORT_FILE)
     return path

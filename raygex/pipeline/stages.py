@@ -129,7 +129,7 @@ def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds
                             finished_before=list(states.values()).count("TERMINATED"),
                             unfinished=[t for t, s in states.items() if s != "TERMINATED"],
                             board=board, slots_key=str(layout.root))
-    ctx.results[study] = fit(tuner, budget, layout.root)
+    ctx.results[study] = fit(tuner, budget, layout.where)
     seconds[study] = time.perf_counter() - started
 
 

@@ -6,9 +6,10 @@ The study's folder is Tune's experiment folder (``storage_path`` = the experimen
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
 
@@ -41,18 +42,33 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     budget = study_budget(config)[0]
     progress = StudyProgress(study, budget, metric, mode, echo, ended_before=(finished_before, 0), board=board)
     run_callbacks = [progress, *result_files(), *callbacks]
-    restoring = resume and tune.Tuner.can_restore(str(study_dir))
+    # On an object store (raygex.storage) Tune reads and writes the study on the store itself: S3 writes are
+    # whole-object, so tuner.pkl cannot be left truncated there; missing checkpoints are put back on the store.
+    remote = _remote_study(study_dir)
+    where = {"storage_filesystem": remote.fs} if remote else {}
+    tune_path = remote.path if remote else str(study_dir)
+    restoring = resume and tune.Tuner.can_restore(tune_path, **where)
     if restoring:
-        repair_tuner_state(study_dir)
-        repair_missing_checkpoints(study_dir)
+        if remote:
+            repair_missing_remote_checkpoints(remote)
+            if reconcile_searcher_state([f for f in remote.files() if "/" not in f], remote.read_bytes,
+                                        remote.write_bytes):
+                echo(f"note: task {study}: Tune's search state was ahead of its experiment state (a kill "
+                     f"mid-upload); set back to the trials the experiment recorded")
+        else:
+            repair_tuner_state(study_dir)
+            repair_missing_checkpoints(study_dir)
+            reconcile_searcher_state([p.name for p in study_dir.iterdir()], lambda n: (study_dir / n).read_bytes(),
+                                     lambda n, b: _write_atomically(study_dir / n, b))
     # Registered under a name of the study's own (studies sweep side by side in one driver, and Tune's registry
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
-    name = (restored_trainable_name(study_dir) if restoring else None) or f"train_fn_{study}"
+    saved_state = (remote.read_bytes(TUNER_STATE) if remote else _read(study_dir / TUNER_STATE)) if restoring else None
+    name = restored_trainable_name(saved_state) or f"train_fn_{study}"
     tune.register_trainable(name, tune.with_resources(tune.with_parameters(train_fn, payload=payload),
                                                       {"cpu": config.resources.cpu, "gpu": config.resources.gpu}))
     if restoring:
-        tuner = tune.Tuner.restore(str(study_dir), name, resume_unfinished=True, resume_errored=False,
-                                   restart_errored=True)
+        tuner = tune.Tuner.restore(tune_path, name, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=True, **where)
         use_callbacks(tuner, run_callbacks)
         limiter = restored_searcher(tuner)
         if isinstance(limiter, SlotLimiter):  # unpickled as it was made: it learns which trials exist now
@@ -60,7 +76,8 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         pool = slots_for(slots_key)
         if pool is not None:  # trials Tune restores run without a suggestion: their slots are held for them
             pool.hold(study, unfinished)
-        back_up_tuner_state(study_dir)
+        if not remote:
+            back_up_tuner_state(study_dir)
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
@@ -78,18 +95,30 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         # which saves seconds of process start per trial on small machines.
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=study, storage_path=str(study_dir.parent), verbose=0,
+        run_config=tune.RunConfig(name=study, verbose=0,
+                                  storage_path=str(PurePosixPath(remote.path).parent if remote else study_dir.parent),
+                                  # the experiment state reaches the store every few seconds, not every 5 minutes
+                                  sync_config=tune.SyncConfig(sync_period=2) if remote else None, **where,
                                   callbacks=run_callbacks,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
-    back_up_tuner_state(study_dir)
+    if not remote:
+        back_up_tuner_state(study_dir)
     return tuner
 
 
-def restored_trainable_name(study_dir: Path) -> str | None:
-    """The trainable name the study's saved Tune state was made with (Tune refuses another on restore)."""
+def _read(path: Path) -> bytes | None:
     try:
-        return pickle.loads((study_dir / TUNER_STATE).read_bytes()).get("__trainable_name")
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def restored_trainable_name(saved_state: bytes | None) -> str | None:
+    """The trainable name the study's saved Tune state (``tuner.pkl``) was made with (Tune refuses another on
+    restore)."""
+    try:
+        return pickle.loads(saved_state).get("__trainable_name")
     except Exception:
         return None
 
@@ -108,6 +137,14 @@ def use_callbacks(tuner, callbacks: list) -> None:
     run_config = getattr(internal, "_run_config", None)
     if run_config is not None and hasattr(run_config, "callbacks"):
         run_config.callbacks = callbacks
+
+
+def _remote_study(study_dir: Path):
+    """The study's location on the object store when ``study_dir`` is in a working copy, else None."""
+    from raygex.storage import mirror_of
+
+    found = mirror_of(study_dir)
+    return found.remote.child(found.relative(study_dir)) if found else None
 
 
 def result_files() -> list:
@@ -206,3 +243,83 @@ def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
             shutil.copytree(left[-1], missing)
             restored.append(missing)
     return restored
+
+
+def repair_missing_remote_checkpoints(remote) -> list[str]:
+    """:func:`repair_missing_checkpoints` on an object store (``remote``: the study's :class:`Remote`): the same
+    race exists there (Tune deletes checkpoint N on the store before its synced state names N+1)."""
+    files = remote.files()
+    states = sorted(f for f in files if "/" not in f and f.startswith("experiment_state-") and f.endswith(".json"))
+    if not states:
+        return []
+    text = (remote.read_bytes(states[-1]) or b"").decode(errors="replace")
+    restored = []
+    for trial, name in sorted(checkpoint_references(text)):
+        mine = [f for f in files if f.startswith(f"{trial}/")]
+        if not mine or any(f.startswith(f"{trial}/{name}/") for f in mine):
+            continue
+        left = sorted({f.split("/")[1] for f in mine if f.split("/")[1].startswith("checkpoint_")
+                       and f.count("/") >= 2})
+        if not left:
+            continue
+        for f in mine:
+            if f.startswith(f"{trial}/{left[-1]}/"):
+                remote.fs.copy_file(remote.key(f), remote.key(f.replace(f"/{left[-1]}/", f"/{name}/", 1)))
+        restored.append(f"{trial}/{name}")
+    return restored
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    from raygex.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def _state_trial_ids(state_text: str) -> set[str]:
+    ids = set()
+    for entry in json.loads(state_text).get("trial_data", []):
+        meta = entry[0] if isinstance(entry, list) and entry else entry
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        if isinstance(meta, dict) and "trial_id" in meta:
+            ids.add(str(meta["trial_id"]))
+    return ids
+
+
+def reconcile_searcher_state(names: list[str], read, write) -> bool:
+    """Make Tune's saved search state agree with its saved experiment state (``names``: the study folder's file
+    names; ``read(name)``/``write(name, bytes)`` its files, local or on a store). Returns whether it changed.
+
+    Tune saves the two separately, and on an object store it uploads them in no fixed order: a driver killed
+    mid-upload can leave a search state that counts a trial the experiment state never recorded (found by
+    tests/storage: "5 of 6 trials finished" after resume). Tune would then create one trial too few (its trial
+    counter says the budget was reached) and the concurrency limiter would keep a slot for a trial that never
+    ends. The counter is set back to the trials the experiment knows and the phantom leaves the limiter; the
+    phantom's configuration stays in the Optuna study as running, so it is not suggested again.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    searchers = sorted(n for n in names if n.startswith("searcher-state-") and n.endswith(".pkl"))
+    states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
+    if not searchers or not states:
+        return False
+    try:
+        known = _state_trial_ids(read(states[-1]).decode())
+        search = cloudpickle.loads(read(searchers[-1]))
+    except Exception:  # unreadable: Tune's own restore reports it
+        return False
+    changed = False
+    if isinstance(search, dict) and isinstance(search.get("counter"), int) and search["counter"] > len(known):
+        search["counter"], search["finished"] = len(known), False
+        changed = True
+    limiter = search.get("name:ConcurrencyLimiter") if isinstance(search, dict) else None
+    if isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
+        phantoms = {t for t in limiter["live_trials"] if str(t) not in known}
+        if phantoms:
+            limiter["live_trials"] = limiter["live_trials"] - phantoms
+            limiter["num_unfinished_live_trials"] = max(0, limiter.get("num_unfinished_live_trials", 0)
+                                                        - len(phantoms))
+            changed = True
+    if changed:
+        write(searchers[-1], cloudpickle.dumps(search))
+    return changed
