@@ -37,9 +37,10 @@ def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None)
 
 
 def predict_file(model_path, input_path, output, *, allow_missing: str | None = None, layout: str = "auto",
-                 batch_size: int = 4096, address: str | None = None) -> dict:
-    """Predict every sample of ``input_path``; returns {"samples", "classes"}. ``model_path`` and ``output`` may
-    be object-store URIs (``s3://``, ``gs://``): the model is fetched first, the CSV uploaded once complete."""
+                 batch_size: int = 4096, address: str | None = None, device: str | None = "cpu") -> dict:
+    """Predict every sample of ``input_path`` on ``device`` (cpu, cuda, auto); returns {"samples", "classes"}.
+    ``model_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model is fetched first,
+    the CSV uploaded once complete."""
     from raygex.storage import fetch_file, is_uri, put_file
 
     if is_uri(output):
@@ -51,10 +52,10 @@ def predict_file(model_path, input_path, output, *, allow_missing: str | None = 
         with tempfile.TemporaryDirectory(prefix="raygex-predict-") as folder:
             local = Path(folder) / str(output).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             report = predict_file(model_path, input_path, local, allow_missing=allow_missing, layout=layout,
-                                  batch_size=batch_size, address=address)
+                                  batch_size=batch_size, address=address, device=device)
             put_file(local, str(output))
         return report
-    model = load_model(fetch_file(str(model_path)) if is_uri(model_path) else model_path)
+    model = load_model(fetch_file(str(model_path)) if is_uri(model_path) else model_path, device)
     columns = ["sample_id", "predicted", *[f"p_{c}" for c in model.classes]]
     plan, plan_genes, samples = None, None, 0
     with atomic_path(output) as tmp:

@@ -49,7 +49,9 @@ def export(experiment, task, trial_id, out_dir, as_json):
               show_default=True, help="Orientation of a text matrix.")
 @click.option("--batch-size", default=4096, show_default=True, help="Samples per batch (streaming).")
 @click.option("--address", help="Read a Parquet dataset with Ray Data on this cluster ('auto' for RAY_ADDRESS).")
-def predict(model_path, input_path, output, allow_missing, layout, batch_size, address):
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the model runs: cpu, cuda (cuda:N) or auto (CUDA when present).")
+def predict(model_path, input_path, output, allow_missing, layout, batch_size, address, device):
     """Predict every sample of INPUT (any format `raygex data import` reads) with MODEL; write a CSV.
 
     The CSV holds sample_id, the predicted class and one probability column per class.
@@ -68,7 +70,7 @@ def predict(model_path, input_path, output, allow_missing, layout, batch_size, a
         output = Path(output)
         check_output(output, "-o/--out")
     report = predict_file(model_path, input_path, output, allow_missing=allow_missing, layout=layout,
-                          batch_size=batch_size, address=address)
+                          batch_size=batch_size, address=address, device=device)
     click.echo(f"{report['samples']} samples → {output} (classes: {', '.join(report['classes'])})")
 
 

@@ -129,6 +129,20 @@ def test_bad_model_files_are_one_line_errors(exported, tmp_path, run_cli, make, 
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_predict_cli_runs_on_the_device_asked_for(exported, tmp_path, run_cli):
+    path, data = exported
+    source = tmp_path / "x.tsv"
+    _frame(data).to_csv(source, sep="\t")
+    code, _, err = run_cli("predict", path, source, "-o", tmp_path / "auto.csv", "--device", "auto")
+    assert code == 0, err
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "auto.csv").filter(like="p_").to_numpy(),
+                               raygex.load_model(path).predict_proba(data.x_test), atol=1e-5)
+    if not torch.cuda.is_available():
+        code, _, err = run_cli("predict", path, source, "-o", tmp_path / "gpu.csv", "--device", "cuda")
+        assert code == 2 and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "gpu.csv").exists()
+
+
 def test_non_numeric_input_is_a_one_line_error(exported, tmp_path, run_cli):
     path, data = exported
     frame = _frame(data).astype(object)
