@@ -175,17 +175,58 @@ class FoldRun:
 
     def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
         self.data = data
-        self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
-                                                                              data.x_test))
-        self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
+        self.device = device
+        # A large study's sets are Ray Datasets (raygex.data.study_rows.StreamData): batches stream in every epoch
+        # and are standardised here, on the device, by the training statistics; nothing is copied whole.
+        self.streaming = bool(getattr(data, "streaming", False))
+        if self.streaming:
+            self.x_train = self.x_valid = self.x_test = None
+            self.mean = torch.as_tensor(np.asarray(data.mean, dtype=np.float32)).to(device)
+            self.std = torch.as_tensor(np.asarray(data.std, dtype=np.float32)).to(device)
+            self.shuffle_seed = int(shuffle_seed)
+        else:
+            self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
+                                                                                  data.x_test))
+            self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
         self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=float(config["lr"]),
                                           weight_decay=float(config["weight_decay"]))
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
 
+    def _stream(self, split: str, batch_size: int, epoch: int | None = None):
+        """Batches of a streamed set on the device (pinned host memory first on CUDA, the next batches prefetched);
+        ``epoch`` shuffles (block order and a local buffer, both seeded from the trial's seed and the epoch, so a
+        resumed trial sees the same order)."""
+        ds = self.data.dataset(split)
+        kwargs = {}
+        if epoch is not None:
+            seed = (self.shuffle_seed * 100_003 + epoch) % 2**31
+            ds = ds.randomize_block_order(seed=seed)
+            kwargs = {"local_shuffle_buffer_size": max(1, int(self.data.shuffle_buffer)), "local_shuffle_seed": seed}
+        cuda = self.device.type == "cuda"
+        return ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=2, device=str(self.device),
+                                     pin_memory=cuda, dtypes={"x": torch.float32, "y": torch.int64,
+                                                              "pos": torch.int64}, **kwargs)
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         self.model.train()
+        if self.streaming:
+            finite = torch.ones((), dtype=torch.bool, device=self.device)
+            loss = None
+            for batch in self._stream("train", batch_size, epoch):
+                self.optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(self.model(self.standardise(batch["x"])), batch["y"])
+                finite &= torch.isfinite(loss)
+                loss.backward()
+                self.optimiser.step()
+            if not bool(finite):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
+                                         "the trial is marked errored")
+            return
         order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
         finite = torch.ones((), dtype=torch.bool, device=self.x_train.device)
         for start in range(0, len(order), batch_size):
@@ -199,6 +240,20 @@ class FoldRun:
             # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
             raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
                                      "the trial is marked errored")
+
+    @torch.no_grad()
+    def proba(self, split: str) -> np.ndarray:
+        """Class probabilities of a split's rows, in the split's order (streamed sets: batch by batch)."""
+        if not self.streaming:
+            return predict_proba(self.model, {"train": self.x_train, "valid": self.x_valid, "test": self.x_test}[split])
+        self.model.eval()
+        n = len({"train": self.data.y_train, "valid": self.data.y_valid, "test": self.data.y_test}[split])
+        out = None
+        for batch in self._stream(split, 1024):
+            p = torch.softmax(self.model(self.standardise(batch["x"])), dim=1).cpu().numpy()
+            out = np.empty((n, p.shape[1]), dtype=p.dtype) if out is None else out
+            out[batch["pos"].cpu().numpy()] = p
+        return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
     def keep_best(self) -> None:
         # A real copy: state_dict() returns references that later optimiser steps would overwrite.
@@ -322,9 +377,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         for run in runs:
             run.train_epoch(loss_fn, batch_size, state.epoch + 1, lr)
         state.epoch += 1
-        train_m = fold_mean([classification_metrics(r.data.y_train, predict_proba(r.model, r.x_train), n_classes)
-                             for r in runs])
-        valid_m = fold_mean([classification_metrics(r.data.y_valid, predict_proba(r.model, r.x_valid), n_classes)
+        train_m = fold_mean([classification_metrics(r.data.y_train, r.proba("train"), n_classes) for r in runs])
+        valid_m = fold_mean([classification_metrics(r.data.y_valid, r.proba("valid"), n_classes)
                              for r in runs]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
@@ -361,4 +415,4 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
 
 def _mean_test_proba(runs: list[FoldRun]) -> np.ndarray:
     """Test-set class probabilities averaged over the folds' networks as they are now."""
-    return np.mean([predict_proba(run.model, run.x_test) for run in runs], axis=0)
+    return np.mean([run.proba("test") for run in runs], axis=0)

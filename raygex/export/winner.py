@@ -124,10 +124,23 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     trial_config = layout.trial_params(study, row)
     seed = config.split.seeds[0]
     hparams = with_defaults({**config.train.model_dump(), "seed": seed, **trial_config})
-    dataset = dataset if dataset is not None else load_dataset(config)
     graphs = graphs if graphs is not None else load_graphs(config)
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
-    data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
+    from raygex.data.study_rows import StudySource
+
+    if isinstance(dataset, StudySource):  # a run's stages: the study's rows only, read by Ray tasks
+        if dataset.is_large(study, seed) and not dataset.in_worker:
+            # its sets are over the in-memory budget: the export runs in a Ray task, which holds them instead
+            import ray
+
+            task = ray.remote(num_cpus=config.resources.cpu)(export_trial)
+            return ray.get(task.remote(layout, study, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
+                                       graphs=graphs, dataset_sha256=dataset_sha256 or dataset_hash(
+                                           config.data.expression)))
+        data = dataset.trial_data(study, seed, graph)
+    else:
+        dataset = dataset if dataset is not None else load_dataset(config)
+        data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
     best_epoch = row.get("best_epoch")
     best_epoch = None if best_epoch is None or best_epoch != best_epoch else int(best_epoch)
     torch.manual_seed(seed)
