@@ -194,45 +194,26 @@ class FoldRun:
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
 
-    def _stream(self, split: str, batch_size: int, epoch: int | None = None):
-        """Batches of a streamed set on the device (pinned host memory first on CUDA, the next batches prefetched);
-        ``epoch`` shuffles (block order and a local buffer, both seeded from the trial's seed and the epoch, so a
-        resumed trial sees the same order)."""
-        ds = self.data.dataset(split)
-        kwargs = {}
-        if epoch is not None:
-            seed = (self.shuffle_seed * 100_003 + epoch) % 2**31
-            ds = ds.randomize_block_order(seed=seed)
-            kwargs = {"local_shuffle_buffer_size": max(1, int(self.data.shuffle_buffer)), "local_shuffle_seed": seed}
-        cuda = self.device.type == "cuda"
-        return ds.iter_torch_batches(batch_size=batch_size, prefetch_batches=2, device=str(self.device),
-                                     pin_memory=cuda, dtypes={"x": torch.float32, "y": torch.int64,
-                                                              "pos": torch.int64}, **kwargs)
-
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
+    def _batches(self, batch_size: int, epoch: int):
+        """The epoch's shuffled training batches (inputs standardised, labels) on the device."""
+        if self.streaming:
+            from raygex.data.batches import stream_batches
+
+            seed = (self.shuffle_seed * 100_003 + epoch) % 2**31  # per epoch: a resumed trial sees the same order
+            return ((self.standardise(b["x"]), b["y"])
+                    for b in stream_batches(self.data, "train", batch_size, self.device, seed))
+        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
+        return ((self.x_train[rows], self.y_train[rows]) for rows in order.split(batch_size))
+
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         self.model.train()
-        if self.streaming:
-            finite = torch.ones((), dtype=torch.bool, device=self.device)
-            loss = None
-            for batch in self._stream("train", batch_size, epoch):
-                self.optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(self.model(self.standardise(batch["x"])), batch["y"])
-                finite &= torch.isfinite(loss)
-                loss.backward()
-                self.optimiser.step()
-            if not bool(finite):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
-                                         "the trial is marked errored")
-            return
-        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
-        finite = torch.ones((), dtype=torch.bool, device=self.x_train.device)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+        finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
+        for x, y in self._batches(batch_size, epoch):
             self.optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(self.model(self.x_train[rows]), self.y_train[rows])
+            loss = loss_fn(self.model(x), y)
             finite &= torch.isfinite(loss)  # on the device: no host sync per step (read once per epoch)
             loss.backward()
             self.optimiser.step()
@@ -246,14 +227,9 @@ class FoldRun:
         """Class probabilities of a split's rows, in the split's order (streamed sets: batch by batch)."""
         if not self.streaming:
             return predict_proba(self.model, {"train": self.x_train, "valid": self.x_valid, "test": self.x_test}[split])
-        self.model.eval()
-        n = len({"train": self.data.y_train, "valid": self.data.y_valid, "test": self.data.y_test}[split])
-        out = None
-        for batch in self._stream(split, 1024):
-            p = torch.softmax(self.model(self.standardise(batch["x"])), dim=1).cpu().numpy()
-            out = np.empty((n, p.shape[1]), dtype=p.dtype) if out is None else out
-            out[batch["pos"].cpu().numpy()] = p
-        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+        from raygex.data.batches import stream_proba
+
+        return stream_proba(self.model, self.data, split, self.standardise, self.device)
 
     def keep_best(self) -> None:
         # A real copy: state_dict() returns references that later optimiser steps would overwrite.

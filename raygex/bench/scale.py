@@ -149,6 +149,10 @@ try:
 except OSError:
     reset = False
 before = status("VmRSS:")
+if len(sys.argv) > 3 and float(sys.argv[3]) > 0:  # a known allocation during the search (the test's check)
+    import numpy
+    ballast = numpy.ones(int(float(sys.argv[3]) * 2**20) // 8)
+    del ballast
 started = time.time()
 experiment = run_search(config, echo=lambda *a: None)
 seconds = time.time() - started
@@ -189,8 +193,9 @@ def scale_config(folder: Path, dataset: Path, n_samples: int, n_genes: int, *, c
 
 def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus_per_node: int = 2,
             store_mb: int = 1536, concurrent: int = 2, epochs: int = 2, trials: int = 2,
-            timeout_s: float = 1800) -> dict:
-    """One dataset on a fresh simulated cluster: the driver's growth, each node's store peak, occupancy."""
+            timeout_s: float = 1800, ballast_mb: float = 0) -> dict:
+    """One dataset on a fresh simulated cluster: the driver's growth, each node's store peak, occupancy.
+    ``ballast_mb``: the driver allocates and frees that much during the search (a known growth, for tests)."""
     from ray.cluster_utils import Cluster
 
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=Path(dataset).parent))
@@ -208,7 +213,7 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
         sampler.start()
         env = {**os.environ, "RAY_ADDRESS": cluster.address, "WANDB_MODE": "disabled"}
         try:
-            proc = subprocess.run([sys.executable, "-c", _DRIVER, str(config), cluster.address], env=env,
+            proc = subprocess.run([sys.executable, "-c", _DRIVER, str(config), cluster.address, str(ballast_mb)], env=env,
                                   capture_output=True, text=True, timeout=timeout_s)
         finally:
             sampler.stop()
@@ -244,7 +249,7 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
 
 def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nodes: int = 3, cpus_per_node: int = 2,
                         store_mb: int = 1536, tile_mb: float = 256.0, epochs: int = 2, trials: int = 2,
-                        keep: bool = False) -> dict:
+                        keep: bool = False, ballast_mb: float = 0) -> dict:
     """Every size in a fresh temporary folder (under ``workdir``); the datasets are deleted unless ``keep``."""
     import shutil
 
@@ -259,7 +264,7 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
                                        tile_mb=tile_mb)
             generate_s = time.perf_counter() - started
             row = measure(dataset, n_samples, n_genes, nodes=nodes, cpus_per_node=cpus_per_node, store_mb=store_mb,
-                          epochs=epochs, trials=trials)
+                          epochs=epochs, trials=trials, ballast_mb=ballast_mb)
             row["generate_s"] = round(generate_s, 1)
             rows.append(row)
             if not keep:

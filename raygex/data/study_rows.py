@@ -19,7 +19,7 @@ then reads the expression column in tasks and keeps only the study's rows and in
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -27,6 +27,7 @@ import pandas as pd
 
 from raygex import schema
 from raygex.data import canonical
+from raygex.data.batches import StreamData
 from raygex.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -257,40 +258,6 @@ def moments(train) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-@dataclass
-class StreamData:
-    """A large study's sets as materialised Ray Datasets (columns ``pos``, ``y``, ``x`` raw float32), with the
-    training statistics that standardise each batch (in the trial, on its device) and the labels in split order.
-
-    Duck-types the parts of :class:`~raygex.training.TrialData` that trials, evaluation and swap read."""
-
-    train: object
-    valid: object
-    test: object
-    y_train: np.ndarray
-    y_valid: np.ndarray
-    y_test: np.ndarray
-    genes: list[str]
-    classes: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    graph: object | None = None
-    test_ids: list[str] | None = None
-    folds: list | None = None
-    shuffle_buffer: int = 1024
-    batch_rows: int = 256
-    streaming: bool = field(default=True, init=False)
-
-    def standardised(self) -> "StreamData":
-        return self  # standardised batch by batch, by the trial
-
-    def fold_views(self) -> list["StreamData"]:
-        return [self]
-
-    def dataset(self, split: str):
-        return {"train": self.train, "valid": self.valid, "test": self.test}[split]
-
-
 def _split_of(batch: dict, k: int) -> dict:
     keep = batch["split"] == k
     return {"pos": batch["pos"][keep], "y": batch["y"][keep], "x": batch["x"][keep]}
@@ -314,7 +281,6 @@ def stream_data(plan: StudyPlan) -> StreamData:
 def _stream_graphs(config, graphs: dict, data: StreamData, plan: StudyPlan) -> dict:
     """The aligned graph choices of a large study (in a Ray task: the co-expression control reads the training
     rows there, never in the driver)."""
-    from raygex.config import ExperimentConfig  # noqa: F401  (the task unpickles the config)
     from raygex.training import TrialData
 
     x_train = None

@@ -78,8 +78,17 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
 
 
 def dataset_hash(path: str | Path) -> str:
-    """sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
+    """The dataset's hash: its content hash recorded when it was written (import, demo: read from its footer, not
+    recomputed), else sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
+    from raygex.data.canonical import read_content_hash
+
     path = Path(path)
+    try:
+        recorded = read_content_hash(path)
+    except Exception:  # not a canonical dataset (or unreadable): hash the bytes as before
+        recorded = None
+    if recorded:
+        return recorded
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.search.conftest import write_config
+from tests.search.conftest import tiny_demo, write_config  # noqa: F401  (tiny_demo: a fixture)
 
 
 def _config(folder, demo, name, budget_mb, **changes):
@@ -143,3 +143,25 @@ def test_streamed_and_in_memory_searches_give_models_of_similar_quality(both_pat
             seeds = pd.read_parquet(path / study / "seeds.parquet")
             assert set(seeds["seed"]) == {0, 1} and seeds["test_auc"].notna().all()
             assert pd.read_parquet(path / study / "swap.parquet")["test_auc"].notna().all()
+
+
+def test_the_dataset_hash_is_recorded_once_when_written(tmp_path, monkeypatch):
+    from raygex.data.canonical import ExpressionDataset, read_content_hash, write_dataset
+    from raygex.export import winner
+
+    def dataset(value: float):
+        x = np.full((5, 3), value, np.float32)
+        return ExpressionDataset([f"s{i}" for i in range(5)], x, ["A", "B", "C"], pd.DataFrame({"k": list("ababa")}))
+
+    one = write_dataset(dataset(1.0), tmp_path / "one.parquet")
+    again = write_dataset(dataset(1.0), tmp_path / "again.parquet", part_bytes=24, row_group_bytes=12)  # 5 parts
+    other = write_dataset(dataset(2.0), tmp_path / "other.parquet")
+    assert again.is_dir() and len(list(again.glob("*.parquet"))) > 1
+    assert read_content_hash(one) == read_content_hash(again) != read_content_hash(other)
+    monkeypatch.setattr(winner, "sha256_file", lambda *_: (_ for _ in ()).throw(AssertionError("re-hashed")))
+    assert winner.dataset_hash(one) == read_content_hash(one)  # read from the footer, the file is not hashed
+    old = tmp_path / "old.parquet"  # a dataset written before the hash was recorded: hashed as before
+    table = pq.read_table(one)
+    pq.write_table(table.replace_schema_metadata(table.schema.metadata), old)
+    monkeypatch.undo()
+    assert read_content_hash(old) is None and len(winner.dataset_hash(old)) == 64
