@@ -192,7 +192,7 @@ def scale_config(folder: Path, dataset: Path, n_samples: int, n_genes: int, *, c
 
 
 def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus_per_node: int = 2,
-            store_mb: int = 1536, concurrent: int = 2, epochs: int = 2, trials: int = 2,
+            store_mb: int = 2560, concurrent: int = 2, epochs: int = 2, trials: int = 2,
             timeout_s: float = 1800, ballast_mb: float = 0) -> dict:
     """One dataset on a fresh simulated cluster: the driver's growth, each node's store peak, occupancy.
     ``ballast_mb``: the driver allocates and frees that much during the search (a known growth, for tests)."""
@@ -248,7 +248,7 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
 
 
 def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nodes: int = 3, cpus_per_node: int = 2,
-                        store_mb: int = 1536, tile_mb: float = 256.0, epochs: int = 2, trials: int = 2,
+                        store_mb: int = 2560, tile_mb: float = 256.0, epochs: int = 2, trials: int = 2,
                         keep: bool = False, ballast_mb: float = 0) -> dict:
     """Every size in a fresh temporary folder (under ``workdir``); the datasets are deleted unless ``keep``."""
     import shutil

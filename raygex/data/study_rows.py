@@ -310,15 +310,17 @@ class StudySource:
     :class:`StreamData`) with the aligned graph choices; ``trial_data`` gives a study's raw arrays in this
     process (export), refused for a large study outside a Ray worker."""
 
-    def __init__(self, config, graphs: dict, *, in_worker: bool = False):
+    def __init__(self, config, graphs: dict, *, in_worker: bool = False, connect=None):
         self.config = config
         self.graphs = graphs
         self.in_worker = in_worker
+        self.connect = connect  # called before anything uses Ray (the run's connection: its --address)
         self._plans: dict = {}
         self._data: dict = {}
 
     def __getstate__(self):
-        return {"config": self.config, "graphs": self.graphs, "in_worker": True, "_plans": {}, "_data": {}}
+        return {"config": self.config, "graphs": self.graphs, "in_worker": True, "connect": None, "_plans": {},
+                "_data": {}}
 
     @cached_property
     def index(self) -> pd.DataFrame:
@@ -327,6 +329,8 @@ class StudySource:
     def plan(self, study: str, seed: int) -> StudyPlan:
         key = (study, seed)
         if key not in self._plans:
+            if self.connect is not None:
+                self.connect()
             spec = self.config.task(study)
             gene_values = None
             if getattr(spec, "kind", None) == "single_gene":

@@ -138,11 +138,17 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     from raygex.data.study_rows import StudySource
 
     if isinstance(dataset, StudySource):  # a run's stages: the study's rows only, read by Ray tasks
-        if dataset.is_large(study, seed) and not dataset.in_worker:
-            # its sets are over the in-memory budget: the export runs in a Ray task, which holds them instead
+        if not dataset.in_worker:
+            # the export runs in a Ray task, which holds the study's sets (the driver never does), on this node (it
+            # writes the model into the experiment folder)
             import ray
 
-            task = ray.remote(num_cpus=config.resources.cpu)(export_trial)
+            if dataset.connect is not None:
+                dataset.connect()
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            task = ray.remote(num_cpus=config.resources.cpu, scheduling_strategy=here)(export_trial)
             return ray.get(task.remote(layout, study, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
                                        graphs=graphs, dataset_sha256=dataset_sha256 or dataset_hash(
                                            config.data.expression)))

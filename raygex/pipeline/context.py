@@ -44,7 +44,7 @@ class SweepContext:
         ids and labels here and each study's rows in Ray tasks (the driver never holds the matrix)."""
         from raygex.data.study_rows import StudySource
 
-        return StudySource(self.config, self.graphs)
+        return StudySource(self.config, self.graphs, connect=self.ray)
 
     @cached_property
     def graphs(self) -> dict:
