@@ -13,7 +13,8 @@ def test_bench_scale_measures_driver_growth_and_node_stores(tmp_path):
                                  trials=1, tile_mb=1.0, ballast_mb=300)
     (row,) = result["results"]
     assert row["dataset_bytes"] > 2000 * 500 * 4 * 0.9 and row["nodes"] == 2
-    assert row["driver_peak_reset"] and row["driver_growth_mb"] >= 300, row  # the ballast shows: a real VmHWM
+    # the ballast shows (a peak is the larger of the ballast and the search's own): VmHWM is really read
+    assert row["driver_peak_reset"] and row["driver_growth_mb"] >= 0.98 * 300, row
     assert set(row["store_peak_mb"]) == {"node0", "node1"} and max(row["store_peak_mb"].values()) > 0
     assert row["store_samples"] > 1 and row["store_limit_mb"] > 0
     assert row["trials"] == row["trials_terminated"] == 2  # one per study: the small and the streamed one
