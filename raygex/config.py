@@ -35,6 +35,9 @@ class _Model(BaseModel):
 
 class DataConfig(_Model):
     expression: str
+    # A study whose sets (train + valid + test rows x input genes, float32) exceed this many MiB streams batches to
+    # its trials from Ray Datasets in the object stores; below it, trials share in-memory arrays zero-copy.
+    in_memory_budget_mb: float = Field(1024.0, gt=0)
 
 
 AUTO_FOLDS = 5

@@ -8,6 +8,9 @@ these runs and the gain of each real graph over its randomised control, paired b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
 from raygex.choices import best_per_choice, choice_of
@@ -41,16 +44,33 @@ def remote_trainer(config):
     return train
 
 
+@dataclass
+class SeedSplit:
+    """What the driver keeps of a split seed: the test labels and ids, and every graph choice aligned to it."""
+
+    y_test: np.ndarray
+    test_ids: list[str]
+    graphs: dict
+
+
 def split_per_seed(config, study: str, dataset, graphs) -> dict:
-    """Seed → (the study's split arrays without a graph, the same standardised in the object store)."""
+    """Seed → (:class:`SeedSplit`, what its trainings share). From a :class:`raygex.data.study_rows.StudySource`
+    (a run's stages) the split's rows are made in Ray tasks and reused from the sweep for its seed; the driver
+    keeps labels and graphs only. From an in-memory dataset, the standardised arrays are put in the object store."""
     import ray
 
-    from raygex.prepare import trial_data
+    from raygex.data.study_rows import StudySource
+    from raygex.prepare import study_graphs, trial_data
 
     splits = {}
     for seed in config.split.seeds:
+        if isinstance(dataset, StudySource):
+            shared, aligned, plan = dataset.study_data(study, seed)
+            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned), shared)
+            continue
         raw = trial_data(config, study, dataset, graphs, seed=seed, graph=None)
-        splits[seed] = (raw, ray.put(raw.standardised()))
+        splits[seed] = (SeedSplit(raw.y_test, raw.test_ids, study_graphs(config, graphs, raw, seed=seed)),
+                        ray.put(raw.standardised()))
     return splits
 
 
@@ -60,7 +80,6 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
     import ray
 
     from raygex.leaderboard import winner
-    from raygex.prepare import choice_graph
 
     config = layout.config
     metric = metric_name(config)
@@ -76,8 +95,8 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
     for _, row in best.iterrows():
         params = layout.trial_params(study, row)
         graph = params.get("graph") if params.get("model") == "gcn" else None
-        for seed, (raw, shared) in splits.items():
-            aligned = None if graph is None else choice_graph(config, graph, graphs, raw, seed=seed)
+        for seed, (split, shared) in splits.items():
+            aligned = None if graph is None else split.graphs[graph]
             hparams = {**config.train.model_dump(), **params, "seed": seed}
             jobs.append(train.remote(hparams, shared, aligned))
             keys.append((row["choice"], str(row["trial_id"]), row["role"], seed))

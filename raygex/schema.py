@@ -14,6 +14,9 @@ EXPRESSION = "expression"
 META_GENES = b"raygex.genes"  # JSON list of HGNC symbols: the order of the expression vector
 META_PROVENANCE = b"raygex.provenance"  # JSON dict: source file, hash, import options, counts
 META_FORMAT = b"raygex.format"  # "expression/<version>" or "graph/<version>"
+# Hex SHA-256 of the dataset's content (ids, expression bytes, labels, in row order), computed while the dataset
+# is written and stored in the last part's footer: the dataset's hash in every exported model's provenance.
+META_CONTENT_SHA256 = b"raygex.content_sha256"
 EXPRESSION_FORMAT = f"expression/{FORMAT_VERSION}"
 
 # Rows per Parquet row group / per part file: about 64 MiB of float32 at 16k genes. Ray Data reads files in

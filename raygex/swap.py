@@ -38,12 +38,11 @@ def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, datas
     import ray
 
     from raygex.evaluation import remote_trainer, split_per_seed
-    from raygex.prepare import study_graphs
 
     train = remote_trainer(config)
     jobs, keys = [], []
     for seed, (raw, shared) in split_per_seed(config, study, dataset, graphs).items():
-        by_choice = study_graphs(config, graphs, raw, seed=seed)  # each real graph aligned once, controls from it
+        by_choice = raw.graphs  # each real graph aligned once per seed, controls from it
         for choice in config.graph_choices():
             aligned = by_choice[choice]
             hparams = {**config.train.model_dump(), **params, "graph": choice, "seed": seed}

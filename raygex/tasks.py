@@ -84,13 +84,17 @@ class TaskData:
     name: str
     kind: str
     sample_ids: np.ndarray
-    x: np.ndarray
+    x: np.ndarray | None  # None from :func:`task_index` (the caller reads the rows itself)
     genes: list[str]
     y: np.ndarray
     classes: list[str]
     target: np.ndarray | None = None
     masked_gene: str | None = None
     info: dict = field(default_factory=dict)
+    # Where the task's samples and input genes sit in the dataset (row and column positions): what a reader that
+    # never holds the whole matrix needs to fetch ``x`` itself (:func:`task_index`, raygex.data.study_rows).
+    rows: np.ndarray | None = None
+    columns: np.ndarray | None = None
 
     def split(self, *, train, valid=0, test=None, seed: int = 0, test_seed: int = 0) -> tuple[Split, np.ndarray]:
         """A stratified split and the labels to use with it.
@@ -110,23 +114,43 @@ class TaskData:
 
 def build_task(spec: ClassifyTask | SingleGeneTask, dataset: ExpressionDataset, graphs: dict | None = None) -> TaskData:
     """Inputs and labels for ``spec`` from ``dataset`` (``graphs`` maps names to :class:`Graph` objects)."""
+    index = dataset.gene_index()
+
+    def gene_values(gene: str) -> np.ndarray:
+        return dataset.expression[:, index[gene]]
+
+    task = task_index(spec, dataset.obs, dataset.sample_ids, dataset.genes, gene_values, graphs)
     if isinstance(spec, ClassifyTask):
-        return _build_classify(spec, dataset)
-    return _build_single_gene(spec, dataset, graphs or {})
+        task.x = dataset.expression[task.rows]
+    else:
+        task.x = dataset.expression[:, task.columns].copy()
+        task.x[:, 0] = 0.0  # the target's own input is masked; its node stays in the graph
+    return task
 
 
-def _build_classify(spec: ClassifyTask, dataset: ExpressionDataset) -> TaskData:
-    keep = np.ones(dataset.n_samples, dtype=bool)
+def task_index(spec: ClassifyTask | SingleGeneTask, obs: pd.DataFrame, sample_ids: np.ndarray, genes: list[str],
+               gene_values, graphs: dict | None = None) -> TaskData:
+    """Everything of :func:`build_task` but the inputs ``x`` (None): labels, classes, the target's values, and the
+    dataset rows and input-gene columns that ``x`` is cut from (``x = expression[rows][:, columns]``, a single-gene
+    task's first column zeroed). Needs the label columns and, for a single-gene task, ``gene_values(gene)``: that
+    one gene's column over every sample; never the matrix."""
+    if isinstance(spec, ClassifyTask):
+        return _build_classify(spec, obs, np.asarray(sample_ids), list(genes))
+    return _build_single_gene(spec, sample_ids, list(genes), gene_values, graphs or {})
+
+
+def _build_classify(spec: ClassifyTask, obs: pd.DataFrame, sample_ids: np.ndarray, genes: list[str]) -> TaskData:
+    keep = np.ones(len(sample_ids), dtype=bool)
     for column, wanted in spec.where.items():
-        if column not in dataset.obs:
+        if column not in obs:
             raise ConfigError(f"task {spec.name!r}: where column {column!r} is not a label column of the dataset "
-                              f"(columns: {list(dataset.obs.columns)})")
+                              f"(columns: {list(obs.columns)})")
         wanted = [wanted] if isinstance(wanted, str) else wanted
-        keep &= dataset.obs[column].astype(str).isin(wanted).to_numpy()
-    if spec.label not in dataset.obs:
+        keep &= obs[column].astype(str).isin(wanted).to_numpy()
+    if spec.label not in obs:
         raise ConfigError(f"task {spec.name!r}: label column {spec.label!r} not found in the dataset "
-                          f"(columns: {list(dataset.obs.columns)})")
-    labels = dataset.obs[spec.label]
+                          f"(columns: {list(obs.columns)})")
+    labels = obs[spec.label]
     keep &= labels.notna().to_numpy() & (labels.astype(str).str.strip() != "").to_numpy()
     values = labels.astype(str).to_numpy()
     counts = pd.Series(values[keep]).value_counts()
@@ -142,8 +166,8 @@ def _build_classify(spec: ClassifyTask, dataset: ExpressionDataset) -> TaskData:
     y = np.fromiter((code[v] for v in values[rows]), dtype=np.int64, count=len(rows))
     info = {"dropped_missing_label": int(labels.isna().sum()), "dropped_rare_classes": rare.to_dict(),
             "samples": len(rows), "class_counts": {c: int((y == i).sum()) for c, i in code.items()}}
-    return TaskData(spec.name, spec.kind, dataset.sample_ids[rows], dataset.expression[rows], list(dataset.genes),
-                    y, classes, info=info)
+    return TaskData(spec.name, spec.kind, np.asarray(sample_ids)[rows], None, list(genes), y,
+                    classes, info=info, rows=rows, columns=None)
 
 
 def read_gene_list(path: str | Path) -> list[str]:
@@ -191,18 +215,16 @@ def select_input_genes(spec: SingleGeneTask, genes: list[str], graphs: dict) -> 
     return [genes[i] for i in order]
 
 
-def _build_single_gene(spec: SingleGeneTask, dataset: ExpressionDataset, graphs: dict) -> TaskData:
-    index = dataset.gene_index()
+def _build_single_gene(spec: SingleGeneTask, sample_ids, genes: list[str], gene_values, graphs: dict) -> TaskData:
+    index = {g: i for i, g in enumerate(genes)}
     if spec.gene not in index:
         raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is not in the dataset")
-    input_genes = select_input_genes(spec, dataset.genes, graphs)
+    input_genes = select_input_genes(spec, genes, graphs)
     columns = np.fromiter((index[g] for g in input_genes), dtype=np.int64, count=len(input_genes))
-    x = dataset.expression[:, columns].copy()
-    target = dataset.expression[:, index[spec.gene]].astype(np.float64)
-    x[:, 0] = 0.0  # the target's own input is masked; its node stays in the graph
+    target = np.asarray(gene_values(spec.gene)).astype(np.float64)
     y = (target > target.mean()).astype(np.int64)
     if len(np.unique(y)) < 2:
         raise ConfigError(f"task {spec.name!r}: gene {spec.gene!r} is constant across samples")
     info = {"input_mode": spec.inputs.mode, "input_genes": len(input_genes), "requested_size": spec.inputs.size}
-    return TaskData(spec.name, spec.kind, dataset.sample_ids, x, input_genes, y, ["below_mean", "above_mean"],
-                    target=target, masked_gene=spec.gene, info=info)
+    return TaskData(spec.name, spec.kind, np.asarray(sample_ids), None, input_genes, y, ["below_mean", "above_mean"],
+                    target=target, masked_gene=spec.gene, info=info, rows=np.arange(len(sample_ids)), columns=columns)

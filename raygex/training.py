@@ -175,23 +175,45 @@ class FoldRun:
 
     def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
         self.data = data
-        self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
-                                                                              data.x_test))
-        self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
+        self.device = device
+        # A large study's sets are Ray Datasets (raygex.data.study_rows.StreamData): batches stream in every epoch
+        # and are standardised here, on the device, by the training statistics; nothing is copied whole.
+        self.streaming = bool(getattr(data, "streaming", False))
+        if self.streaming:
+            self.x_train = self.x_valid = self.x_test = None
+            self.mean = torch.as_tensor(np.asarray(data.mean, dtype=np.float32)).to(device)
+            self.std = torch.as_tensor(np.asarray(data.std, dtype=np.float32)).to(device)
+            self.shuffle_seed = int(shuffle_seed)
+        else:
+            self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
+                                                                                  data.x_test))
+            self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
         self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=float(config["lr"]),
                                           weight_decay=float(config["weight_decay"]))
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
 
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def _batches(self, batch_size: int, epoch: int):
+        """The epoch's shuffled training batches (inputs standardised, labels) on the device."""
+        if self.streaming:
+            from raygex.data.batches import stream_batches
+
+            seed = (self.shuffle_seed * 100_003 + epoch) % 2**31  # per epoch: a resumed trial sees the same order
+            return ((self.standardise(b["x"]), b["y"])
+                    for b in stream_batches(self.data, "train", batch_size, self.device, seed))
+        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
+        return ((self.x_train[rows], self.y_train[rows]) for rows in order.split(batch_size))
+
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         self.model.train()
-        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
-        finite = torch.ones((), dtype=torch.bool, device=self.x_train.device)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+        finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
+        for x, y in self._batches(batch_size, epoch):
             self.optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(self.model(self.x_train[rows]), self.y_train[rows])
+            loss = loss_fn(self.model(x), y)
             finite &= torch.isfinite(loss)  # on the device: no host sync per step (read once per epoch)
             loss.backward()
             self.optimiser.step()
@@ -199,6 +221,15 @@ class FoldRun:
             # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
             raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
                                      "the trial is marked errored")
+
+    @torch.no_grad()
+    def proba(self, split: str) -> np.ndarray:
+        """Class probabilities of a split's rows, in the split's order (streamed sets: batch by batch)."""
+        if not self.streaming:
+            return predict_proba(self.model, {"train": self.x_train, "valid": self.x_valid, "test": self.x_test}[split])
+        from raygex.data.batches import stream_proba
+
+        return stream_proba(self.model, self.data, split, self.standardise, self.device)
 
     def keep_best(self) -> None:
         # A real copy: state_dict() returns references that later optimiser steps would overwrite.
@@ -322,9 +353,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         for run in runs:
             run.train_epoch(loss_fn, batch_size, state.epoch + 1, lr)
         state.epoch += 1
-        train_m = fold_mean([classification_metrics(r.data.y_train, predict_proba(r.model, r.x_train), n_classes)
-                             for r in runs])
-        valid_m = fold_mean([classification_metrics(r.data.y_valid, predict_proba(r.model, r.x_valid), n_classes)
+        train_m = fold_mean([classification_metrics(r.data.y_train, r.proba("train"), n_classes) for r in runs])
+        valid_m = fold_mean([classification_metrics(r.data.y_valid, r.proba("valid"), n_classes)
                              for r in runs]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
@@ -361,4 +391,4 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
 
 def _mean_test_proba(runs: list[FoldRun]) -> np.ndarray:
     """Test-set class probabilities averaged over the folds' networks as they are now."""
-    return np.mean([predict_proba(run.model, run.x_test) for run in runs], axis=0)
+    return np.mean([run.proba("test") for run in runs], axis=0)

@@ -243,3 +243,38 @@ def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_j
         click.echo(line)
     if as_json:
         click.echo(json.dumps(result, default=str))
+
+
+@bench.command("scale")
+@click.option("--size", "sizes", multiple=True, metavar="SAMPLESxGENES",
+              help="Dataset sizes (default: 25000x5000 and 50000x20000, ~0.5 GB and ~4 GB of float32).")
+@click.option("--nodes", default=3, show_default=True, help="Nodes of the simulated cluster (head + workers).")
+@click.option("--cpus-per-node", default=2, show_default=True, help="Logical CPUs per simulated node.")
+@click.option("--store-mb", default=2560, show_default=True,
+              help="Object-store MiB per node (spills beyond; keep it above the 1.5 x dataset / nodes target, so "
+                   "the target is measured, not enforced by the capacity).")
+@click.option("--epochs", default=2, show_default=True, help="Epochs per trial.")
+@click.option("--trials", default=2, show_default=True, help="Trials per study.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Where the temporary datasets go (default: the system's temporary folder); deleted after.")
+@click.option("--out", "out_json", type=click.Path(path_type=Path), default=None, help="Write the results as JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, workdir, out_json, as_json):
+    """Driver memory and object-store bytes per node of a search on a simulated multi-node cluster, per dataset
+    size (targets: driver growth <= 5 % of the dataset; each node's store <= 1.5 x dataset / nodes), and the
+    occupancy of the trial slots.
+
+    \b
+    Examples:
+      raygex bench scale                                   # ~0.5 GB and ~4 GB
+      raygex bench scale --size 2000x1000 --nodes 2        # a smoke test, seconds
+    """
+    from raygex.bench.scale import DEFAULT_SIZES, format_table, json_line, run_scale_benchmark, sizes_option
+
+    result = run_scale_benchmark(workdir, sizes_option(sizes) if sizes else DEFAULT_SIZES, nodes=nodes,
+                                 cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials)
+    click.echo(format_table(result))
+    if out_json is not None:
+        Path(out_json).write_text(json_line(result))
+    if as_json:
+        click.echo(json_line(result))

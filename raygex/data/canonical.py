@@ -8,6 +8,7 @@ row groups of about 64 MiB.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class DatasetWriter:
         self._parts: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_part = 0
+        self._digest = hashlib.sha256()  # the content hash (schema.META_CONTENT_SHA256), computed once, here
 
     def __enter__(self) -> "DatasetWriter":
         self._atomic = atomic_path(self.path, directory=True)
@@ -167,6 +169,10 @@ class DatasetWriter:
     def write(self, sample_ids, block: np.ndarray, obs: pd.DataFrame | None = None) -> None:
         if block.shape[1] != len(self.genes):
             raise ValueError(f"block has {block.shape[1]} genes, expected {len(self.genes)}")
+        self._digest.update("\x00".join(np.asarray(sample_ids).astype(str)).encode() + b"\x01")
+        self._digest.update(np.ascontiguousarray(block, dtype=np.float32).data)
+        if obs is not None and len(obs.columns):
+            self._digest.update(pd.util.hash_pandas_object(obs.astype(str), index=False).to_numpy().tobytes())
         start = 0
         while start < len(block):
             if self._writer is None or self._rows_in_part >= self.rows_per_part:
@@ -193,6 +199,8 @@ class DatasetWriter:
         if exc_type is None and self._writer is None:
             self._open_part()  # an empty dataset is still a valid file with the schema
         if self._writer is not None:
+            if exc_type is None:
+                self._writer.add_key_value_metadata({schema.META_CONTENT_SHA256: self._digest.hexdigest()})
             self._writer.close()
         if exc_type is None and len(self._parts) == 1:
             # One part: move the file up so the staged path is a plain file, not a directory.
@@ -254,6 +262,12 @@ def read_genes(path: str | Path) -> list[str]:
 
 def read_provenance(path: str | Path) -> dict:
     return json.loads(read_schema(path).metadata.get(schema.META_PROVENANCE, b"{}"))
+
+
+def read_content_hash(path: str | Path) -> str | None:
+    """The content hash recorded when the dataset was written (None for a dataset written before it was)."""
+    value = (pq.read_metadata(_parquet_files(Path(path))[-1]).metadata or {}).get(schema.META_CONTENT_SHA256)
+    return value.decode() if value else None
 
 
 def label_columns(sch: pa.Schema) -> list[str]:

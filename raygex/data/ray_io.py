@@ -22,7 +22,10 @@ def read_expression(path: str | Path, **read_kwargs):
 
 
 def collect(path: str | Path, **read_kwargs) -> canonical.ExpressionDataset:
-    """Read a whole canonical dataset through Ray Data into memory (driver side)."""
+    """Read a whole canonical dataset through Ray Data into this process's memory.
+
+    Sweeps never call it (the driver holds ids and labels only: :mod:`raygex.data.study_rows`;
+    ``tests/data/test_streaming.py`` fails if a run's data stages do)."""
     genes = canonical.read_genes(path)
     ids, blocks, frames = [], [], []
     for batch in read_expression(path, **read_kwargs).iter_batches(batch_format="pyarrow", batch_size=None):

@@ -78,8 +78,17 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
 
 
 def dataset_hash(path: str | Path) -> str:
-    """sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
+    """The dataset's hash: its content hash recorded when it was written (import, demo: read from its footer, not
+    recomputed), else sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
+    from raygex.data.canonical import read_content_hash
+
     path = Path(path)
+    try:
+        recorded = read_content_hash(path)
+    except Exception:  # not a canonical dataset (or unreadable): hash the bytes as before
+        recorded = None
+    if recorded:
+        return recorded
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
@@ -124,10 +133,29 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     trial_config = layout.trial_params(study, row)
     seed = config.split.seeds[0]
     hparams = with_defaults({**config.train.model_dump(), "seed": seed, **trial_config})
-    dataset = dataset if dataset is not None else load_dataset(config)
     graphs = graphs if graphs is not None else load_graphs(config)
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
-    data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
+    from raygex.data.study_rows import StudySource
+
+    if isinstance(dataset, StudySource):  # a run's stages: the study's rows only, read by Ray tasks
+        if not dataset.in_worker:
+            # the export runs in a Ray task, which holds the study's sets (the driver never does), on this node (it
+            # writes the model into the experiment folder)
+            import ray
+
+            if dataset.connect is not None:
+                dataset.connect()
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            task = ray.remote(num_cpus=config.resources.cpu, scheduling_strategy=here)(export_trial)
+            return ray.get(task.remote(layout, study, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
+                                       graphs=graphs, dataset_sha256=dataset_sha256 or dataset_hash(
+                                           config.data.expression)))
+        data = dataset.trial_data(study, seed, graph)
+    else:
+        dataset = dataset if dataset is not None else load_dataset(config)
+        data = trial_data(config, study, dataset, graphs, seed=seed, graph=graph)
     best_epoch = row.get("best_epoch")
     best_epoch = None if best_epoch is None or best_epoch != best_epoch else int(best_epoch)
     torch.manual_seed(seed)

@@ -40,18 +40,11 @@ class SweepContext:
 
     @cached_property
     def dataset(self):
-        """The expression dataset: through Ray Data when Ray is up (a sweep), else read directly (export)."""
-        started = time.perf_counter()
-        if self._ray:
-            from raygex.data.ray_io import collect
+        """The expression dataset as the stages see it: a :class:`raygex.data.study_rows.StudySource`, which reads
+        ids and labels here and each study's rows in Ray tasks (the driver never holds the matrix)."""
+        from raygex.data.study_rows import StudySource
 
-            dataset = collect(self.config.data.expression)
-        else:
-            from raygex.prepare import load_dataset
-
-            dataset = load_dataset(self.config)
-        self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
-        return dataset
+        return StudySource(self.config, self.graphs, connect=self.ray)
 
     @cached_property
     def graphs(self) -> dict:
@@ -62,20 +55,20 @@ class SweepContext:
 
     @cached_property
     def dataset_sha256(self) -> str:
-        """The dataset's content hash (provenance of exported models), computed once per run."""
+        """The dataset's content hash (provenance of exported models): the one recorded at import, else computed
+        once per run."""
         from raygex.export.winner import dataset_hash
 
         return dataset_hash(self.config.data.expression)
 
     def payload(self, study: str) -> dict:
-        """The arrays and aligned graphs a study's trials share (put in the object store once by Tune)."""
-        from raygex.prepare import study_graphs, trial_data
-
+        """What a study's trials share (put in the object store once by Tune): the ObjectRef of its arrays made in
+        a Ray task (small studies) or its streamed Ray Datasets (large ones), the aligned graphs and settings."""
         config = self.config
         seed = config.split.seeds[0]
+        self.ray()
         started = time.perf_counter()
-        data = trial_data(config, study, self.dataset, self.graphs, seed=seed, graph=None).standardised()
-        aligned = study_graphs(config, self.graphs, data, seed=seed)
+        data, aligned, _ = self.dataset.study_data(study, seed)
         self.layout.write_graph_counts(study, {name: {"edges": int(g.n_edges), "nodes": int(g.n_nodes)}
                                                for name, g in aligned.items()})
         fixed = {"train": {**config.train.model_dump(), "seed": seed},

@@ -24,6 +24,8 @@ def _threads(cpus: float) -> None:
 def shares_memory(data) -> bool:
     """True when every split array is a read-only view of a buffer this process does not own (Ray's object
     store), i.e. the trial reads the task's data without a copy of its own."""
+    if getattr(data, "streaming", False):
+        return False  # a large study's sets stream from Ray Datasets: the trial holds batches, not arrays
     arrays = (data.x_train, data.x_valid, data.x_test)
     return all(isinstance(a, np.ndarray) and not a.flags.writeable and not a.flags.owndata for a in arrays)
 
@@ -31,8 +33,9 @@ def shares_memory(data) -> bool:
 def train_fn(config: dict, payload: dict) -> None:
     """Train one sampled configuration on the task's shared arrays; report every epoch to Tune.
 
-    ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (a standardised
-    TrialData without graph), ``graphs`` (AlignedGraph per graph choice) and ``fixed`` (training settings).
+    ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (the ObjectRef of
+    a standardised TrialData without graph, made in a Ray task, or a large study's
+    :class:`~raygex.data.study_rows.StreamData`), ``graphs`` (AlignedGraph per graph choice) and ``fixed``.
     """
     global _trials_in_this_worker
     wall_start = time.time()  # when this worker began the trial: `bench search` times the trial phase with it
@@ -49,7 +52,10 @@ def train_fn(config: dict, payload: dict) -> None:
     keep_freed_memory()
     hparams = {**fixed["train"], **config}
     graph = payload["graphs"][config["graph"]] if config.get("model") == "gcn" else None
-    data = dataclasses.replace(payload["data"], graph=graph)
+    data = payload["data"]
+    if isinstance(data, ray.ObjectRef):
+        data = ray.get(data)  # zero-copy: the arrays stay in the object store
+    data = dataclasses.replace(data, graph=graph)
     every = int(fixed.get("checkpoint_every", 5))
 
     resume = None
