@@ -33,13 +33,15 @@ def trial_spans(experiment: Path, studies: list[str]) -> list[tuple[str, float, 
     return spans
 
 
-def occupancy(spans: list[tuple[str, float, float]], slots: int) -> float:
-    """Busy slot-seconds ÷ (slots × span while trials remain)."""
-    if not spans:
-        return 0.0
-    window = max(end for _, _, end in spans) - min(start for _, start, _ in spans)
-    busy = sum(end - start for _, start, end in spans)
-    return busy / (slots * window) if window > 0 else 0.0
+def occupancy(intervals: list[tuple[float, float]], slots: int) -> float:
+    """Busy trial-slot seconds over ``slots`` x the span from the first trial's start to the last trial's end
+    (the time while trials remain): 1.0 when every slot is busy throughout; nan without trials."""
+    if not intervals or slots < 1:
+        return float("nan")
+    start = min(a for a, _ in intervals)
+    end = max(b for _, b in intervals)
+    busy = sum(b - a for a, b in intervals)
+    return busy / (slots * (end - start)) if end > start else float("nan")
 
 
 def _config(workdir: Path, demo: Path, studies: int, trials: int, slots: int, epochs: int, **search) -> dict:
@@ -58,7 +60,7 @@ def _config(workdir: Path, demo: Path, studies: int, trials: int, slots: int, ep
     }
 
 
-def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epochs: int = 40,
+def measure_occupancy(*, studies: int = 6, trials: int = 12, nodes: int = 3, epochs: int = 80,
                       samples: int = 2000, genes: int = 2000, workdir: Path | None = None, echo=print) -> dict:
     """Run the experiment side by side and one after another on a ``nodes``-node cluster shaped as the shipped
     cluster files are: a head that advertises no CPUs (the driver's) and ``nodes - 1`` workers of one CPU each,
@@ -71,6 +73,7 @@ def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epoc
     from raygex.pipeline.run import run_search
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="raygex-occupancy-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     demo = workdir / "demo"
     if not (demo / "expression.parquet").exists():
         generate_demo(demo, n_samples=samples, n_genes=genes)
@@ -92,9 +95,9 @@ def measure_occupancy(*, studies: int = 6, trials: int = 6, nodes: int = 3, epoc
             experiment = run_search(config, address=cluster.address, echo=lambda *_: None, timings=timings)
             spans = trial_spans(experiment, [s.name for s in config.studies()])
             out["runs"][mode] = {
-                "occupancy": occupancy(spans, slots), "trials": len(spans),
-                "sweep_phase_s": max(e for *_, e in spans) - min(s for _, s, _ in spans),
-                "trials_s": timings.get("trials_s"), "search_s": time.perf_counter() - started}
+                "occupancy": round(occupancy([(a, b) for _, a, b in spans], slots), 3), "trials": len(spans),
+                "sweep_phase_s": round(max(e for *_, e in spans) - min(s for _, s, _ in spans), 1),
+                "search_s": round(time.perf_counter() - started, 1)}
             echo(f"{mode}: occupancy {out['runs'][mode]['occupancy']:.1%} over {len(spans)} trials, sweep phase "
                  f"{out['runs'][mode]['sweep_phase_s']:.1f} s")
     finally:

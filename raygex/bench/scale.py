@@ -15,8 +15,8 @@ with its own object store; spilling to disk allowed), for each dataset size:
   1.5 x the dataset / nodes; and the slot occupancy of the experiment's trials (busy trial-slot seconds over
   slots x the span while trials remain, from the trials' own ``wall_start``/``wall_time``).
 
-Studies run one after another today; :func:`occupancy_concurrent` is where the side-by-side measurement (six
-studies concurrent vs sequential) goes once studies run side by side.
+Then (``occupancy=True``) the slot occupancy of an experiment of six studies run side by side and one after
+another on one simulated cluster (:mod:`raygex.bench.occupancy`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from raygex.bench.occupancy import occupancy
 
 DEFAULT_SIZES = ((25_000, 5_000), (50_000, 20_000))  # ~0.5 GB and ~4 GB of float32
 
@@ -103,24 +105,6 @@ class StoreSampler(threading.Thread):
         self._halt.set()
         self.join()
         self.sample()
-
-
-def occupancy(intervals: list[tuple[float, float]], slots: int) -> float:
-    """Busy trial-slot seconds over ``slots`` x the span from the first trial's start to the last trial's end
-    (the time while trials remain): 1.0 when every slot is busy throughout."""
-    if not intervals or slots < 1:
-        return float("nan")
-    start = min(a for a, _ in intervals)
-    end = max(b for _, b in intervals)
-    busy = sum(b - a for a, b in intervals)
-    return busy / (slots * (end - start)) if end > start else float("nan")
-
-
-def occupancy_concurrent(*_args, **_kwargs):
-    """PLACEHOLDER for the side-by-side studies work: the occupancy of an experiment of 6 studies run
-    concurrently vs one after another. Studies run one after another today, so only that figure is measured
-    (:func:`occupancy` over the sequential run's trials)."""
-    return None
 
 
 # The driver: a fresh process, so its VmHWM is the search's own.
@@ -241,16 +225,17 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
         "store_ok": max(sampler.peak.values()) <= limit, "store_samples": sampler.samples,
         "trials": len(out["trials"]), "trials_terminated": sum(t["status"] == "TERMINATED" for t in out["trials"]),
         "trials_sharing_arrays": sum(t["shares_memory"] for t in out["trials"]),
-        "slots": slots, "occupancy_sequential": round(occupancy(intervals, slots), 3),
-        "occupancy_concurrent": occupancy_concurrent(),
+        "slots": slots, "occupancy": round(occupancy(intervals, slots), 3),
         "search_s": round(out["seconds"], 1), "experiment": out["experiment"],
     }
 
 
 def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nodes: int = 3, cpus_per_node: int = 2,
                         store_mb: int = 2560, tile_mb: float = 256.0, epochs: int = 2, trials: int = 2,
-                        keep: bool = False, ballast_mb: float = 0) -> dict:
-    """Every size in a fresh temporary folder (under ``workdir``); the datasets are deleted unless ``keep``."""
+                        keep: bool = False, ballast_mb: float = 0, occupancy_studies: int = 6,
+                        occupancy_trials: int = 12, occupancy_epochs: int = 80) -> dict:
+    """Every size in a fresh temporary folder (under ``workdir``); the datasets are deleted unless ``keep``. Then,
+    unless ``occupancy_studies`` is 0, the occupancy of that many studies side by side vs one after another."""
     import shutil
 
     if workdir is not None:
@@ -269,10 +254,17 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
             rows.append(row)
             if not keep:
                 shutil.rmtree(dataset, ignore_errors=True) if dataset.is_dir() else dataset.unlink()
+        occupancy_run = None
+        if occupancy_studies:
+            from raygex.bench.occupancy import measure_occupancy
+
+            occupancy_run = measure_occupancy(studies=occupancy_studies, trials=occupancy_trials, nodes=nodes,
+                                              epochs=occupancy_epochs, workdir=folder / "occupancy",
+                                              echo=lambda *_: None)
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
-    return {"folder": str(folder), "results": rows}
+    return {"folder": str(folder), "results": rows, "occupancy": occupancy_run}
 
 
 def format_table(result: dict) -> str:
@@ -284,8 +276,14 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['samples']:>8}x{r['genes']:<8} {r['dataset_gb']:6.2f} {r['driver_growth_mb']:10.1f} "
                      f"{r['driver_growth_over_dataset']:7.2%} {'yes' if r['driver_growth_ok'] else 'NO':>3} "
                      f"{peaks:>24} {r['store_limit_mb']:9.0f} {'yes' if r['store_ok'] else 'NO':>3} "
-                     f"{r['trials_terminated']:>3}/{r['trials']:<2} {r['occupancy_sequential']:6.2f} "
+                     f"{r['trials_terminated']:>3}/{r['trials']:<2} {r['occupancy']:6.2f} "
                      f"{r['search_s']:8.1f}")
+    run = result.get("occupancy")
+    if run:
+        lines.append(f"occupancy, {run['studies']} studies x {run['trials_per_study']} trials on {run['slots']} slots "
+                     f"({run['nodes']} nodes, head without CPUs): " + "; ".join(
+                         f"{mode.replace('_', ' ')} {r['occupancy']:.1%} (sweep phase {r['sweep_phase_s']:.0f} s)"
+                         for mode, r in run["runs"].items()))
     return "\n".join(lines)
 
 

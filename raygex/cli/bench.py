@@ -255,11 +255,17 @@ def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_j
                    "the target is measured, not enforced by the capacity).")
 @click.option("--epochs", default=2, show_default=True, help="Epochs per trial.")
 @click.option("--trials", default=2, show_default=True, help="Trials per study.")
+@click.option("--occupancy-studies", default=6, show_default=True,
+              help="Studies of the occupancy experiment (side by side vs one after another); 0 skips it.")
+@click.option("--occupancy-trials", default=12, show_default=True, help="Trials per study of the occupancy experiment.")
+@click.option("--occupancy-epochs", default=80, show_default=True,
+              help="Epochs per trial of the occupancy experiment (80: ~5 s trials on a 2-core machine).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None,
               help="Where the temporary datasets go (default: the system's temporary folder); deleted after.")
 @click.option("--out", "out_json", type=click.Path(path_type=Path), default=None, help="Write the results as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
-def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, workdir, out_json, as_json):
+def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, occupancy_studies, occupancy_trials,
+              occupancy_epochs, workdir, out_json, as_json):
     """Driver memory and object-store bytes per node of a search on a simulated multi-node cluster, per dataset
     size (targets: driver growth <= 5 % of the dataset; each node's store <= 1.5 x dataset / nodes), and the
     occupancy of the trial slots.
@@ -267,12 +273,14 @@ def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, workdir, ou
     \b
     Examples:
       raygex bench scale                                   # ~0.5 GB and ~4 GB
-      raygex bench scale --size 2000x1000 --nodes 2        # a smoke test, seconds
+      raygex bench scale --size 2000x1000 --nodes 2 --occupancy-studies 0   # a smoke test, seconds
     """
     from raygex.bench.scale import DEFAULT_SIZES, format_table, json_line, run_scale_benchmark, sizes_option
 
     result = run_scale_benchmark(workdir, sizes_option(sizes) if sizes else DEFAULT_SIZES, nodes=nodes,
-                                 cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials)
+                                 cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials,
+                                 occupancy_studies=occupancy_studies, occupancy_trials=occupancy_trials,
+                                 occupancy_epochs=occupancy_epochs)
     click.echo(format_table(result))
     if out_json is not None:
         Path(out_json).write_text(json_line(result))
