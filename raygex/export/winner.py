@@ -148,7 +148,9 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            task = ray.remote(num_cpus=config.resources.cpu, scheduling_strategy=here)(export_trial)
+            # num_cpus=0: it is the driver's own work, on the driver's node, whose CPUs the cluster files keep
+            # off the books (a head with `CPU: 0` would never schedule it otherwise)
+            task = ray.remote(num_cpus=0, scheduling_strategy=here)(export_trial)
             return ray.get(task.remote(layout, study, board, trial_id=trial_id, out_dir=out_dir, dataset=dataset,
                                        graphs=graphs, dataset_sha256=dataset_sha256 or dataset_hash(
                                            config.data.expression)))

@@ -63,9 +63,8 @@ def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
     would, and ``raygex resume`` continues each from its saved state.
     """
     import threading
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
-    from raygex.errors import SweepInterrupted
     from raygex.search.progress import ProgressBoard
     from raygex.search.slots import open_slots
 
@@ -80,57 +79,83 @@ def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
     board, stop, build_lock = ProgressBoard(), threading.Event(), threading.Lock()
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
     with open_slots(str(ctx.layout.root), search.max_concurrent):
         if at_once == 1 and len(studies) == 1:
             _sweep_study(ctx, studies[0], board, None, build_lock, seconds)
+        elif at_once == len(studies):  # every study at once: all Tuners made first, so all start together
+            tuners = {study: _study_tuner(ctx, study, board, stop) for study in studies}
+            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="sweep") as pool:
+                futures = [pool.submit(_fit_study, ctx, study, *tuners[study], seconds, time.perf_counter())
+                           for study in studies]
+                _wait_for(ctx, futures, stop)
         else:
             with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="sweep") as pool:
                 futures = [pool.submit(_sweep_study, ctx, study, board, stop, build_lock, seconds)
                            for study in studies]
-                try:
-                    while not all(f.done() for f in futures):
-                        wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
-                except KeyboardInterrupt:
-                    stop.set()
-                    for future in futures:
-                        future.cancel()
-                    wait(futures)
-                    raise SweepInterrupted(f"the sweeps stopped; continue them with 'raygex resume "
-                                           f"{ctx.layout.root}'") from None
-                failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-                if failed:
-                    raise failed[0]
+                _wait_for(ctx, futures, stop)
     ctx.timings["trials_s"] += time.perf_counter() - started
     return seconds
 
 
+def _wait_for(ctx: SweepContext, futures: list, stop) -> None:
+    """Wait for the sweeps on their threads; Ctrl-C stops them all; the first failure is raised."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    from raygex.errors import SweepInterrupted
+
+    try:
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+    except KeyboardInterrupt:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise SweepInterrupted(f"the sweeps stopped; continue them with 'raygex resume {ctx.layout.where}'") from None
+    failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if failed:
+        raise failed[0]
+
+
 def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds: dict) -> None:
     """One study's sweep: its Tuner is made under ``build_lock`` (the shared data, Tune's registry), then run."""
-    from raygex.space import study_budget
-    from raygex.search.slots import StopOnEvent
-    from raygex.search.tuner import build_tuner, fit
-    from raygex.search.wandb_trials import trial_callbacks
-
-    config, layout = ctx.config, ctx.layout
     started = time.perf_counter()
     with build_lock:
         if stop is not None and stop.is_set():
             return
-        budget, capped = study_budget(config)
-        per_study = config.search.max_concurrent_per_study or config.search.max_concurrent
-        for line in ([capped] if capped else []) + [
-                f"task {study}: {budget} trials, up to {min(per_study, config.search.max_concurrent)} at a time"]:
-            board.print_above(line, ctx.echo)
-        states = layout.trial_states(study)
-        extra = [StopOnEvent(stop)] if stop is not None else []
-        tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True, echo=ctx.echo,
-                            callbacks=[*trial_callbacks(config, layout.root, study), *extra],
-                            finished_before=list(states.values()).count("TERMINATED"),
-                            unfinished=[t for t, s in states.items() if s != "TERMINATED"],
-                            board=board, slots_key=str(layout.root))
-    ctx.results[study] = fit(tuner, budget, layout.where)
+        tuner, budget = _study_tuner(ctx, study, board, stop)
+    _fit_study(ctx, study, tuner, budget, seconds, started)
+
+
+def _fit_study(ctx: SweepContext, study: str, tuner, budget: int, seconds: dict, started: float) -> None:
+    from raygex.search.tuner import fit
+
+    ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
+    ctx.results[study] = fit(tuner, budget, ctx.layout.where)
     seconds[study] = time.perf_counter() - started
+
+
+def _study_tuner(ctx: SweepContext, study: str, board, stop):
+    """The study's Tuner (fresh or restored) and its trial budget; announces it above the progress lines."""
+    from raygex.space import study_budget
+    from raygex.search.slots import StopOnEvent
+    from raygex.search.tuner import build_tuner
+    from raygex.search.wandb_trials import trial_callbacks
+
+    config, layout = ctx.config, ctx.layout
+    budget, capped = study_budget(config)
+    per_study = config.search.max_concurrent_per_study or config.search.max_concurrent
+    for line in ([capped] if capped else []) + [
+            f"task {study}: {budget} trials, up to {min(per_study, config.search.max_concurrent)} at a time"]:
+        board.print_above(line, ctx.echo)
+    states = layout.trial_states(study)
+    extra = [StopOnEvent(stop)] if stop is not None else []
+    tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True, echo=ctx.echo,
+                        callbacks=[*trial_callbacks(config, layout.root, study), *extra],
+                        finished_before=list(states.values()).count("TERMINATED"),
+                        unfinished=[t for t, s in states.items() if s != "TERMINATED"],
+                        board=board, slots_key=str(layout.root))
+    return tuner, budget
 
 
 def run_leaderboard(ctx: SweepContext, study: str) -> None:

@@ -108,7 +108,7 @@ class Launcher:
                                  f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
         return result
 
-    def run_job(self, address: str, entrypoint: str, timeout: float = 240) -> str:
+    def run_job(self, address: str, entrypoint: str, timeout: float = 480) -> str:
         job_id = f"raygex-{uuid.uuid4().hex[:8]}"
         self("job", "submit", "--address", address, "--submission-id", job_id, "--no-wait", "--",
              *shlex.split(entrypoint))
