@@ -28,6 +28,11 @@ UPLOAD_TIMEOUT_S = 120  # at the end of a study, how long to wait for runs still
 EXCLUDED_KEYS = ("config", "done", "should_checkpoint", "trial_id", "date", "hostname", "node_ip", "pid",
                  "checkpoint_dir_name")
 _STOP = object()
+# One W&B service per process: the writers of studies sweeping side by side take turns with it, and only the last
+# one to close tears it down (a teardown while another study's runs are open would cut them off).
+_WANDB_LOCK = threading.RLock()
+_LIVE_WRITERS: set = set()
+_UNFLUSHED = {"runs": 0}
 
 
 def loggable_row(result: dict) -> dict:
@@ -52,6 +57,8 @@ class RunWriter:
         self.runs: dict = {}
         self.written: list[str] = []  # trial ids whose runs were finished
         self.thread = threading.Thread(target=self._loop, name="raygex-wandb-trials", daemon=True)
+        with _WANDB_LOCK:
+            _LIVE_WRITERS.add(self)
         self.thread.start()
 
     def start(self, trial_id: str, name: str, config: dict) -> None:
@@ -73,17 +80,22 @@ class RunWriter:
         while True:
             event = self.events.get()
             if event is _STOP:
-                self._finish_all()
-                if self.written:
-                    self._flush()
+                with _WANDB_LOCK:
+                    self._finish_all()
+                    _LIVE_WRITERS.discard(self)
+                    if _UNFLUSHED["runs"] and not _LIVE_WRITERS:
+                        self._flush()
+                        _UNFLUSHED["runs"] = 0
                 return
             if is_off(self.exp_dir):
                 continue  # W&B is off for this experiment: drain, do nothing
             try:
-                self._handle(*event)
+                with _WANDB_LOCK:
+                    self._handle(*event)
             except Exception as err:
                 turn_off(self.exp_dir, f"trial logging failed ({describe(err)})")
-                self._finish_all(exit_code=1)
+                with _WANDB_LOCK:
+                    self._finish_all(exit_code=1)
 
     def _handle(self, kind: str, trial_id: str, value) -> None:
         import wandb
@@ -99,6 +111,7 @@ class RunWriter:
         elif kind == "end" and trial_id in self.runs:
             self.runs.pop(trial_id).finish(exit_code=1 if value else 0)
             self.written.append(trial_id)
+            _UNFLUSHED["runs"] += 1
 
     @staticmethod
     def _flush() -> None:
@@ -114,6 +127,7 @@ class RunWriter:
     def _finish_all(self, exit_code: int = 0) -> None:
         for trial_id in list(self.runs):
             run = self.runs.pop(trial_id)
+            _UNFLUSHED["runs"] += 1
             try:
                 run.finish(exit_code=exit_code)
             except Exception:
