@@ -31,7 +31,7 @@ def remote_trainer(config):
         import numpy as np
         import torch
 
-        from raygex.search.memory import limit_gpu_memory
+        from raygex.gpu_share import limit_gpu_memory
         from raygex.training import run_trial
 
         torch.set_num_threads(max(1, int(config.resources.cpu)))

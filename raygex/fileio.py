@@ -43,3 +43,27 @@ def sha256_file(path: str | os.PathLike, chunk: int = 4 * 2**20) -> str:
             while block := handle.read(chunk):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def read_parquet(path: Path, what: str):
+    """The Parquet table at ``path`` as a DataFrame, None when absent; unreadable: one line naming ``what``."""
+    import pandas as pd
+
+    from raygex.errors import ConfigError
+
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"not a readable {what} ({first})", path=path) from None
+
+
+def write_parquet(table, path: Path) -> Path:
+    """``table`` (Arrow) written to ``path`` atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path

@@ -21,13 +21,10 @@
       report.html              the experiment's report                          (stage: report)
       wandb/                   W&B runs (offline ones are synced from here)
 
-Every reader and writer of an experiment goes through :class:`ExperimentLayout`. Files a stage produces are
-written atomically (a temporary sibling renamed into place), so "the file exists" means "the stage finished".
-Storage is kept as the path the user gave (made absolute, never ``resolve()``-d, so symlinked or shared mounts keep
-their names). A URI storage (``s3://``, ``gs://``, see :mod:`raygex.storage`) is worked on through a local working
-copy (``root``) that is pulled from the URI when the layout is made and pushed back, oldest file first, by
-:meth:`ExperimentLayout.push` after every stage; ``where`` is the URI, for messages. Tune writes the study folders
-on the store itself.
+Every reader and writer goes through :class:`ExperimentLayout`; stage outputs are written atomically, so "the file
+exists" means "the stage finished". Storage is the path the user gave (absolute, never ``resolve()``-d). A URI
+storage (:mod:`raygex.storage`) is worked on in a local copy (``root``), pulled when the layout is made and pushed
+back oldest file first after every stage; ``where`` is the URI (Tune writes the study folders on the store).
 """
 
 from __future__ import annotations
@@ -42,17 +39,14 @@ import yaml
 
 from raygex.config import ExperimentConfig, load_config
 from raygex.errors import ConfigError
-from raygex.fileio import atomic_path
+from raygex.fileio import atomic_path, read_parquet as _read_parquet, write_parquet as _write_parquet
 from raygex.lock import LOCK_FILE, ExperimentLock, LeaseLock
 from raygex.storage import check_scheme, is_uri, join, mirror
 from raygex.metrics import MODE
 from raygex.version import __version__
 
-CONFIG_SNAPSHOT = "config.yaml"
-META_FILE = "raygex.json"
-# Bump when the layout changes in a way older folders cannot be read. 2: per-graph control names
-# (`<graph>:random`), the fixed test set, and the swap / verdict stages.
-FORMAT = 2
+CONFIG_SNAPSHOT, META_FILE = "config.yaml", "raygex.json"
+FORMAT = 2  # bumped when older folders cannot be read (2: per-graph controls, fixed test set, swap / verdict)
 JOURNAL_FILE = "stages.jsonl"
 LEADERBOARD_FILE = "leaderboard.parquet"
 SEEDS_FILE = "seeds.parquet"
@@ -295,20 +289,9 @@ class ExperimentLayout:
 
     def trial_states(self, study: str) -> dict[str, str]:
         """Trial id → Tune status, from the experiment state Tune writes (readable while the sweep runs)."""
-        states: dict[str, str] = {}
-        for path in sorted(self.study_dir(study).glob("experiment_state-*.json"))[-1:]:
-            try:
-                blob = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            for entry in blob.get("trial_data", []):
-                # Tune 2.x writes [trial state JSON (trial_id, status, ...), run metadata JSON] per trial
-                for part in entry if isinstance(entry, list) else [entry]:
-                    meta = json.loads(part) if isinstance(part, str) else part
-                    if isinstance(meta, dict) and "status" in meta:
-                        states[str(meta.get("trial_id", len(states)))] = meta["status"]
-                        break
-        return states
+        from raygex.tune_state import trial_states
+
+        return trial_states(self.study_dir(study))
 
     # -- stage outputs ------------------------------------------------------------------------------------------
     def leaderboard_path(self, study: str) -> Path:
@@ -415,20 +398,3 @@ class ExperimentLayout:
         except (OSError, json.JSONDecodeError):
             return None
 
-
-def _read_parquet(path: Path, what: str) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"not a readable {what} ({first})", path=path) from None
-
-
-def _write_parquet(table, path: Path) -> Path:
-    import pyarrow.parquet as pq
-
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path

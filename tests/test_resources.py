@@ -66,7 +66,7 @@ def test_cloud_heads_hold_no_trials_and_the_shipped_gpu_config_fits_their_gpu_no
 
 
 def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
-    from raygex.search.memory import gpu_memory_share, limit_gpu_memory
+    from raygex.gpu_share import gpu_memory_share, limit_gpu_memory
 
     assert gpu_memory_share({"CPU": 4.0, "GPU": 0.5}) == 0.5
     assert gpu_memory_share({"CPU": 4.0, "GPU": 1.0}) is None and gpu_memory_share({"CPU": 1.0}) is None

@@ -43,7 +43,8 @@ def train_fn(config: dict, payload: dict) -> None:
     from ray import tune
 
     from raygex.allocator import keep_freed_memory
-    from raygex.search.memory import limit_gpu_memory, private_memory_mb
+    from raygex.gpu_share import limit_gpu_memory
+    from raygex.search.memory import private_memory_mb
     from raygex.training import run_trial
 
     fixed = payload["fixed"]
