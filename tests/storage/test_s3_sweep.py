@@ -15,15 +15,12 @@ import psutil
 import pytest
 
 from tests.search.conftest import write_config, write_demo
-from tests.search.test_resume import kill_tree
+from tests.search.test_resume import SPACE, kill_tree
 from tests.storage.conftest import list_keys
 
 pytestmark = pytest.mark.slow
 MAX_EPOCHS = 5
 NUM_SAMPLES = 6
-SPACE = {"model": ["gcn", "mlp", "lr"], "graph": "all", "depth": {"int": [1, 2]},
-         "channels": {"choice": [4, 8]}, "embedding": {"choice": [1, 4]}, "hidden": {"choice": [16, 32]},
-         "dropout": {"float": [0.0, 0.3]}, "lr": {"loguniform": ["1e-3", "1e-2"]}}
 
 
 def read_object(endpoint: str, bucket: str, key: str) -> bytes:
