@@ -38,6 +38,10 @@ class DataConfig(_Model):
     # A study whose sets (train + valid + test rows x input genes, float32) exceed this many MiB streams batches to
     # its trials from Ray Datasets in the object stores; below it, trials share in-memory arrays zero-copy.
     in_memory_budget_mb: float = Field(1024.0, gt=0)
+    # A dataset whose whole expression matrix (samples x genes, float32) is at most this many MiB is read once into
+    # the driver, which cuts every small study's sets from it (Ray Data's tasks cost more than they save there);
+    # above it the driver never holds the matrix and Ray Data reads each study's rows in tasks. 0: always Ray Data.
+    read_in_driver_mb: float = Field(256.0, ge=0)
 
 
 AUTO_FOLDS = 5

@@ -307,6 +307,13 @@ def iter_batches(path: str | Path, batch_rows: int = 4096) -> Iterator[tuple[np.
         yield batch_to_arrays(batch, n_genes)
 
 
+def matrix_bytes(path: str | Path) -> int:
+    """float32 bytes of the dataset's whole expression matrix (samples x genes), from the Parquet footers."""
+    path = Path(path)
+    rows = sum(pq.read_metadata(f).num_rows for f in _parquet_files(path))
+    return rows * len(read_genes(path)) * 4
+
+
 def read_dataset(path: str | Path) -> ExpressionDataset:
     """Read a canonical dataset (file or directory of parts) fully into memory."""
     path = Path(path)

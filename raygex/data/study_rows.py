@@ -200,6 +200,27 @@ def trial_arrays(plan: StudyPlan):
                      folds=plan.folds)
 
 
+def matrix_arrays(plan: StudyPlan, matrix):
+    """The study's raw TrialData cut from a dataset held in this process (``matrix``: an
+    :class:`~raygex.data.canonical.ExpressionDataset`): the same rows, genes and masking as :func:`trial_arrays`."""
+    from raygex.training import TrialData
+
+    at = pd.Index(np.asarray(matrix.sample_ids, dtype=str))
+    arrays = {}
+    for s in SPLITS:
+        rows = at.get_indexer(plan.ids[s])
+        if (rows < 0).any():
+            raise ConfigError(f"study {plan.study!r}: {int((rows < 0).sum())} {s} samples missing from the dataset")
+        x = matrix.expression[rows] if plan.columns is None else matrix.expression[np.ix_(rows, plan.columns)]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if plan.masked:
+            x[:, 0] = 0.0
+        arrays[s] = x
+    return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
+                     plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
+                     folds=plan.folds)
+
+
 def _study_graphs(config, graphs: dict, data, seed: int) -> dict:
     from raygex.prepare import study_graphs
 
@@ -304,11 +325,15 @@ def prepare_large(config, graphs: dict, plan: StudyPlan):
 
 
 class StudySource:
-    """A run's dataset as the stages see it: study plans and study data made on demand, never the matrix.
+    """A run's dataset as the stages see it: study plans and study data made on demand.
 
     ``study_data(study, seed)`` gives what a trial shares (an ObjectRef of the small path's arrays or a
     :class:`StreamData`) with the aligned graph choices; ``trial_data`` gives a study's raw arrays in this
-    process (export), refused for a large study outside a Ray worker."""
+    process (export), refused for a large study outside a Ray worker.
+
+    A dataset whose whole matrix is within ``data.read_in_driver_mb`` is read once into this process
+    (:attr:`holds_matrix`), and its small studies are cut from it here (Ray Data's tasks and their worker start-up
+    cost more than they save at that size); a larger one is never read here: Ray tasks read each study's rows."""
 
     def __init__(self, config, graphs: dict, *, in_worker: bool = False, connect=None):
         self.config = config
@@ -326,6 +351,24 @@ class StudySource:
     def index(self) -> pd.DataFrame:
         return read_index(self.config.data.expression)
 
+    @cached_property
+    def holds_matrix(self) -> bool:
+        """Whether this process reads the whole matrix (a dataset within ``data.read_in_driver_mb``; never in a
+        Ray worker, which is given a study's rows)."""
+        limit = self.config.data.read_in_driver_mb * 2**20
+        return not self.in_worker and canonical.matrix_bytes(self.config.data.expression) <= limit
+
+    @cached_property
+    def matrix(self):
+        """The whole dataset in this process (only where :attr:`holds_matrix`)."""
+        assert self.holds_matrix
+        return canonical.read_dataset(self.config.data.expression)
+
+    def _matrix_gene(self, gene: str, ids: np.ndarray) -> np.ndarray:
+        matrix = self.matrix
+        rows = pd.Index(np.asarray(matrix.sample_ids, dtype=str)).get_indexer(np.asarray(ids, dtype=str))
+        return matrix.expression[rows, matrix.genes.index(gene)].astype(np.float64)
+
     def plan(self, study: str, seed: int) -> StudyPlan:
         key = (study, seed)
         if key not in self._plans:
@@ -339,7 +382,8 @@ class StudySource:
 
                 def gene_values(gene, cache=cache, ids=ids):
                     if gene not in cache:
-                        cache[gene] = gene_column(self.config.data.expression, gene, ids)
+                        cache[gene] = (self._matrix_gene(gene, ids) if self.holds_matrix
+                                       else gene_column(self.config.data.expression, gene, ids))
                     return cache[gene]
             self._plans[key] = plan_study(self.config, study, self.graphs, seed=seed, index=self.index,
                                           gene_values=gene_values)
@@ -355,6 +399,12 @@ class StudySource:
             plan = self.plan(study, seed)
             if is_large(self.config, plan):
                 shared, aligned = prepare_large(self.config, self.graphs, plan)
+            elif self.holds_matrix:
+                import ray
+
+                data = matrix_arrays(plan, self.matrix)
+                aligned = _study_graphs(self.config, self.graphs, data, plan.seed)
+                shared = ray.put(data.standardised())
             else:
                 shared, aligned = prepare_small(self.config, self.graphs, plan)
             self._data[key] = (shared, aligned, plan)
@@ -368,7 +418,7 @@ class StudySource:
         if is_large(self.config, plan) and not self.in_worker:
             raise ConfigError(f"study {study!r}: its sets ({plan.nbytes / 2**20:.0f} MiB) exceed "
                               f"data.in_memory_budget_mb; they are read in a Ray task, not here")
-        data = trial_arrays(plan)
+        data = matrix_arrays(plan, self.matrix) if self.holds_matrix else trial_arrays(plan)
         if graph is not None:
             data.graph = choice_graph(self.config, graph, self.graphs, data, seed=seed)
         return data

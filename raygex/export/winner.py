@@ -137,10 +137,11 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
     from raygex.data.study_rows import StudySource
 
-    if isinstance(dataset, StudySource):  # a run's stages: the study's rows only, read by Ray tasks
-        if not dataset.in_worker:
-            # the export runs in a Ray task, which holds the study's sets (the driver never does), on this node (it
-            # writes the model into the experiment folder)
+    if isinstance(dataset, StudySource):  # a run's stages: the study's rows only
+        if not dataset.in_worker and not dataset.holds_matrix:
+            # the export runs in a Ray task, which holds the study's sets (this driver never holds the matrix), on
+            # this node (it writes the model into the experiment folder); a driver that holds a small dataset
+            # exports here
             import ray
 
             if dataset.connect is not None:

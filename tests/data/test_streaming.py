@@ -20,10 +20,12 @@ import pytest
 from tests.search.conftest import tiny_demo, write_config  # noqa: F401  (tiny_demo: a fixture)
 
 
-def _config(folder, demo, name, budget_mb, **changes):
+def _config(folder, demo, name, budget_mb, *, read_in_driver_mb=0.0, **changes):
+    """(read_in_driver_mb 0 by default: these tests are of the Ray Data path, which the tiny demo would skip)"""
     return write_config(
         folder / f"{name}.yaml", demo, name=name,
-        data={"expression": str(demo / "expression.parquet"), "in_memory_budget_mb": budget_mb},
+        data={"expression": str(demo / "expression.parquet"), "in_memory_budget_mb": budget_mb,
+              "read_in_driver_mb": read_in_driver_mb},
         controls=["empty"], train={"max_epochs": 6, "patience": 6, "batch_size": 32}, wandb={"mode": "disabled"},
         search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                 "space": {"model": ["gcn", "mlp"], "graph": ["true"], "hidden": 16, "channels": 4, "embedding": 2,
@@ -85,27 +87,31 @@ def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
 
 
 def test_small_path_arrays_equal_the_in_memory_split(tiny_demo, tmp_path):
-    """The rows Ray tasks select are exactly those trial_data cuts from the whole matrix (classify and
-    single-gene, target masked), and the aggregation's statistics are NumPy's."""
+    """The rows Ray tasks select, and those a driver holding the matrix cuts (``data.read_in_driver_mb``), are
+    exactly those trial_data cuts from the whole matrix (classify and single-gene, target masked), and the
+    aggregation's statistics are NumPy's."""
     import ray
 
     from raygex.config import load_config
-    from raygex.data.study_rows import StudySource, moments, selected_rows, trial_arrays
+    from raygex.data.study_rows import StudySource, matrix_arrays, moments, selected_rows, trial_arrays
     from raygex.prepare import load_dataset, load_graphs, trial_data
 
     config = load_config(_config(tmp_path, tiny_demo, "same", 1024.0))
+    held = load_config(_config(tmp_path, tiny_demo, "held", 1024.0, read_in_driver_mb=256.0))
     graphs = load_graphs(config)
     dataset = load_dataset(config)
-    source = StudySource(config, graphs)
+    source, holder = StudySource(config, graphs), StudySource(held, graphs)
+    assert not source.holds_matrix and holder.holds_matrix  # the tiny demo is far below 256 MiB
     try:
         for study in ("subtype", "sgi"):
             expected = trial_data(config, study, dataset, graphs, seed=1, graph=None)
             plan = source.plan(study, 1)
-            got = trial_arrays(plan)
-            for split in ("train", "valid", "test"):
-                np.testing.assert_array_equal(getattr(got, f"x_{split}"), getattr(expected, f"x_{split}"))
-                np.testing.assert_array_equal(getattr(got, f"y_{split}"), getattr(expected, f"y_{split}"))
-            assert got.genes == expected.genes and got.test_ids == expected.test_ids
+            assert holder.plan(study, 1).ids["train"].tolist() == plan.ids["train"].tolist()
+            for got in (trial_arrays(plan), matrix_arrays(holder.plan(study, 1), holder.matrix)):
+                for split in ("train", "valid", "test"):
+                    np.testing.assert_array_equal(getattr(got, f"x_{split}"), getattr(expected, f"x_{split}"))
+                    np.testing.assert_array_equal(getattr(got, f"y_{split}"), getattr(expected, f"y_{split}"))
+                assert got.genes == expected.genes and got.test_ids == expected.test_ids
             train = selected_rows(plan).filter(lambda row: row["split"] == 0)
             mean, std = moments(train)
             want_mean, want_std = expected.standardisation()
@@ -123,9 +129,10 @@ def both_paths(tiny_demo, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("paths")
     out = {}
-    for name, budget in (("memory", 1024.0), ("stream", 0.001)):
+    # "memory": the default sizes (this tiny dataset is read into the driver); "stream": every study streams
+    for name, budget, read_mb in (("memory", 1024.0, 256.0), ("stream", 0.001, 0.0)):
         with pytest.raises(SystemExit) as exit_info:
-            main(["search", str(_config(folder, tiny_demo, name, budget))])
+            main(["search", str(_config(folder, tiny_demo, name, budget, read_in_driver_mb=read_mb))])
         ray.shutdown()
         assert exit_info.value.code == 0
         out[name] = folder / "results" / name
