@@ -53,11 +53,20 @@ def fold_ensemble(networks: list, data):
     return FoldEnsemble([network.cpu().eval() for network in networks], np.stack(shifts), np.stack(spreads)).eval()
 
 
+def retrain_device(trial_device) -> str:
+    """Where a trial whose checkpoint is gone trains again: on CUDA when the trial ran on CUDA and this process has
+    it (the same kind of device, so the same numerics), else on the CPU."""
+    import torch
+
+    return "cuda" if str(trial_device or "").startswith("cuda") and torch.cuda.is_available() else "cpu"
+
+
 def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path, epochs_run: int,
-                    best_epoch: int | None):
+                    best_epoch: int | None, trial_device=None):
     """The trial's network with its best weights, and how they were obtained: "checkpoint" or "retrained" (the
-    checkpoint is gone or past the best epoch: the trial trained again). A cross-validated trial gives its fold
-    networks as one ensemble ("fold-ensemble (checkpoint)" or "fold-ensemble (retrained)")."""
+    checkpoint is gone or past the best epoch: the trial trained again, on :func:`retrain_device`; "retrained on
+    cpu (the trial ran on cuda:0)" when that differs). A cross-validated trial gives its fold networks as one
+    ensemble ("fold-ensemble (checkpoint)" or "fold-ensemble (retrained)"). The network returned is on the CPU."""
     from raygex.training import build_model, run_trial, saved_folds
 
     saved = layout.latest_checkpoint(folder)
@@ -70,8 +79,11 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
             network.load_state_dict(fold["best_state"])
             networks.append(network)
     else:
-        networks = run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device="cpu").models
+        device = retrain_device(trial_device)
+        networks = [n.cpu() for n in run_trial({**hparams, "max_epochs": int(epochs_run)}, data, device=device).models]
         how = "retrained"
+        if trial_device is not None and str(trial_device).split(":")[0] != device:
+            how = f"retrained on {device} (the trial ran on {trial_device})"
     if data.folds:
         return fold_ensemble(networks, data), f"fold-ensemble ({how})"
     return networks[0].eval(), how
@@ -162,7 +174,8 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     best_epoch = row.get("best_epoch")
     best_epoch = None if best_epoch is None or best_epoch != best_epoch else int(best_epoch)
     torch.manual_seed(seed)
-    network, how = restore_network(layout, hparams, data.standardised(), folder, int(row["epoch"]), best_epoch)
+    network, how = restore_network(layout, hparams, data.standardised(), folder, int(row["epoch"]), best_epoch,
+                                   trial_device=_text(row.get("device")))
 
     leaderboard = {k: (None if v != v else float(v)) for k, v in row.items()
                    if str(k).startswith(("best_valid_", "best_test_")) and v is not None}
@@ -180,6 +193,10 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
 
 def _number(value) -> float | None:
     return None if value is None or value != value else float(value)
+
+
+def _text(value) -> str | None:
+    return None if value is None or value != value else str(value)
 
 
 def write_model(config: ExperimentConfig, task_name: str, network, data, hparams: dict, path: str | Path, *,
