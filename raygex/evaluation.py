@@ -54,12 +54,12 @@ class SeedSplit:
 
 
 def split_per_seed(config, study: str, dataset, graphs) -> dict:
-    """Seed → (:class:`SeedSplit`, what its trainings share). From a :class:`raygex.data.study_rows.StudySource`
+    """Seed → (:class:`SeedSplit`, what its trainings share). From a :class:`raygex.data.study_source.StudySource`
     (a run's stages) the split's rows are made in Ray tasks and reused from the sweep for its seed; the driver
     keeps labels and graphs only. From an in-memory dataset, the standardised arrays are put in the object store."""
     import ray
 
-    from raygex.data.study_rows import StudySource
+    from raygex.data.study_source import StudySource
     from raygex.prepare import study_graphs, trial_data
 
     splits = {}

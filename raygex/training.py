@@ -176,7 +176,7 @@ class FoldRun:
     def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
         self.data = data
         self.device = device
-        # A large study's sets are Ray Datasets (raygex.data.study_rows.StreamData): batches stream in every epoch
+        # A large study's sets are Ray Datasets (raygex.data.batches.StreamData): batches stream in every epoch
         # and are standardised here, on the device, by the training statistics; nothing is copied whole.
         self.streaming = bool(getattr(data, "streaming", False))
         if self.streaming:

@@ -118,7 +118,8 @@ import ray.data, ray.tune, optuna, matplotlib.pyplot, torch.export, torch._dynam
 # every module the stages import lazily: their code is a fixed cost, not the search's data
 import raygex.search.tuner, raygex.search.trainable, raygex.search.searcher, raygex.search.wandb_trials  # noqa
 import raygex.export, raygex.export.winner, raygex.evaluation, raygex.swap, raygex.verdict, raygex.leaderboard  # noqa
-import raygex.report.html, raygex.report.figures, raygex.report.wandb_summary, raygex.data.study_rows  # noqa
+import raygex.report.html, raygex.report.figures, raygex.report.wandb_summary  # noqa
+import raygex.data.study_source, raygex.data.streamed_study  # noqa
 import raygex.training, raygex.prepare, raygex.search.optuna_store, raygex.search.results  # noqa
 from raygex.config import load_config
 from raygex.layout import ExperimentLayout

@@ -1,6 +1,6 @@
 """A large study's sets as a trial sees them: Ray Datasets streamed batch by batch onto the trial's device.
 
-Kept apart from :mod:`raygex.data.study_rows` (which makes them) so that the training loop can read them without
+Kept apart from :mod:`raygex.data.streamed_study` (which makes them) so that the training loop can read them without
 importing the driver-side machinery.
 """
 

@@ -13,21 +13,20 @@ then reads the expression column in tasks and keeps only the study's rows and in
 * a **large** study's train/valid/test sets stay materialised Ray Datasets whose blocks live in the cluster's
   object stores (spilling to disk when full); its per-gene training statistics come from a Ray Data aggregation
   over the training rows (:func:`moments`), and each trial streams batches from them every epoch, standardising
-  each batch on its device (:class:`StreamData`, :mod:`raygex.training`).
+  each batch on its device (:mod:`raygex.data.streamed_study`, :mod:`raygex.training`).
+
+A run's stages see the dataset through :class:`raygex.data.study_source.StudySource`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from raygex import schema
 from raygex.data import canonical
-from raygex.data.batches import StreamData
 from raygex.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -245,185 +244,3 @@ def prepare_small(config, graphs: dict, plan: StudyPlan):
     task = ray.remote(num_cpus=1, num_returns=2)(_prepare_small)
     data_ref, graphs_ref = task.remote(config, graphs, plan)
     return data_ref, ray.get(graphs_ref)
-
-
-# ------------------------------------------------------------------------------------------------ large studies
-def _moments(batch: dict) -> dict:
-    x = batch["x"].astype(np.float64)
-    n = len(x)
-    mean = x.mean(axis=0) if n else np.zeros(x.shape[1])
-    m2 = ((x - mean) ** 2).sum(axis=0) if n else np.zeros(x.shape[1])
-    return {"n": np.array([n], np.int64), "mean": mean[None, :], "m2": m2[None, :]}
-
-
-def moments(train) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene (mean, std) of a training Dataset: each block's count, mean and sum of squared deviations in Ray
-    tasks, merged here (Chan et al.'s pairwise update; 2 floats per gene per block reach the driver). Constant
-    genes get scale 1, as :meth:`raygex.training.TrialData.standardisation` gives them."""
-    parts = train.map_batches(_moments, batch_format="numpy", batch_size=None).take_all()
-    n, mean, m2 = 0, None, None
-    for part in parts:
-        count = int(part["n"])
-        if count == 0:
-            continue
-        if mean is None:
-            n, mean, m2 = count, np.asarray(part["mean"], np.float64), np.asarray(part["m2"], np.float64)
-            continue
-        delta = part["mean"] - mean
-        total = n + count
-        mean = mean + delta * count / total
-        m2 = m2 + part["m2"] + delta ** 2 * n * count / total
-        n = total
-    std = np.sqrt(m2 / n)
-    std[std < 1e-8] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def _split_of(batch: dict, k: int) -> dict:
-    keep = batch["split"] == k
-    return {"pos": batch["pos"][keep], "y": batch["y"][keep], "x": batch["x"][keep]}
-
-
-def stream_data(plan: StudyPlan) -> StreamData:
-    """Materialise the study's three sets in the object stores (one read of the dataset), and their training
-    statistics; nothing but labels and statistics reach this process."""
-    if plan.folds:
-        raise ConfigError(f"study {plan.study!r}: cross-validation (split.folds) needs the study's sets within "
-                          "data.in_memory_budget_mb; raise it or set split.folds: null")
-    selected = selected_rows(plan).materialize()
-    sets = {s: selected.map_batches(_split_of, fn_kwargs={"k": k}, batch_format="numpy", batch_size=None)
-            .materialize() for k, s in enumerate(SPLITS)}
-    del selected  # its blocks are freed once the three sets hold their own
-    mean, std = moments(sets["train"])
-    return StreamData(sets["train"], sets["valid"], sets["test"], plan.labels["train"], plan.labels["valid"],
-                      plan.labels["test"], list(plan.genes), list(plan.classes), mean, std, test_ids=plan.test_ids)
-
-
-def _stream_graphs(config, graphs: dict, data: StreamData, plan: StudyPlan) -> dict:
-    """The aligned graph choices of a large study (in a Ray task: the co-expression control reads the training
-    rows there, never in the driver)."""
-    from raygex.training import TrialData
-
-    x_train = None
-    if any(choice == "coexpression" for choice in config.graph_choices()):
-        x_train = np.empty((len(plan.ids["train"]), len(plan.genes)), np.float32)
-        for batch in data.train.iter_batches(batch_format="numpy", batch_size=None):
-            x_train[batch["pos"]] = batch["x"]
-    shell = TrialData(x_train if x_train is not None else np.empty((0, len(plan.genes)), np.float32),
-                      plan.labels["train"], np.empty((0, 0)), plan.labels["valid"], np.empty((0, 0)),
-                      plan.labels["test"], list(plan.genes), list(plan.classes))
-    return _study_graphs(config, graphs, shell, plan.seed)
-
-
-def prepare_large(config, graphs: dict, plan: StudyPlan):
-    import ray
-
-    data = stream_data(plan)
-    data.batch_rows = int(config.train.batch_size)
-    aligned = ray.get(ray.remote(num_cpus=1)(_stream_graphs).remote(config, graphs, data, plan))
-    return data, aligned
-
-
-class StudySource:
-    """A run's dataset as the stages see it: study plans and study data made on demand.
-
-    ``study_data(study, seed)`` gives what a trial shares (an ObjectRef of the small path's arrays or a
-    :class:`StreamData`) with the aligned graph choices; ``trial_data`` gives a study's raw arrays in this
-    process (export), refused for a large study outside a Ray worker.
-
-    A dataset whose whole matrix is within ``data.read_in_driver_mb`` is read once into this process
-    (:attr:`holds_matrix`), and its small studies are cut from it here (Ray Data's tasks and their worker start-up
-    cost more than they save at that size); a larger one is never read here: Ray tasks read each study's rows."""
-
-    def __init__(self, config, graphs: dict, *, in_worker: bool = False, connect=None):
-        self.config = config
-        self.graphs = graphs
-        self.in_worker = in_worker
-        self.connect = connect  # called before anything uses Ray (the run's connection: its --address)
-        self._plans: dict = {}
-        self._data: dict = {}
-
-    def __getstate__(self):
-        return {"config": self.config, "graphs": self.graphs, "in_worker": True, "connect": None, "_plans": {},
-                "_data": {}}
-
-    @cached_property
-    def index(self) -> pd.DataFrame:
-        return read_index(self.config.data.expression)
-
-    @cached_property
-    def holds_matrix(self) -> bool:
-        """Whether this process reads the whole matrix (a dataset within ``data.read_in_driver_mb``; never in a
-        Ray worker, which is given a study's rows)."""
-        limit = self.config.data.read_in_driver_mb * 2**20
-        return not self.in_worker and canonical.matrix_bytes(self.config.data.expression) <= limit
-
-    @cached_property
-    def matrix(self):
-        """The whole dataset in this process (only where :attr:`holds_matrix`)."""
-        assert self.holds_matrix
-        return canonical.read_dataset(self.config.data.expression)
-
-    def _matrix_gene(self, gene: str, ids: np.ndarray) -> np.ndarray:
-        matrix = self.matrix
-        rows = pd.Index(np.asarray(matrix.sample_ids, dtype=str)).get_indexer(np.asarray(ids, dtype=str))
-        return matrix.expression[rows, matrix.genes.index(gene)].astype(np.float64)
-
-    def plan(self, study: str, seed: int) -> StudyPlan:
-        key = (study, seed)
-        if key not in self._plans:
-            if self.connect is not None:
-                self.connect()
-            spec = self.config.task(study)
-            gene_values = None
-            if getattr(spec, "kind", None) == "single_gene":
-                cache = self.__dict__.setdefault("_genes", {})
-                ids = self.index[schema.SAMPLE_ID].astype(str).to_numpy()
-
-                def gene_values(gene, cache=cache, ids=ids):
-                    if gene not in cache:
-                        cache[gene] = (self._matrix_gene(gene, ids) if self.holds_matrix
-                                       else gene_column(self.config.data.expression, gene, ids))
-                    return cache[gene]
-            self._plans[key] = plan_study(self.config, study, self.graphs, seed=seed, index=self.index,
-                                          gene_values=gene_values)
-        return self._plans[key]
-
-    def is_large(self, study: str, seed: int) -> bool:
-        return is_large(self.config, self.plan(study, seed))
-
-    def study_data(self, study: str, seed: int):
-        """(what trials share, aligned graph choices, the plan) for ``study`` on split ``seed``, made once."""
-        key = (study, seed)
-        if key not in self._data:
-            plan = self.plan(study, seed)
-            if is_large(self.config, plan):
-                shared, aligned = prepare_large(self.config, self.graphs, plan)
-            elif self.holds_matrix:
-                import ray
-
-                data = matrix_arrays(plan, self.matrix)
-                aligned = _study_graphs(self.config, self.graphs, data, plan.seed)
-                shared = ray.put(data.standardised())
-            else:
-                shared, aligned = prepare_small(self.config, self.graphs, plan)
-            self._data[key] = (shared, aligned, plan)
-        return self._data[key]
-
-    def trial_data(self, study: str, seed: int, graph: str | None):
-        """The study's raw TrialData on ``seed`` here (with the graph choice ``graph`` aligned)."""
-        from raygex.prepare import choice_graph
-
-        plan = self.plan(study, seed)
-        if is_large(self.config, plan) and not self.in_worker:
-            raise ConfigError(f"study {study!r}: its sets ({plan.nbytes / 2**20:.0f} MiB) exceed "
-                              f"data.in_memory_budget_mb; they are read in a Ray task, not here")
-        data = matrix_arrays(plan, self.matrix) if self.holds_matrix else trial_arrays(plan)
-        if graph is not None:
-            data.graph = choice_graph(self.config, graph, self.graphs, data, seed=seed)
-        return data
-
-
-def with_graph(data, graph):
-    """``data`` (TrialData or StreamData) with ``graph`` attached."""
-    return dataclasses.replace(data, graph=graph)

@@ -147,7 +147,7 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
     hparams = with_defaults({**config.train.model_dump(), "seed": seed, **trial_config})
     graphs = graphs if graphs is not None else load_graphs(config)
     graph = trial_config.get("graph") if trial_config.get("model") == "gcn" else None
-    from raygex.data.study_rows import StudySource
+    from raygex.data.study_source import StudySource
 
     if isinstance(dataset, StudySource):  # a run's stages: the study's rows only
         if not dataset.in_worker and not dataset.holds_matrix:

@@ -40,9 +40,9 @@ class SweepContext:
 
     @cached_property
     def dataset(self):
-        """The expression dataset as the stages see it: a :class:`raygex.data.study_rows.StudySource`, which reads
+        """The expression dataset as the stages see it: a :class:`raygex.data.study_source.StudySource`, which reads
         ids and labels here and each study's rows in Ray tasks (the driver never holds the matrix)."""
-        from raygex.data.study_rows import StudySource
+        from raygex.data.study_source import StudySource
 
         return StudySource(self.config, self.graphs, connect=self.ray)
 

@@ -35,7 +35,7 @@ def train_fn(config: dict, payload: dict) -> None:
 
     ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (the ObjectRef of
     a standardised TrialData without graph, made in a Ray task, or a large study's
-    :class:`~raygex.data.study_rows.StreamData`), ``graphs`` (AlignedGraph per graph choice) and ``fixed``.
+    :class:`~raygex.data.batches.StreamData`), ``graphs`` (AlignedGraph per graph choice) and ``fixed``.
     """
     global _trials_in_this_worker
     wall_start = time.time()  # when this worker began the trial: `bench search` times the trial phase with it
