@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_auc_score
 
 # The metrics a trial computes and which direction is better (early stopping, the search, reports): the one
 # registry of metric names.
@@ -15,6 +14,10 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
 
     AUC is NaN when the labels hold a single class (it is undefined there, not 0.5).
     """
+    # scikit-learn is imported here, not with the module: the CLI's config check imports this registry, and
+    # sklearn.metrics costs a second at every start-up
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_auc_score
+
     y_true = np.asarray(y_true)
     proba = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
