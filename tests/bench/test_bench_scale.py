@@ -16,13 +16,17 @@ def test_bench_scale_measures_driver_growth_and_node_stores(tmp_path):
     # the ballast shows (a peak is the larger of the ballast and the search's own): VmHWM is really read
     assert row["driver_peak_reset"] and row["driver_growth_mb"] >= 0.98 * 300, row
     assert set(row["store_peak_mb"]) == {"node0", "node1"} and max(row["store_peak_mb"].values()) > 0
+    # pinned primary copies are part of the bytes in use (sampled together: never more)
+    primary = row["store_primary_peak_mb"]
+    assert all(primary[n] <= row["store_peak_mb"][n] for n in ("node0", "node1")) and max(primary.values()) > 0, row
+    assert row["store_ok"] == (row["store_primary_over_limit"] <= 1)
     assert row["store_samples"] > 1 and row["store_limit_mb"] > 0
     assert row["trials"] == row["trials_terminated"] == 2  # one per study: the small and the streamed one
     assert row["trials_sharing_arrays"] == 1, "the small study's trial reads arrays, the large one streams"
     assert 0 < row["occupancy"] <= 1 and result["occupancy"] is None
     assert not list(tmp_path.glob("raygex-bench-scale-*")), "the temporary datasets are deleted"
     table = format_table(result)
-    assert "driver +MB" in table and "2000x500" in table.replace(" ", "")
+    assert "driver +MB" in table and "primary" in table and "2000x500" in table.replace(" ", "")
     assert json.loads(json_line(result))["results"][0]["genes"] == 500
     assert occupancy([(0, 10), (0, 5)], 2) == 0.75
 
