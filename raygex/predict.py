@@ -39,9 +39,9 @@ def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None)
 def predict_file(model_path, input_path, output, *, allow_missing: str | None = None, layout: str = "auto",
                  batch_size: int = 4096, address: str | None = None, device: str | None = "cpu") -> dict:
     """Predict every sample of ``input_path`` on ``device`` (cpu, cuda, auto); returns {"samples", "classes"}.
-    ``model_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model is fetched first,
-    the CSV uploaded once complete."""
-    from raygex.storage import fetch_file, is_uri, put_file
+    ``model_path``, ``input_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model and
+    the input (a file, or a folder of Parquet parts) are fetched first, the CSV uploaded once complete."""
+    from raygex.storage import fetch_file, is_uri, local_input, put_file
 
     if is_uri(output):
         import tempfile
@@ -56,6 +56,8 @@ def predict_file(model_path, input_path, output, *, allow_missing: str | None = 
             put_file(local, str(output))
         return report
     model = load_model(fetch_file(str(model_path)) if is_uri(model_path) else model_path, device)
+    if is_uri(input_path):
+        input_path = local_input(str(input_path), "INPUT")
     columns = ["sample_id", "predicted", *[f"p_{c}" for c in model.classes]]
     plan, plan_genes, samples = None, None, 0
     with atomic_path(output) as tmp:

@@ -12,8 +12,8 @@ import click
 @click.argument("experiment", type=click.Path(path_type=str))
 @click.option("--task", help="Only this task (default: every task with a finished sweep).")
 @click.option("--trial", "trial_id", help="Export this trial id instead of the winner (needs --task).")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
-              help="Output folder (default: EXPERIMENT/models).")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=str),
+              help="Output folder, or an s3:// / gs:// URI (default: EXPERIMENT/models).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per task.")
 def export(experiment, task, trial_id, out_dir, as_json):
     """Write each task's winner as DIR/<task>.pt (TorchScript) and .pt2 (torch.export) where possible.
@@ -22,11 +22,16 @@ def export(experiment, task, trial_id, out_dir, as_json):
     Examples:
       raygex export results/demo
       raygex export results/demo --task subtype --trial 3f2a1b7c -o models/
+      raygex export s3://bucket/results/demo -o s3://bucket/models
     """
     from raygex.cli.data import check_output
     from raygex.pipeline import export_experiment
+    from raygex.storage import check_scheme, is_uri
 
-    if out_dir is not None:
+    if out_dir is not None and is_uri(out_dir):
+        check_scheme(out_dir)  # before anything is read: an unsupported scheme is one line
+    elif out_dir is not None:
+        out_dir = Path(out_dir)
         check_output(out_dir, "-o/--out", kind="folder")
     for summary in export_experiment(experiment, task=task, trial_id=trial_id, out_dir=out_dir):
         if as_json:
@@ -40,7 +45,7 @@ def export(experiment, task, trial_id, out_dir, as_json):
 
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=str))
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
 @click.option("-o", "--out", "output", type=click.Path(path_type=str), required=True,
               help="Output CSV (a path, or an s3:// / gs:// URI).")
 @click.option("--allow-missing", type=click.Choice(["mean", "zero"]),

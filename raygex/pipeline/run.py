@@ -9,6 +9,8 @@ recorded in the layout's journal (``stages.jsonl``).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -154,8 +156,15 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
                           f"with 'raygex resume {layout.where}'", path=layout.where)
     from raygex.storage import localize_inputs
 
+    from raygex.storage import check_scheme, is_uri, join, open_remote, put_file
+
     layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
+    target = None  # -o on an object store: written to a private local folder, then uploaded
+    if out_dir is not None and is_uri(out_dir):
+        target = check_scheme(str(out_dir)).rstrip("/")
+        open_remote(target).probe()  # unreachable or unwritable: one line before any model is made
+        out_dir = Path(tempfile.mkdtemp(prefix="raygex-export-"))
     summaries = []
     for name in names:
         if name in missing:
@@ -164,9 +173,17 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
         summary = run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir)
         if summary and out_dir is None:  # on an object store: the URIs the models are pushed to just below
             summary.update({k: layout.shown(summary[k]) for k in ("model", "pt2") if summary.get(k)})
+        if summary and target is not None:
+            for key in ("model", "pt2"):
+                if summary.get(key):
+                    uri = join(target, Path(summary[key]).name)
+                    put_file(Path(summary[key]), uri)
+                    summary[key] = uri
         summaries.append(summary)
         if out_dir is None:
             layout.record_stage(name, "export", time.perf_counter() - started)
+    if target is not None:
+        shutil.rmtree(out_dir, ignore_errors=True)
     return summaries
 
 

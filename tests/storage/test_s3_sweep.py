@@ -153,13 +153,19 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     winner = board[board["winner"]].iloc[0]["trial_id"]
     exported = json.loads(exported.stdout.strip().splitlines()[-1])
     assert exported["trial_id"] == winner and exported["model"] == f"{experiment}/models/subtype.pt"
+    # -o on the store: the models are uploaded there, nothing local is named after the URI
+    elsewhere = raygex(["export", experiment, "-o", f"s3://{bucket}/handover", "--json"], env, second)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    elsewhere = json.loads(elsewhere.stdout.strip().splitlines()[-1])
+    assert elsewhere["model"] == f"s3://{bucket}/handover/subtype.pt"
+    assert read_object(s3_server, bucket, "handover/subtype.pt")[:2] == b"PK"  # a TorchScript zip archive
 
     report = raygex(["report", experiment], env, second)
     assert report.returncode == 0, report.stderr[-2000:]
     assert f"{experiment}/report.html" in report.stdout
 
-    predicted = raygex(["predict", f"{experiment}/models/subtype.pt", str(demo / "expression.parquet"),
-                        "-o", f"s3://{bucket}/predictions/subtype.csv"], env, second)
+    predicted = raygex(["predict", f"{experiment}/models/subtype.pt", f"s3://{bucket}/data/expression.parquet",
+                        "-o", f"s3://{bucket}/predictions/subtype.csv"], env, second)  # input read from the store
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     table = pd.read_csv(io.BytesIO(read_object(s3_server, bucket, "predictions/subtype.csv")))
     assert len(table) == 160 and table["predicted"].notna().all()

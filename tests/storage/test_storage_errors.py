@@ -93,3 +93,22 @@ def test_predict_with_a_model_uri_that_does_not_exist_is_one_line(run_cli, demo,
     refused(run_cli, ["predict", f"s3://{bucket}/models/none.pt", demo / "expression.parquet", "-o", "out.csv"],
             names="no such object")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_export_to_an_unknown_scheme_is_one_line_not_a_local_folder(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(run_cli, ["export", tmp_path / "results" / "tiny", "-o", "ftp://host/models"], names="ftp:// is not supported")
+    nothing_here(tmp_path)
+
+
+def test_predict_from_an_input_uri_that_does_not_exist_is_one_line(run_cli, demo, tmp_path, monkeypatch, bucket):
+    from raygex.export import write_model
+    from tests.export.conftest import trained
+
+    monkeypatch.chdir(tmp_path)
+    config, data, result, hparams = trained(write_config(tmp_path / "model.yaml", demo), "subtype",
+                                            {"model": "lr", "max_epochs": 1})
+    model = tmp_path / "subtype.pt"
+    write_model(config, "subtype", result.model, data, hparams, model)
+    refused(run_cli, ["predict", model, f"s3://{bucket}/data/none.parquet", "-o", "out.csv"], names="none.parquet")
+    assert not (tmp_path / "out.csv").exists()
