@@ -162,7 +162,8 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     ctx = SweepContext(layout, echo=lambda *_: None)
     target = None  # -o on an object store: written to a private local folder, then uploaded
     if out_dir is not None and is_uri(out_dir):
-        target = check_scheme(str(out_dir)).rstrip("/")
+        check_scheme(str(out_dir))
+        target = str(out_dir).rstrip("/")
         open_remote(target).probe()  # unreachable or unwritable: one line before any model is made
         out_dir = Path(tempfile.mkdtemp(prefix="raygex-export-"))
     summaries = []

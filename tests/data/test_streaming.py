@@ -27,9 +27,9 @@ def _config(folder, demo, name, budget_mb, *, read_in_driver_mb=0.0, **changes):
         data={"expression": str(demo / "expression.parquet"), "in_memory_budget_mb": budget_mb,
               "read_in_driver_mb": read_in_driver_mb},
         controls=["empty"], train={"max_epochs": 6, "patience": 6, "batch_size": 32}, wandb={"mode": "disabled"},
-        search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
+        search={"num_samples": 2, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                 "space": {"model": ["gcn", "mlp"], "graph": ["true"], "hidden": 16, "channels": 4, "embedding": 2,
-                          "depth": 1, "lr": {"choice": [3e-3, 1e-2]}}}, **changes)
+                          "depth": 1, "lr": 1e-2}}, **changes)
 
 
 def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_streamed_and_in_memory_searches_give_models_of_similar_quality(both_pat
     for study in ("subtype", "sgi"):
         boards = {name: pd.read_parquet(path / study / "leaderboard.parquet") for name, path in both_paths.items()}
         for name, board in boards.items():
-            assert len(board) == 4 and (board["status"] == "TERMINATED").all(), name
+            assert len(board) == 2 and (board["status"] == "TERMINATED").all(), name
         assert boards["memory"]["shares_memory"].all(), "small studies keep the zero-copy arrays"
         assert not boards["stream"]["shares_memory"].any(), "a tiny budget streams every study"
         memory, stream = (boards[n]["best_valid_auc"].max() for n in ("memory", "stream"))
