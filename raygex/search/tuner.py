@@ -312,8 +312,11 @@ def reconcile_searcher_state(names: list[str], read, write) -> bool:
     if isinstance(search, dict) and isinstance(search.get("counter"), int) and search["counter"] > len(known):
         search["counter"], search["finished"] = len(known), False
         changed = True
-    limiter = search.get("name:ConcurrencyLimiter") if isinstance(search, dict) else None
-    if isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
+    # Tune keys each wrapper's state by its class name: "name:SlotLimiter" for ours (a ConcurrencyLimiter
+    # subclass), "name:ConcurrencyLimiter" for a study saved before studies swept side by side
+    limiters = [v for k, v in search.items() if str(k).startswith("name:") and isinstance(v, dict)
+                and isinstance(v.get("live_trials"), set)] if isinstance(search, dict) else []
+    for limiter in limiters:
         phantoms = {t for t in limiter["live_trials"] if str(t) not in known}
         if phantoms:
             limiter["live_trials"] = limiter["live_trials"] - phantoms

@@ -100,9 +100,11 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     assert repair_missing_remote_checkpoints(study) == []
 
 
-def test_a_search_state_ahead_of_the_experiment_state_is_set_back(tmp_path):
+@pytest.mark.parametrize("limiter_key", ["name:SlotLimiter", "name:ConcurrencyLimiter"])
+def test_a_search_state_ahead_of_the_experiment_state_is_set_back(tmp_path, limiter_key):
     """A kill mid-upload left a search state counting a trial the experiment state never recorded: Tune would
-    create one trial too few ("5 of 6 trials finished") and keep a concurrency slot for the phantom."""
+    create one trial too few ("5 of 6 trials finished") and keep a concurrency slot for the phantom. Tune keys a
+    wrapper's state by its class: our SlotLimiter's, and a ConcurrencyLimiter's (a study saved before it)."""
     import json
 
     import ray.cloudpickle as cloudpickle
@@ -112,12 +114,12 @@ def test_a_search_state_ahead_of_the_experiment_state_is_set_back(tmp_path):
     trials = [[json.dumps({"trial_id": f"t{i}", "status": "TERMINATED"}), "{}"] for i in range(5)]
     (tmp_path / "experiment_state-2026-12-01_21-01-10.json").write_text(json.dumps({"trial_data": trials}))
     state = {"counter": 6, "total_samples": 6, "finished": True,
-             "name:ConcurrencyLimiter": {"live_trials": {"t4", "t5"}, "num_unfinished_live_trials": 2}}
+             limiter_key: {"live_trials": {"t4", "t5"}, "num_unfinished_live_trials": 2}}
     (tmp_path / "searcher-state-2026-12-01_21-01-10.pkl").write_bytes(cloudpickle.dumps(state))
     files = [p.name for p in tmp_path.iterdir()]
     read, write = (lambda n: (tmp_path / n).read_bytes()), (lambda n, b: (tmp_path / n).write_bytes(b))
     assert reconcile_searcher_state(files, read, write)
     fixed = cloudpickle.loads((tmp_path / "searcher-state-2026-12-01_21-01-10.pkl").read_bytes())
     assert (fixed["counter"], fixed["finished"]) == (5, False)
-    assert fixed["name:ConcurrencyLimiter"] == {"live_trials": {"t4"}, "num_unfinished_live_trials": 1}
+    assert fixed[limiter_key] == {"live_trials": {"t4"}, "num_unfinished_live_trials": 1}
     assert not reconcile_searcher_state(files, read, write), "nothing left to set back"
