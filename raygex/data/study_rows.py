@@ -135,6 +135,25 @@ def is_large(config, plan: StudyPlan) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ task side
+def _input_rows(block: np.ndarray, rows: np.ndarray, columns, masked: bool) -> np.ndarray:
+    """``rows`` of an expression block cut to the study's input genes (``columns``; None: all), float32 and
+    contiguous, with a single-gene task's target (the first input) zeroed."""
+    x = block[rows] if columns is None else block[np.ix_(rows, columns)]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if masked:
+        x[:, 0] = 0.0
+    return x
+
+
+def _trial_data(plan: StudyPlan, arrays: dict):
+    """The study's raw :class:`~raygex.training.TrialData` from its per-split input arrays."""
+    from raygex.training import TrialData
+
+    return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
+                     plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
+                     folds=plan.folds)
+
+
 class _Select:
     """Keep a block's rows that belong to the study, cut to its input genes: columns ``split`` (0 train, 1 valid,
     2 test), ``pos`` (the row's place in its split), ``y`` and ``x`` (float32 [rows, input genes])."""
@@ -155,12 +174,9 @@ class _Select:
             return {"split": np.empty(0, np.int8), "pos": np.empty(0, np.int64), "y": np.empty(0, np.int64),
                     "x": np.empty((0, width), np.float32)}
         block = canonical.expression_to_numpy(batch.column(schema.EXPRESSION), self.n_genes)
-        x = block[keep] if self.columns is None else block[np.ix_(keep, self.columns)]
-        if self.masked:
-            x[:, 0] = 0.0
         at = at[keep]
         return {"split": self.split[at], "pos": self.pos[at], "y": self.y[at],
-                "x": np.ascontiguousarray(x, dtype=np.float32)}
+                "x": _input_rows(block, keep, self.columns, self.masked)}
 
 
 def selected_rows(plan: StudyPlan):
@@ -191,33 +207,21 @@ def _assemble(batches, plan: StudyPlan) -> dict:
 def trial_arrays(plan: StudyPlan):
     """The study's raw :class:`~raygex.training.TrialData` in this process, its rows read by Ray tasks (the
     caller holds the study's sets, never the matrix: call it where they fit)."""
-    from raygex.training import TrialData
-
-    arrays = _assemble(selected_rows(plan).iter_batches(batch_format="numpy", batch_size=None), plan)
-    return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
-                     plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
-                     folds=plan.folds)
+    return _trial_data(plan, _assemble(selected_rows(plan).iter_batches(batch_format="numpy", batch_size=None),
+                                       plan))
 
 
 def matrix_arrays(plan: StudyPlan, matrix):
     """The study's raw TrialData cut from a dataset held in this process (``matrix``: an
     :class:`~raygex.data.canonical.ExpressionDataset`): the same rows, genes and masking as :func:`trial_arrays`."""
-    from raygex.training import TrialData
-
     at = pd.Index(np.asarray(matrix.sample_ids, dtype=str))
     arrays = {}
     for s in SPLITS:
         rows = at.get_indexer(plan.ids[s])
         if (rows < 0).any():
             raise ConfigError(f"study {plan.study!r}: {int((rows < 0).sum())} {s} samples missing from the dataset")
-        x = matrix.expression[rows] if plan.columns is None else matrix.expression[np.ix_(rows, plan.columns)]
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if plan.masked:
-            x[:, 0] = 0.0
-        arrays[s] = x
-    return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
-                     plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
-                     folds=plan.folds)
+        arrays[s] = _input_rows(matrix.expression, rows, plan.columns, plan.masked)
+    return _trial_data(plan, arrays)
 
 
 def _study_graphs(config, graphs: dict, data, seed: int) -> dict:
@@ -230,10 +234,13 @@ def graph_counts(aligned: dict) -> dict:
     return {name: {"edges": int(g.n_edges), "nodes": int(g.n_nodes)} for name, g in aligned.items()}
 
 
+def small_study(config, graphs: dict, data, seed: int):
+    """(the study's standardised TrialData, its aligned graph choices) from its raw arrays ``data``."""
+    return data.standardised(), _study_graphs(config, graphs, data, seed)
+
+
 def _prepare_small(config, graphs: dict, plan: StudyPlan):
-    data = trial_arrays(plan)
-    aligned = _study_graphs(config, graphs, data, plan.seed)
-    return data.standardised(), aligned
+    return small_study(config, graphs, trial_arrays(plan), plan.seed)
 
 
 def prepare_small(config, graphs: dict, plan: StudyPlan):

@@ -9,8 +9,8 @@ import pandas as pd
 
 from raygex import schema
 from raygex.data import canonical
-from raygex.data.study_rows import (StudyPlan, _study_graphs, gene_column, is_large, matrix_arrays, plan_study,
-                                    prepare_small, read_index, trial_arrays)
+from raygex.data.study_rows import (StudyPlan, gene_column, is_large, matrix_arrays, plan_study, prepare_small,
+                                    read_index, small_study, trial_arrays)
 from raygex.errors import ConfigError
 
 
@@ -92,9 +92,8 @@ class StudySource:
             elif self.holds_matrix:
                 import ray
 
-                data = matrix_arrays(plan, self.matrix)
-                aligned = _study_graphs(self.config, self.graphs, data, plan.seed)
-                shared = ray.put(data.standardised())
+                data, aligned = small_study(self.config, self.graphs, matrix_arrays(plan, self.matrix), plan.seed)
+                shared = ray.put(data)
             else:
                 shared, aligned = prepare_small(self.config, self.graphs, plan)
             self._data[key] = (shared, aligned, plan)

@@ -9,7 +9,6 @@ recorded in the layout's journal (``stages.jsonl``).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -154,38 +153,38 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
                           f"with 'raygex resume {layout.where}'", path=layout.where)
-    from raygex.storage import localize_inputs
-
-    from raygex.storage import check_scheme, is_uri, join, open_remote, put_file
+    from raygex.storage import is_uri, join, localize_inputs, open_remote, put_file
 
     layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
-    target = None  # -o on an object store: written to a private local folder, then uploaded
-    if out_dir is not None and is_uri(out_dir):
-        check_scheme(str(out_dir))
-        target = str(out_dir).rstrip("/")
-        open_remote(target).probe()  # unreachable or unwritable: one line before any model is made
-        out_dir = Path(tempfile.mkdtemp(prefix="raygex-export-"))
+    exported = [name for name in names if name not in missing]
+    if out_dir is None or not is_uri(out_dir):
+        return [_export_one(ctx, layout, name, trial_id, out_dir) for name in exported]
+    # -o on an object store: each model is written to a private local folder, then uploaded
+    target = str(out_dir).rstrip("/")
+    open_remote(target).probe()  # unsupported, unreachable or unwritable: one line before any model is made
     summaries = []
-    for name in names:
-        if name in missing:
-            continue
-        started = time.perf_counter()
-        summary = run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir)
-        if summary and out_dir is None:  # on an object store: the URIs the models are pushed to just below
-            summary.update({k: layout.shown(summary[k]) for k in ("model", "pt2") if summary.get(k)})
-        if summary and target is not None:
+    with tempfile.TemporaryDirectory(prefix="raygex-export-") as local:
+        for name in exported:
+            summary = _export_one(ctx, layout, name, trial_id, Path(local))
             for key in ("model", "pt2"):
-                if summary.get(key):
+                if summary and summary.get(key):
                     uri = join(target, Path(summary[key]).name)
                     put_file(Path(summary[key]), uri)
                     summary[key] = uri
-        summaries.append(summary)
-        if out_dir is None:
-            layout.record_stage(name, "export", time.perf_counter() - started)
-    if target is not None:
-        shutil.rmtree(out_dir, ignore_errors=True)
+            summaries.append(summary)
     return summaries
+
+
+def _export_one(ctx: SweepContext, layout: ExperimentLayout, name: str, trial_id, out_dir) -> dict:
+    """One study's export into ``out_dir`` (None: the experiment's models folder, recorded as its stage)."""
+    started = time.perf_counter()
+    summary = run_export(ctx, name, trial_id=trial_id, out_dir=out_dir or layout.models_dir)
+    if summary and out_dir is None:  # on an object store: the URIs the models are pushed to just below
+        summary.update({k: layout.shown(summary[k]) for k in ("model", "pt2") if summary.get(k)})
+    if out_dir is None:
+        layout.record_stage(name, "export", time.perf_counter() - started)
+    return summary
 
 
 def report_experiment(experiment: str | Path) -> Path:
