@@ -127,6 +127,14 @@ class SlotLimiter(ConcurrencyLimiter):
         self.budget = budget
         self.created = created
 
+    def set_state(self, state: dict):
+        """Tune restores the limiter's saved state (``raygex resume``) after :func:`raygex.search.tuner.build_tuner`
+        set up this driver's side of it, which the saved one must not overwrite: the pool's key (the experiment's
+        folder: on an object store, a new working copy per process) and how many trials exist now."""
+        mine = {"slots_key": self.slots_key, "created": self.created}
+        super().set_state(state)
+        self.__dict__.update(mine)
+
     def suggest(self, trial_id: str):
         pool = slots_for(self.slots_key)
         if pool is not None and not pool.acquire(self.study, trial_id):

@@ -85,7 +85,7 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     from ray.train import Checkpoint
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    from raygex.search.tuner import repair_missing_remote_checkpoints
+    from raygex.search.saved_state import repair_missing_remote_checkpoints
 
     study = open_remote(f"s3://{bucket}/results/tiny/subtype")
     trial = "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
@@ -98,28 +98,3 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     assert repair_missing_remote_checkpoints(study) == [f"{trial}/checkpoint_000000"]
     assert study.read_bytes(f"{trial}/checkpoint_000000/trial_state.pt") == b"epoch 6"
     assert repair_missing_remote_checkpoints(study) == []
-
-
-@pytest.mark.parametrize("limiter_key", ["name:SlotLimiter", "name:ConcurrencyLimiter"])
-def test_a_search_state_ahead_of_the_experiment_state_is_set_back(tmp_path, limiter_key):
-    """A kill mid-upload left a search state counting a trial the experiment state never recorded: Tune would
-    create one trial too few ("5 of 6 trials finished") and keep a concurrency slot for the phantom. Tune keys a
-    wrapper's state by its class: our SlotLimiter's, and a ConcurrencyLimiter's (a study saved before it)."""
-    import json
-
-    import ray.cloudpickle as cloudpickle
-
-    from raygex.search.tuner import reconcile_searcher_state
-
-    trials = [[json.dumps({"trial_id": f"t{i}", "status": "TERMINATED"}), "{}"] for i in range(5)]
-    (tmp_path / "experiment_state-2026-12-01_21-01-10.json").write_text(json.dumps({"trial_data": trials}))
-    state = {"counter": 6, "total_samples": 6, "finished": True,
-             limiter_key: {"live_trials": {"t4", "t5"}, "num_unfinished_live_trials": 2}}
-    (tmp_path / "searcher-state-2026-12-01_21-01-10.pkl").write_bytes(cloudpickle.dumps(state))
-    files = [p.name for p in tmp_path.iterdir()]
-    read, write = (lambda n: (tmp_path / n).read_bytes()), (lambda n, b: (tmp_path / n).write_bytes(b))
-    assert reconcile_searcher_state(files, read, write)
-    fixed = cloudpickle.loads((tmp_path / "searcher-state-2026-12-01_21-01-10.pkl").read_bytes())
-    assert (fixed["counter"], fixed["finished"]) == (5, False)
-    assert fixed[limiter_key] == {"live_trials": {"t4"}, "num_unfinished_live_trials": 1}
-    assert not reconcile_searcher_state(files, read, write), "nothing left to set back"

@@ -1,0 +1,155 @@
+"""A killed driver's Tune state made to agree before a restore (``raygex.search.saved_state``), on Tune's own
+files: the search state, the Optuna study and the trials are made by Tune's ``SearchGenerator`` around raygex's
+searcher and saved with Tune's own ``save_to_dir``; the experiment state is written from Tune's own trials as its
+controller writes it. Each case is a mix a kill mid-upload leaves on an object store (every file is uploaded on
+its own), checked locally and on a real S3-compatible server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+STAMP = "2026-12-02_03-00-00"
+
+
+def search_generator(budget: int = 3, slots_key: str | None = None, created: int = 0):
+    from ray import tune
+    from ray.tune.search import SearchGenerator
+
+    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.slots import SlotLimiter
+
+    tune.register_trainable("fn", lambda config: None)
+    searcher = ResumableOptunaSearch(space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc", mode="max",
+                                     seed=0)
+    generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=slots_key, budget=budget,
+                                            created=created))
+    generator.add_configurations({"s": {"run": "fn", "num_samples": budget, "config": {}}})
+    return generator
+
+
+def experiment_state(trials) -> str:
+    """What Tune's controller saves: each trial's (state JSON, run metadata JSON)."""
+    return json.dumps({"trial_data": [list(t.get_json_state()) for t in trials], "runner_data": {}, "stats": {}})
+
+
+def finish(trial, value: float) -> None:
+    from ray.tune.experiment import Trial
+
+    trial._state_json = None  # Tune caches a trial's JSON until its status changes
+    trial.set_status(Trial.TERMINATED)
+    trial.run_metadata.last_result = {"epoch": 5, "valid_auc": value, "config": dict(trial.config)}
+
+
+def trial_folder(study: Path, trial) -> str:
+    name = f"{trial._generate_dirname()}_{STAMP}"
+    (study / name).mkdir()
+    (study / name / "params.json").write_text(json.dumps(trial.config))
+    (study / name / "result.json").write_text(json.dumps({"epoch": 1}) + "\n")
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request, tmp_path):
+    """(the study's folder to write Tune's files into, a function that runs the repairs and returns the folder
+    as they left it)."""
+    from raygex.search.saved_state import repair_before_restore
+
+    study = tmp_path / "study"
+    study.mkdir()
+    if request.param == "local":
+        return study, lambda: (repair_before_restore(study), study)
+    server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("bucket")
+    from raygex.storage import open_remote
+    from tests.storage.test_s3_sweep import upload
+
+    uploaded = []
+
+    def on_the_store():
+        if not uploaded:  # the files as the killed driver left them; later calls see the repaired store
+            upload(server, bucket, study, "exp/study")
+            uploaded.append(True)
+        remote = open_remote(f"s3://{bucket}/exp/study")
+        notes = repair_before_restore(study, remote)
+        back = tmp_path / "back"
+        for rel in remote.files():
+            remote.download(rel, back / rel)
+        return notes, back
+    return study, on_the_store
+
+
+def test_a_search_state_ahead_of_the_experiment_state_is_set_back(where):
+    """The S3 flake ("5 of 6 trials finished" after a resume): the search state counts a third trial that the
+    experiment state (saved earlier) never recorded, whose folder reached the store. Unrepaired, Tune's restored
+    counter says the budget is spent and the sweep ends one trial short."""
+    import ray.cloudpickle as cloudpickle
+
+    study, repair = where
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))  # saved at time A
+    generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    phantom = generator.next_trial()  # then a third trial, and the search state saved at time B
+    generator.save_to_dir(str(study), STAMP)
+    kept, gone = trial_folder(study, first), trial_folder(study, phantom)
+    (study / "models").mkdir()
+    (study / "models" / "params.json").write_text("{}")  # not a trial folder: never touched
+
+    notes, after = repair()
+    assert any("trial counter 3 set to the 2 trials" in n for n in notes), notes
+    assert (after / kept / "result.json").is_file() and not (after / gone).exists()
+    assert (after / "models" / "params.json").is_file()
+    state = cloudpickle.loads((after / f"search_gen_state-{STAMP}.json").read_bytes())
+    assert (state["counter"], state["finished"]) == (2, False)
+    assert state["name:SlotLimiter"]["live_trials"] == {first.trial_id, second.trial_id}  # the unfinished ones
+
+    restored = search_generator()
+    restored.restore_from_dir(str(after))
+    assert not restored.is_finished(), "the restored search would end the sweep a trial short"
+    restored.on_trial_complete(first.trial_id, {"valid_auc": 0.7})  # Tune resumes the first trial; it ends
+    third = restored.next_trial()
+    assert third is not None and third.config != phantom.config  # the phantom's configuration is not repeated
+    assert restored.next_trial() is None and restored.is_finished()  # the budget: 3 trials, no more
+    notes, _ = repair()
+    assert not [n for n in notes if "counter" in n], "nothing left to set back"
+
+
+def test_a_search_state_behind_the_experiment_state_learns_the_finished_trials(where):
+    """The other order: the experiment state (saved later) has a trial finished that the saved Optuna study still
+    has running, and one the search state never created. Optuna is told both results; the counter counts both."""
+    import ray.cloudpickle as cloudpickle
+
+    study, repair = where
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    generator.save_to_dir(str(study), STAMP)  # saved at time A: two trials, both running
+    generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    third = generator.next_trial()
+    finish(first, 0.7)
+    finish(third, 0.8)
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second, third]))  # time B
+
+    notes, after = repair()
+    state = cloudpickle.loads((after / f"search_gen_state-{STAMP}.json").read_bytes())
+    assert state["counter"] == 3 and state["name:SlotLimiter"]["live_trials"] == {second.trial_id}
+    searcher = cloudpickle.loads((after / f"searcher-state-{STAMP}.pkl").read_bytes())
+    done = sorted(t.value for t in searcher["_ot_study"].trials if t.state.name == "COMPLETE")
+    assert done == [0.7, 0.8], notes
+    assert {first.trial_id, third.trial_id} <= searcher["_completed_trials"]
+
+
+def test_a_restored_limiter_keeps_this_drivers_pool_and_trial_count(tmp_path):
+    """Tune restores the limiter's saved state after raygex set up the resuming driver's side of it: the pool's
+    key (on an object store each process has its own working copy, so the saved key names a folder of the killed
+    driver) and the trials that exist now must stay this driver's."""
+    generator = search_generator(slots_key="/tmp/raygex-killed/tiny")
+    generator.next_trial(), generator.next_trial()
+    generator.save_to_dir(str(tmp_path), STAMP)
+    restored = search_generator(slots_key="/tmp/raygex-resumed/tiny", created=2)
+    restored.restore_from_dir(str(tmp_path))
+    limiter = restored.searcher
+    assert (limiter.slots_key, limiter.created) == ("/tmp/raygex-resumed/tiny", 2)
+    assert len(limiter.live_trials) == 2  # the saved state itself is restored
