@@ -50,7 +50,8 @@ class LocalStudy:
         return sorted(p.parent.name for p in self.folder.glob("*/params.json"))
 
     def read(self, name: str) -> bytes:
-        return (self.folder / name).read_bytes()
+        path = self.folder / name
+        return path.read_bytes() if path.is_file() else b""
 
     def write(self, name: str, data: bytes) -> None:
         from raygex.fileio import atomic_path
@@ -99,6 +100,10 @@ def agree_with_experiment_state(study) -> list[str]:
       the search state knew) would hold a slot for ever, and a restored running trial must count.
     - A trial the experiment state records as finished but the Optuna study still has running (or never had) is
       told to Optuna with its last result, so TPE learns from it and the study holds every trial once.
+    - A trial's ``result.json`` that lacks epochs its checkpoint holds (uploaded before the experiment state that
+      records them, or after: each file on its own) gets the missing epochs' metrics from the checkpoint the
+      experiment state names (the trainable keeps its history there), marked ``restored_from_checkpoint``;
+      otherwise a finished trial's history would stay short for ever, and a resumed one's would have a gap.
     - Trial folders of trials the experiment state never recorded (numbered past its last trial: the kill came
       before the state that would have named them reached the store) are removed: their history is partial,
       nothing resumes them, and their configuration is not suggested again (the Optuna study keeps it as running).
@@ -130,11 +135,47 @@ def agree_with_experiment_state(study) -> list[str]:
             searcher = None
         if isinstance(searcher, dict) and _agree_optuna(searcher, trials, _last_results(text), notes):
             study.write(searchers[-1], cloudpickle.dumps(searcher))
+    notes += _fill_histories(study, text, trials)
     for folder in study.trial_folders():
         found = TRIAL_FOLDER.search(folder)
         if found and found[1] not in trials and int(found[2]) > len(trials):
             study.remove_folder(folder)
             notes.append(f"trial folder {folder} removed (its trial was never recorded: a kill mid-save)")
+    return notes
+
+
+def _fill_histories(study, state_text: str, trials: dict[str, str]) -> list[str]:
+    import io
+    import json
+
+    import torch
+
+    from raygex.layout import CHECKPOINT_FILE, RESULT_FILE
+
+    named: dict[str, str] = {}
+    for folder, checkpoint in checkpoint_references(state_text):
+        named[folder] = max(checkpoint, named.get(folder, checkpoint))
+    notes = []
+    for folder, checkpoint in sorted(named.items()):
+        found = TRIAL_FOLDER.search(folder)
+        saved = study.read(f"{folder}/{checkpoint}/{CHECKPOINT_FILE}")
+        if not found or found[1] not in trials or not saved:
+            continue
+        text = study.read(f"{folder}/{RESULT_FILE}").decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            reported = max((json.loads(line).get("epoch", 0) for line in lines), default=0)
+            history = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True).get("history") or []
+        except Exception:  # unreadable: the trial's own restore reports it
+            continue
+        missing = [row for row in history if isinstance(row, dict) and row.get("epoch", 0) > reported]
+        if not missing:
+            continue
+        lines += [json.dumps({**row, "trial_id": found[1], "restored_from_checkpoint": checkpoint})
+                  for row in missing]
+        study.write(f"{folder}/{RESULT_FILE}", ("\n".join(lines) + "\n").encode())
+        notes.append(f"trial {found[1]}'s history: epochs {missing[0]['epoch']}-{missing[-1]['epoch']} put back "
+                     f"from {checkpoint}")
     return notes
 
 

@@ -153,3 +153,38 @@ def test_a_restored_limiter_keeps_this_drivers_pool_and_trial_count(tmp_path):
     limiter = restored.searcher
     assert (limiter.slots_key, limiter.created) == ("/tmp/raygex-resumed/tiny", 2)
     assert len(limiter.live_trials) == 2  # the saved state itself is restored
+
+
+def test_a_history_shorter_than_its_checkpoint_gets_the_missing_epochs(where):
+    """The experiment state (uploaded last) has the first trial finished after 5 epochs, its checkpoint names the
+    final one, but the trial's result.json on the store is the copy from three epochs before: nothing would run
+    that trial again, so its history would stay 1-3 of 5 for ever (seen once in tests/storage/test_s3_sweep.py).
+    The missing epochs come back from the checkpoint's own history, marked as such; a whole history is left."""
+    import torch
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+
+    study, repair = where
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    generator.save_to_dir(str(study), STAMP)
+    folder, other = trial_folder(study, first), trial_folder(study, second)
+    history = [{"epoch": e, "valid_auc": 0.5 + e / 20} for e in range(1, 6)]
+    (study / folder / "checkpoint_000000").mkdir()
+    torch.save({"history": history, "epoch": 5}, study / folder / "checkpoint_000000" / "trial_state.pt")
+    (study / folder / "result.json").write_text("".join(json.dumps({**row, "trial_id": first.trial_id}) + "\n"
+                                                        for row in history[:3]))
+    first.run_metadata.checkpoint_manager.register_checkpoint(
+        _TrainingResult(checkpoint=Checkpoint(str(study / folder / "checkpoint_000000")), metrics=history[-1]))
+    finish(first, 0.75)
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))
+
+    notes, after = repair()
+    rows = [json.loads(line) for line in (after / folder / "result.json").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5], notes
+    assert [row.get("restored_from_checkpoint") for row in rows] == [None] * 3 + ["checkpoint_000000"] * 2
+    assert rows[4]["valid_auc"] == history[4]["valid_auc"] and rows[4]["trial_id"] == first.trial_id
+    assert (after / other / "result.json").read_text() == json.dumps({"epoch": 1}) + "\n"  # no checkpoint: as was
+    notes, _ = repair()
+    assert not [n for n in notes if "history" in n], "nothing left to put back"
