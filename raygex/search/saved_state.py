@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from raygex.tune_state import TERMINAL_STATES, trial_states_in
+from raygex.tune_state import TERMINAL_STATES
 
 TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
 EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
-TRIAL_FOLDER = re.compile(r"_([0-9a-f]{8})_(\d+)_")  # Tune's "<trainable>_<trial id>_<trial number>_<tag>_<time>"
 
 
 def repair_before_restore(study_dir: Path, remote=None) -> list[str]:
@@ -47,7 +47,7 @@ class LocalStudy:
         return sorted(p.name for p in self.folder.iterdir() if p.is_file())
 
     def trial_folders(self) -> list[str]:
-        return sorted(p.parent.name for p in self.folder.glob("*/params.json"))
+        return sorted(p.name for p in self.folder.iterdir() if p.is_dir())
 
     def read(self, name: str) -> bytes:
         path = self.folder / name
@@ -76,7 +76,7 @@ class StoredStudy(LocalStudy):
         return [f for f in self._files if "/" not in f]
 
     def trial_folders(self) -> list[str]:
-        return sorted(f.split("/")[0] for f in self._files if f.count("/") == 1 and f.endswith("/params.json"))
+        return sorted({f.split("/")[0] for f in self._files if "/" in f})
 
     def read(self, name: str) -> bytes:
         return self.remote.read_bytes(name) or b""
@@ -89,62 +89,110 @@ class StoredStudy(LocalStudy):
             self.remote.delete(f)
 
 
-def agree_with_experiment_state(study) -> list[str]:
-    """Make the search state, the Optuna study and the trial folders agree with the experiment state (``study``:
-    a :class:`LocalStudy` or :class:`StoredStudy`); returns a line for each change.
+@dataclass(frozen=True)
+class SavedTrial:
+    """One trial as the experiment state records it."""
 
-    - Tune's trial counter is set to the trials the experiment state holds. Ahead of it (found by
-      tests/storage: "5 of 6 trials finished" after a resume on S3), Tune would create too few trials and end the
-      sweep short; behind it, one too many.
-    - The concurrency limiter's live trials become the experiment's unfinished trials: a phantom (a trial only
-      the search state knew) would hold a slot for ever, and a restored running trial must count.
-    - A trial the experiment state records as finished but the Optuna study still has running (or never had) is
-      told to Optuna with its last result, so TPE learns from it and the study holds every trial once.
-    - A trial's ``result.json`` that lacks epochs its checkpoint holds (uploaded before the experiment state that
-      records them, or after: each file on its own) gets the missing epochs' metrics from the checkpoint the
-      experiment state names (the trainable keeps its history there), marked ``restored_from_checkpoint``;
-      otherwise a finished trial's history would stay short for ever, and a resumed one's would have a gap.
-    - Trial folders of trials the experiment state never recorded (numbered past its last trial: the kill came
-      before the state that would have named them reached the store) are removed: their history is partial,
-      nothing resumes them, and their configuration is not suggested again (the Optuna study keeps it as running).
+    trial_id: str
+    status: str
+    number: int  # Tune's trial counter when it was created (the "<N>_" of its experiment tag)
+    folder_prefix: str  # "<trainable>_<trial id>_<N>_": how its folder's name begins
+    last_result: dict
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status not in TERMINAL_STATES
+
+
+def saved_trials(state_text: str) -> list[SavedTrial]:
+    """The trials of one ``experiment_state-*.json`` ([] when it is unreadable)."""
+    import json
+
+    found = []
+    try:
+        entries = json.loads(state_text).get("trial_data", [])
+    except (ValueError, AttributeError):
+        return []
+    for entry in entries:
+        try:
+            meta, run = (json.loads(part) if isinstance(part, str) else part for part in entry)
+            number = int(str(meta["experiment_tag"]).split("_")[0])
+            found.append(SavedTrial(str(meta["trial_id"]), str(meta["status"]), number,
+                                    f"{meta['trainable_name']}_{meta['trial_id']}_{number}_",
+                                    run.get("last_result") or {}))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return []  # not the layout this was written for: change nothing
+    return found
+
+
+def agree_with_experiment_state(study) -> list[str]:
+    """Make the search state, the Optuna study, the trials' histories and the trial folders agree with the
+    experiment state (``study``: a :class:`LocalStudy` or :class:`StoredStudy`); returns a line for each change.
+
+    - Tune's trial counter is set to the trials the experiment state holds (Tune restores exactly those). Ahead
+      of it (found by tests/storage: "5 of 6 trials finished" after a resume on S3), Tune would create too few
+      trials and end the sweep short; behind it, one too many.
+    - The concurrency limiter's live trials become the unfinished trials Tune will restore that the searcher
+      suggested: a phantom (a trial only the search state knew) would hold a slot for ever, and a restored trial
+      made after the search state was saved must count.
+    - A trial the experiment state has finished that the Optuna study has running, or, created after the search
+      state was saved, never had, is told to Optuna with its last result, so TPE learns from it once.
+    - A trial's ``result.json`` that lacks epochs the checkpoint named for it holds (each file is uploaded on its
+      own, so it can be older than the state that records them) gets the missing epochs' metrics from that
+      checkpoint's history (the trainable keeps it there), marked ``restored_from_checkpoint``; otherwise a
+      finished trial's history would stay short for ever, and a resumed one's would have a gap.
+    - Folders of trials the experiment state never recorded (numbered past its last trial: their trial began
+      after the state was saved) are removed: nothing resumes them, so their history would stay partial. Their
+      configuration stays in the Optuna study as it was saved, so it is not suggested again.
     """
     import ray.cloudpickle as cloudpickle
 
     names = study.names()
     experiment = sorted(n for n in names if n.startswith(EXPERIMENT_STATE) and n.endswith(".json"))
-    if not experiment:
+    trials = saved_trials(study.read(experiment[-1]).decode(errors="replace")) if experiment else []
+    if not trials:  # none, unreadable or empty: Tune's own restore reports it; nothing to measure the rest against
         return []
     text = study.read(experiment[-1]).decode(errors="replace")
-    trials = trial_states_in(text)
-    if not trials:  # unreadable or empty: Tune's own restore reports it; nothing to measure the rest against
-        return []
-    notes = []
-    search_states = sorted(n for n in names if n.startswith(SEARCH_STATE) and n.endswith(".json"))
-    if search_states:
-        try:
-            search = cloudpickle.loads(study.read(search_states[-1]))
-        except Exception:
-            search = None
-        if isinstance(search, dict) and _agree_search(search, trials, notes):
-            study.write(search_states[-1], cloudpickle.dumps(search))
+    notes: list[str] = []
     searchers = sorted(n for n in names if n.startswith(SEARCHER_STATE) and n.endswith(".pkl"))
-    if searchers:
-        try:
-            searcher = cloudpickle.loads(study.read(searchers[-1]))
-        except Exception:
-            searcher = None
-        if isinstance(searcher, dict) and _agree_optuna(searcher, trials, _last_results(text), notes):
-            study.write(searchers[-1], cloudpickle.dumps(searcher))
+    try:
+        searcher = pickle.loads(study.read(searchers[-1])) if searchers else None  # as Tune writes it (pickle)
+    except Exception:
+        searcher = None
+    searcher = searcher if isinstance(searcher, dict) else None
+    search_states = sorted(n for n in names if n.startswith(SEARCH_STATE) and n.endswith(".json"))
+    try:
+        search = cloudpickle.loads(study.read(search_states[-1])) if search_states else None
+    except Exception:
+        search = None
+    if not isinstance(search, dict) or not isinstance(search.get("counter"), int):
+        search = None
+    created = search["counter"] if search else None  # the trials the saved search state had created
+    if search and _agree_search(search, trials, _suggested(searcher), notes):
+        study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
+    if searcher and created is not None and _agree_optuna(searcher, trials, created, notes):
+        study.write(searchers[-1], pickle.dumps(searcher))
     notes += _fill_histories(study, text, trials)
+    recorded = {t.folder_prefix for t in trials}
+    trainables = {t.folder_prefix.rsplit("_", 3)[0] for t in trials}
     for folder in study.trial_folders():
-        found = TRIAL_FOLDER.search(folder)
-        if found and found[1] not in trials and int(found[2]) > len(trials):
+        found = _trial_folder(folder, trainables)
+        if found and not any(folder.startswith(prefix) for prefix in recorded) and found[1] > len(trials):
             study.remove_folder(folder)
-            notes.append(f"trial folder {folder} removed (its trial was never recorded: a kill mid-save)")
+            notes.append(f"trial folder {folder} removed (its trial began after the last saved state)")
     return notes
 
 
-def _fill_histories(study, state_text: str, trials: dict[str, str]) -> list[str]:
+def _trial_folder(folder: str, trainables: set[str]) -> tuple[str, int] | None:
+    """(trial id, trial number) of a trial folder of one of ``trainables``, else None."""
+    for trainable in trainables:
+        found = re.match(re.escape(trainable) + r"_([0-9a-f]{8})_(\d+)_", folder)
+        if found:
+            return found[1], int(found[2])
+    return None
+
+
+def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[str]:
     import io
     import json
 
@@ -156,65 +204,68 @@ def _fill_histories(study, state_text: str, trials: dict[str, str]) -> list[str]
     for folder, checkpoint in checkpoint_references(state_text):
         named[folder] = max(checkpoint, named.get(folder, checkpoint))
     notes = []
-    for folder, checkpoint in sorted(named.items()):
-        found = TRIAL_FOLDER.search(folder)
-        saved = study.read(f"{folder}/{checkpoint}/{CHECKPOINT_FILE}")
-        if not found or found[1] not in trials or not saved:
+    for trial in trials:
+        folder = next((f for f in sorted(named) if f.startswith(trial.folder_prefix)), None)
+        if folder is None:
             continue
-        text = study.read(f"{folder}/{RESULT_FILE}").decode(errors="replace")
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [line for line in study.read(f"{folder}/{RESULT_FILE}").decode(errors="replace").splitlines()
+                 if line.strip()]
         try:
             reported = max((json.loads(line).get("epoch", 0) for line in lines), default=0)
+        except ValueError:  # a line cut short: Tune's own logger appends after it; leave the file as it is
+            continue
+        if reported >= trial.last_result.get("epoch", 0):
+            continue  # whole up to what the state records: no checkpoint to read
+        saved = study.read(f"{folder}/{named[folder]}/{CHECKPOINT_FILE}")
+        try:
             history = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True).get("history") or []
-        except Exception:  # unreadable: the trial's own restore reports it
+        except Exception:  # missing or unreadable: the trial's own restore reports it
             continue
         missing = [row for row in history if isinstance(row, dict) and row.get("epoch", 0) > reported]
         if not missing:
             continue
-        lines += [json.dumps({**row, "trial_id": found[1], "restored_from_checkpoint": checkpoint})
+        lines += [json.dumps({**row, "trial_id": trial.trial_id, "restored_from_checkpoint": named[folder]})
                   for row in missing]
         study.write(f"{folder}/{RESULT_FILE}", ("\n".join(lines) + "\n").encode())
-        notes.append(f"trial {found[1]}'s history: epochs {missing[0]['epoch']}-{missing[-1]['epoch']} put back "
-                     f"from {checkpoint}")
+        notes.append(f"trial {trial.trial_id}'s history: epochs {missing[0]['epoch']}-{missing[-1]['epoch']} put "
+                     f"back from {named[folder]}")
     return notes
 
 
-def _agree_search(search: dict, trials: dict[str, str], notes: list[str]) -> bool:
+def _suggested(searcher: dict | None) -> set[str] | None:
+    """The ids of the trials the saved Optuna searcher suggested (None when it is not there to ask)."""
+    if searcher is None or not isinstance(searcher.get("_ot_trials"), dict):
+        return None
+    return set(searcher["_ot_trials"]) | set(searcher.get("_completed_trials") or ())
+
+
+def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | None, notes: list[str]) -> bool:
     changed = False
-    if isinstance(search.get("counter"), int) and search["counter"] != len(trials):
-        notes.append(f"trial counter {search['counter']} set to the {len(trials)} trials the experiment recorded")
+    created = search["counter"]
+    if created != len(trials):
+        notes.append(f"trial counter {created} set to the {len(trials)} trials the experiment recorded")
         search["counter"], search["finished"] = len(trials), False
         changed = True
-    live = {t for t, status in trials.items() if status not in TERMINAL_STATES}
-    # Tune keys each wrapper's state by "name:<class>": "name:SlotLimiter" for ours (a ConcurrencyLimiter
-    # subclass), "name:ConcurrencyLimiter" for a study saved before studies swept side by side
+    # The limiter's live trials: the unfinished trials Tune will restore that the searcher suggested (known to
+    # its saved Optuna searcher, or made after it was saved), not those Tune re-made for errored ones
+    # (restart_errored: a new id, the old number), which no searcher suggested. Tune keys each wrapper's state by
+    # "name:<class>": "name:SlotLimiter" for ours (a ConcurrencyLimiter subclass), "name:ConcurrencyLimiter"
+    # for a study saved before studies swept side by side.
     for key, limiter in search.items():
         if str(key).startswith("name:") and isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
-            if limiter["live_trials"] != live:
+            known = suggested if suggested is not None else limiter["live_trials"]
+            live = {t.trial_id for t in trials if t.unfinished and (t.number > created or t.trial_id in known)}
+            if live != limiter["live_trials"]:
                 notes.append(f"live trials {sorted(limiter['live_trials'])} set to {sorted(live)}")
-                limiter["live_trials"], limiter["num_unfinished_live_trials"] = set(live), len(live)
-                changed = True
+                limiter["live_trials"], limiter["num_unfinished_live_trials"] = live, len(live)
+                changed = True  # (cached_results is for batch mode, which SlotLimiter does not use)
     return changed
 
 
-def _last_results(state_text: str) -> dict[str, dict]:
-    """Trial id → the last result the experiment state holds for it."""
-    import json
+def _agree_optuna(searcher: dict, trials: list[SavedTrial], created: int, notes: list[str]) -> bool:
+    """Tell the saved Optuna study the trials the experiment state has finished that it has not."""
+    from optuna.trial import TrialState
 
-    results = {}
-    for entry in json.loads(state_text).get("trial_data", []):
-        if isinstance(entry, list) and len(entry) == 2:
-            try:
-                meta, run = (json.loads(part) if isinstance(part, str) else part for part in entry)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(meta, dict) and isinstance(run, dict) and isinstance(run.get("last_result"), dict):
-                results[str(meta.get("trial_id"))] = run["last_result"]
-    return results
-
-
-def _agree_optuna(searcher: dict, trials: dict[str, str], results: dict[str, dict], notes: list[str]) -> bool:
-    """Tell the saved Optuna study the trials the experiment state has as finished that it does not."""
     from raygex.search.searcher import add_finished_trial
 
     study, known, done = searcher.get("_ot_study"), searcher.get("_ot_trials"), searcher.get("_completed_trials")
@@ -223,31 +274,29 @@ def _agree_optuna(searcher: dict, trials: dict[str, str], results: dict[str, dic
         return False
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     changed = False
-    for trial_id, status in trials.items():
-        if status != "TERMINATED" or trial_id in done:
+    for trial in trials:
+        if trial.status != "TERMINATED" or trial.trial_id in done:
             continue
-        value = results.get(trial_id, {}).get(metric)
-        ot_trial = known.get(trial_id)
-        if ot_trial is not None:
-            if states[ot_trial.number].is_finished():
-                continue
-            if value is None:
-                study.tell(ot_trial.number, state=_fail())
-            else:
-                study.tell(ot_trial.number, float(value))
-        elif value is None or not add_finished_trial(study, trial_id, dict(results[trial_id].get("config") or {}),
-                                                     float(value)):
+        value = trial.last_result.get(metric)
+        ot_trial = known.get(trial.trial_id)
+        try:
+            if ot_trial is not None:
+                if states[ot_trial.number].is_finished():
+                    continue
+                if value is None:  # ended without a value, as stock OptunaSearch tells it
+                    study.tell(ot_trial.number, state=TrialState.PRUNED)
+                else:
+                    study.tell(ot_trial.number, float(value))
+            elif trial.number <= created or value is None or not add_finished_trial(
+                    study, trial.trial_id, dict(trial.last_result.get("config") or {}), float(value)):
+                continue  # numbered before the search state: a re-made errored trial, never suggested
+        except Exception as err:  # a value Optuna refuses (NaN): the trial's result is in Tune anyway
+            notes.append(f"trial {trial.trial_id}'s result could not be told to the Optuna study ({err})")
             continue
-        done.add(trial_id)
-        notes.append(f"trial {trial_id}'s result told to the Optuna study")
+        done.add(trial.trial_id)
+        notes.append(f"trial {trial.trial_id}'s result told to the Optuna study")
         changed = True
     return changed
-
-
-def _fail():
-    from optuna.trial import TrialState
-
-    return TrialState.FAIL
 
 
 def _loadable(path: Path) -> bool:

@@ -15,19 +15,19 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 STAMP = "2026-12-02_03-00-00"
 
 
-def search_generator(budget: int = 3, slots_key: str | None = None, created: int = 0):
+def search_generator(budget: int = 3, slots_key: str | None = None, created: int = 0, trainable: str = "fn"):
     from ray import tune
     from ray.tune.search import SearchGenerator
 
     from raygex.search.searcher import ResumableOptunaSearch
     from raygex.search.slots import SlotLimiter
 
-    tune.register_trainable("fn", lambda config: None)
+    tune.register_trainable(trainable, lambda config: None)
     searcher = ResumableOptunaSearch(space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc", mode="max",
                                      seed=0)
     generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=slots_key, budget=budget,
                                             created=created))
-    generator.add_configurations({"s": {"run": "fn", "num_samples": budget, "config": {}}})
+    generator.add_configurations({"s": {"run": trainable, "num_samples": budget, "config": {}}})
     return generator
 
 
@@ -81,14 +81,16 @@ def where(request, tmp_path):
     return study, on_the_store
 
 
-def test_a_search_state_ahead_of_the_experiment_state_is_set_back(where):
+@pytest.mark.parametrize("trainable", ["fn", "train_fn_tp53_20240301_12_genes"])
+def test_a_search_state_ahead_of_the_experiment_state_is_set_back(where, trainable):
     """The S3 flake ("5 of 6 trials finished" after a resume): the search state counts a third trial that the
     experiment state (saved earlier) never recorded, whose folder reached the store. Unrepaired, Tune's restored
-    counter says the budget is spent and the sweep ends one trial short."""
+    counter says the budget is spent and the sweep ends one trial short. (A study named like a trial id and
+    number, ``tp53_20240301_12_genes``, must not make its trials' folders look like phantoms.)"""
     import ray.cloudpickle as cloudpickle
 
     study, repair = where
-    generator = search_generator()
+    generator = search_generator(trainable=trainable)
     first, second = generator.next_trial(), generator.next_trial()
     (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))  # saved at time A
     generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
@@ -101,12 +103,13 @@ def test_a_search_state_ahead_of_the_experiment_state_is_set_back(where):
     notes, after = repair()
     assert any("trial counter 3 set to the 2 trials" in n for n in notes), notes
     assert (after / kept / "result.json").is_file() and not (after / gone).exists()
+    assert any(gone in n for n in notes) and not any(kept in n for n in notes)
     assert (after / "models" / "params.json").is_file()
     state = cloudpickle.loads((after / f"search_gen_state-{STAMP}.json").read_bytes())
     assert (state["counter"], state["finished"]) == (2, False)
     assert state["name:SlotLimiter"]["live_trials"] == {first.trial_id, second.trial_id}  # the unfinished ones
 
-    restored = search_generator()
+    restored = search_generator(trainable=trainable)
     restored.restore_from_dir(str(after))
     assert not restored.is_finished(), "the restored search would end the sweep a trial short"
     restored.on_trial_complete(first.trial_id, {"valid_auc": 0.7})  # Tune resumes the first trial; it ends
@@ -139,6 +142,30 @@ def test_a_search_state_behind_the_experiment_state_learns_the_finished_trials(w
     done = sorted(t.value for t in searcher["_ot_study"].trials if t.state.name == "COMPLETE")
     assert done == [0.7, 0.8], notes
     assert {first.trial_id, third.trial_id} <= searcher["_completed_trials"]
+    restored = search_generator()
+    restored.restore_from_dir(str(after))
+    assert restored.is_finished() and restored.next_trial() is None  # unrepaired (counter 2): a 4th trial
+
+
+def test_a_trial_remade_for_an_errored_one_is_not_taken_for_a_new_suggestion(where):
+    """Tune re-makes an errored trial on resume (restart_errored: a new id, the old number); the searcher never
+    suggested it. Neither the limiter nor the Optuna study takes it for a trial made after the search state."""
+    study, repair = where
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    generator.on_trial_complete(second.trial_id, None, error=True)
+    generator.save_to_dir(str(study), STAMP)
+    remade = second.reset()
+    finish(remade, 0.9)
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, remade]))
+
+    notes, after = repair()
+    import ray.cloudpickle as cloudpickle
+
+    state = cloudpickle.loads((after / f"search_gen_state-{STAMP}.json").read_bytes())
+    assert state["counter"] == 2 and state["name:SlotLimiter"]["live_trials"] == {first.trial_id}
+    searcher = cloudpickle.loads((after / f"searcher-state-{STAMP}.pkl").read_bytes())
+    assert not [t for t in searcher["_ot_study"].trials if t.state.name == "COMPLETE"], notes
 
 
 def test_a_restored_limiter_keeps_this_drivers_pool_and_trial_count(tmp_path):
