@@ -17,9 +17,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from raygex.search.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
+                                             repair_missing_remote_checkpoints, repair_tuner_state)
 from raygex.tune_state import TERMINAL_STATES
 
-TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
 EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
 
 
@@ -98,6 +99,7 @@ class SavedTrial:
     number: int  # Tune's trial counter when it was created (the "<N>_" of its experiment tag)
     folder_prefix: str  # "<trainable>_<trial id>_<N>_": how its folder's name begins
     last_result: dict
+    config: dict
 
     @property
     def unfinished(self) -> bool:
@@ -119,7 +121,7 @@ def saved_trials(state_text: str) -> list[SavedTrial]:
             number = int(str(meta["experiment_tag"]).split("_")[0])
             found.append(SavedTrial(str(meta["trial_id"]), str(meta["status"]), number,
                                     f"{meta['trainable_name']}_{meta['trial_id']}_{number}_",
-                                    run.get("last_result") or {}))
+                                    run.get("last_result") or {}, dict(meta.get("config") or {})))
         except (TypeError, ValueError, KeyError, AttributeError):
             return []  # not the layout this was written for: change nothing
     return found
@@ -135,8 +137,9 @@ def agree_with_experiment_state(study) -> list[str]:
     - The concurrency limiter's live trials become the unfinished trials Tune will restore that the searcher
       suggested: a phantom (a trial only the search state knew) would hold a slot for ever, and a restored trial
       made after the search state was saved must count.
-    - A trial the experiment state has finished that the Optuna study has running, or, created after the search
-      state was saved, never had, is told to Optuna with its last result, so TPE learns from it once.
+    - The Optuna study learns what the experiment state has that it has not (see :func:`_agree_optuna`): each
+      trial's end once, and the trials suggested after it was saved, so none of their configurations is
+      suggested again.
     - A trial's ``result.json`` that lacks epochs the checkpoint named for it holds (each file is uploaded on its
       own, so it can be older than the state that records them) gets the missing epochs' metrics from that
       checkpoint's history (the trainable keeps it there), marked ``restored_from_checkpoint``; otherwise a
@@ -167,11 +170,10 @@ def agree_with_experiment_state(study) -> list[str]:
         search = None
     if not isinstance(search, dict) or not isinstance(search.get("counter"), int):
         search = None
-    created = search["counter"] if search else None  # the trials the saved search state had created
+    if searcher and _agree_optuna(searcher, trials, notes):
+        study.write(searchers[-1], pickle.dumps(searcher))
     if search and _agree_search(search, trials, _suggested(searcher), notes):
         study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
-    if searcher and created is not None and _agree_optuna(searcher, trials, created, notes):
-        study.write(searchers[-1], pickle.dumps(searcher))
     notes += _fill_histories(study, text, trials)
     recorded = {t.folder_prefix for t in trials}
     trainables = {t.folder_prefix.rsplit("_", 3)[0] for t in trials}
@@ -262,133 +264,62 @@ def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | 
     return changed
 
 
-def _agree_optuna(searcher: dict, trials: list[SavedTrial], created: int, notes: list[str]) -> bool:
-    """Tell the saved Optuna study the trials the experiment state has finished that it has not."""
+def _agree_optuna(searcher: dict, trials: list[SavedTrial], notes: list[str]) -> bool:
+    """Tell the saved Optuna study what the experiment state has that it has not: a trial finished there but
+    running here gets its result; a trial it never saw (suggested after it was saved) is added with its
+    parameters, finished with its result or running (mapped, so its completion is told as usual). Without that, a
+    configuration Optuna had queued (``points_to_evaluate``) and handed out after its state was saved is handed
+    out again (found by tests/storage/test_s3_sweep.py: one configuration run twice). A trial whose parameters the
+    study already holds (Tune's re-made errored trial: a new id, the same configuration) is left out."""
+    import optuna
     from optuna.trial import TrialState
 
-    from raygex.search.searcher import add_finished_trial
+    from raygex.search.sampling import DUPLICATE
+    from raygex.search.searcher import params_key
 
     study, known, done = searcher.get("_ot_study"), searcher.get("_ot_trials"), searcher.get("_completed_trials")
     metric = searcher.get("_metric")
     if study is None or not isinstance(known, dict) or not isinstance(done, set):
         return False
-    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    frozen = study.get_trials(deepcopy=False)
+    states = {t.number: t.state for t in frozen}
+    distributions: dict = {}
+    for t in frozen:
+        distributions.update(t.distributions)
+    held = {params_key(t.params) for t in frozen if not t.user_attrs.get(DUPLICATE)}
     changed = False
     for trial in trials:
-        if trial.status != "TERMINATED" or trial.trial_id in done:
+        if trial.trial_id in done:
             continue
         value = trial.last_result.get(metric)
         ot_trial = known.get(trial.trial_id)
         try:
-            if ot_trial is not None:
-                if states[ot_trial.number].is_finished():
+            if ot_trial is not None:  # suggested before the save: tell it how it ended, if it has
+                if trial.status != "TERMINATED" or states[ot_trial.number].is_finished():
                     continue
-                if value is None:  # ended without a value, as stock OptunaSearch tells it
-                    study.tell(ot_trial.number, state=TrialState.PRUNED)
+                study.tell(ot_trial.number, float(value)) if value is not None else \
+                    study.tell(ot_trial.number, state=TrialState.PRUNED)  # no value: as stock OptunaSearch
+                done.add(trial.trial_id)
+                notes.append(f"trial {trial.trial_id}'s result told to the Optuna study")
+            else:
+                params = {k: v for k, v in trial.config.items() if k in distributions}
+                if params_key(params) in held:
+                    continue
+                state = (TrialState.COMPLETE if value is not None else TrialState.PRUNED) \
+                    if trial.status == "TERMINATED" else TrialState.FAIL if trial.status == "ERROR" \
+                    else TrialState.RUNNING
+                added = optuna.trial.create_trial(
+                    state=state, params=params, distributions={k: distributions[k] for k in params},
+                    value=float(value) if state == TrialState.COMPLETE else None)
+                number = study._storage.create_new_trial(study._study_id, template_trial=added)
+                if state == TrialState.RUNNING:
+                    known[trial.trial_id] = optuna.trial.Trial(study, number)
                 else:
-                    study.tell(ot_trial.number, float(value))
-            elif trial.number <= created or value is None or not add_finished_trial(
-                    study, trial.trial_id, dict(trial.last_result.get("config") or {}), float(value)):
-                continue  # numbered before the search state: a re-made errored trial, never suggested
-        except Exception as err:  # a value Optuna refuses (NaN): the trial's result is in Tune anyway
-            notes.append(f"trial {trial.trial_id}'s result could not be told to the Optuna study ({err})")
+                    done.add(trial.trial_id)
+                held.add(params_key(params))
+                notes.append(f"trial {trial.trial_id} ({trial.status.lower()}) added to the Optuna study")
+        except Exception as err:  # a value or parameter Optuna refuses: the trial's result is in Tune anyway
+            notes.append(f"trial {trial.trial_id} could not be told to the Optuna study ({err})")
             continue
-        done.add(trial.trial_id)
-        notes.append(f"trial {trial.trial_id}'s result told to the Optuna study")
         changed = True
     return changed
-
-
-def _loadable(path: Path) -> bool:
-    try:
-        pickle.loads(path.read_bytes())
-    except Exception:  # empty, truncated, or unreadable: any of them breaks Tuner.restore
-        return False
-    return True
-
-
-def back_up_tuner_state(study_dir: Path) -> None:
-    """Keep a good copy of Tune's ``tuner.pkl``: Tune rewrites it in place, so a kill mid-write truncates it."""
-    from raygex.fileio import atomic_path
-
-    state = study_dir / TUNER_STATE
-    if state.exists() and _loadable(state):
-        with atomic_path(study_dir / TUNER_BACKUP) as tmp:
-            Path(tmp).write_bytes(state.read_bytes())
-
-
-def repair_tuner_state(study_dir: Path) -> None:
-    """Put the last good ``tuner.pkl`` back when a killed driver left it truncated (found by bench soak)."""
-    state, backup = study_dir / TUNER_STATE, study_dir / TUNER_BACKUP
-    if not _loadable(state) and backup.exists() and _loadable(backup):
-        state.write_bytes(backup.read_bytes())
-
-
-CHECKPOINT_REF = re.compile(rb"([^/\\\"\x00-\x1f]+)/(checkpoint_\d{6})")
-HEX_BLOB = re.compile(r"[0-9a-f]{64,}")
-
-
-def checkpoint_references(state_text: str) -> set[tuple[str, str]]:
-    """(trial folder, checkpoint folder) pairs an experiment state names.
-
-    Tune writes a trial's checkpoint manager as a hex-encoded cloudpickle inside the JSON (its
-    ``CLOUDPICKLE_FALLBACK``), so the paths are looked for in the plain text and in every decoded hex blob;
-    nothing is unpickled.
-    """
-    found = set(CHECKPOINT_REF.findall(state_text.encode()))
-    for blob in HEX_BLOB.findall(state_text):
-        if len(blob) % 2 == 0:
-            found.update(CHECKPOINT_REF.findall(bytes.fromhex(blob)))
-    return {(trial.decode(errors="replace"), name.decode()) for trial, name in found}
-
-
-def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
-    """Put back checkpoints that Tune's saved state still points at but that are gone (found by test_resume).
-
-    Tune keeps one checkpoint per trial: when a trial saves checkpoint N+1 it deletes N, and the experiment state
-    that records N+1 is written a moment later. A driver killed in between leaves a state pointing at a deleted
-    checkpoint, and Tune's restore then fails the trial ("Could not recover from checkpoint"). Each missing one is
-    replaced by a copy of the newest checkpoint left in that trial's folder: the trainable's own state inside it
-    (its epoch, weights, optimiser, shuffling) says where training really is, so nothing is lost or repeated.
-    Returns the checkpoints put back.
-    """
-    import shutil
-
-    states = sorted(study_dir.glob("experiment_state-*.json"))
-    if not states:
-        return []
-    restored = []
-    for trial, name in sorted(checkpoint_references(states[-1].read_text(errors="replace"))):
-        folder = study_dir / trial
-        missing = folder / name
-        if not folder.is_dir() or missing.exists():
-            continue
-        left = sorted(p for p in folder.glob("checkpoint_*") if p.is_dir())
-        if left:
-            shutil.copytree(left[-1], missing)
-            restored.append(missing)
-    return restored
-
-
-def repair_missing_remote_checkpoints(remote) -> list[str]:
-    """:func:`repair_missing_checkpoints` on an object store (``remote``: the study's :class:`Remote`): the same
-    race exists there (Tune deletes checkpoint N on the store before its synced state names N+1)."""
-    files = remote.files()
-    states = sorted(f for f in files if "/" not in f and f.startswith("experiment_state-") and f.endswith(".json"))
-    if not states:
-        return []
-    text = (remote.read_bytes(states[-1]) or b"").decode(errors="replace")
-    restored = []
-    for trial, name in sorted(checkpoint_references(text)):
-        mine = [f for f in files if f.startswith(f"{trial}/")]
-        if not mine or any(f.startswith(f"{trial}/{name}/") for f in mine):
-            continue
-        left = sorted({f.split("/")[1] for f in mine if f.split("/")[1].startswith("checkpoint_")
-                       and f.count("/") >= 2})
-        if not left:
-            continue
-        for f in mine:
-            if f.startswith(f"{trial}/{left[-1]}/"):
-                remote.fs.copy_file(remote.key(f), remote.key(f.replace(f"/{left[-1]}/", f"/{name}/", 1)))
-        restored.append(f"{trial}/{name}")
-    return restored

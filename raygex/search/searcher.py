@@ -24,7 +24,7 @@ from raygex.search.sampling import DUPLICATE, MAX_ASKS
 logger = logging.getLogger(__name__)
 
 
-def _key(params: dict) -> tuple:
+def params_key(params: dict) -> tuple:
     return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
@@ -39,7 +39,7 @@ class ResumableOptunaSearch(OptunaSearch):
                 params = super().suggest(trial_id)
                 ot_trial = self._ot_trials.get(trial_id)
                 if not isinstance(params, dict) or ot_trial is None or \
-                        _key(ot_trial.params) not in self._seen(ot_trial):
+                        params_key(ot_trial.params) not in self._seen(ot_trial):
                     return params
                 ot_trial.set_user_attr(DUPLICATE, True)  # already run or running: ask again
                 self._ot_study.tell(ot_trial.number, state=TrialState.FAIL)
@@ -58,7 +58,7 @@ class ResumableOptunaSearch(OptunaSearch):
     def _seen(self, current=None) -> set:
         """The sampled parameters of every trial run, running or errored (it would error again), but ``current``
         and the re-asks this searcher turned down."""
-        return {_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
+        return {params_key(t.params) for t in self._ot_study.get_trials(deepcopy=False)
                 if not t.user_attrs.get(DUPLICATE) and (current is None or t.number != current.number)}
 
     def _unseen_point(self) -> dict | None:
@@ -71,7 +71,7 @@ class ResumableOptunaSearch(OptunaSearch):
         seen = self._seen()
         for model in sampled_models(parsed):
             for point in family_points(parsed, model) or []:
-                if _key(point) not in seen:
+                if params_key(point) not in seen:
                     return point
         return None
 

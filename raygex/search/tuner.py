@@ -10,7 +10,8 @@ import pickle
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
-from raygex.search.saved_state import TUNER_STATE, back_up_tuner_state, repair_before_restore
+from raygex.search.checkpoint_repair import TUNER_STATE, back_up_tuner_state
+from raygex.search.saved_state import repair_before_restore
 from raygex.tune_state import TERMINAL_STATES
 
 

@@ -178,7 +178,7 @@ def check_resumed(experiment: Path, task: str, before: dict, board_before, kill_
 def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
     """A kill between Tune deleting checkpoint N and recording N+1 leaves the state naming a deleted checkpoint:
     it is replaced by the trial's newest one before Tune restores (found when this test's middle kill failed)."""
-    from raygex.search.saved_state import repair_missing_checkpoints
+    from raygex.search.checkpoint_repair import repair_missing_checkpoints
 
     study = tmp_path / "subtype"
     trial = study / "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"

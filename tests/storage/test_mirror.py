@@ -85,7 +85,7 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     from ray.train import Checkpoint
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    from raygex.search.saved_state import repair_missing_remote_checkpoints
+    from raygex.search.checkpoint_repair import repair_missing_remote_checkpoints
 
     study = open_remote(f"s3://{bucket}/results/tiny/subtype")
     trial = "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"

@@ -215,3 +215,41 @@ def test_a_history_shorter_than_its_checkpoint_gets_the_missing_epochs(where):
     assert (after / other / "result.json").read_text() == json.dumps({"epoch": 1}) + "\n"  # no checkpoint: as was
     notes, _ = repair()
     assert not [n for n in notes if "history" in n], "nothing left to put back"
+
+
+def test_a_configuration_handed_out_after_the_optuna_study_was_saved_is_not_handed_out_again(where):
+    """Optuna hands out queued configurations (``points_to_evaluate``) first. The saved study (older than the
+    experiment state) still has the second one queued although a recorded, running trial got it: unrepaired, the
+    resumed search hands it out again (found by tests/storage/test_s3_sweep.py: one configuration run twice)."""
+    from ray import tune
+    from ray.tune.search import SearchGenerator
+
+    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.slots import SlotLimiter
+
+    def queued_generator():
+        tune.register_trainable("fn", lambda config: None)
+        searcher = ResumableOptunaSearch(space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc",
+                                         mode="max", seed=0, points_to_evaluate=[{"lr": 0.005}, {"lr": 0.002}])
+        generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=None, budget=3))
+        generator.add_configurations({"s": {"run": "fn", "num_samples": 3, "config": {}}})
+        return generator
+
+    study, repair = where
+    generator = queued_generator()
+    first = generator.next_trial()
+    generator.save_to_dir(str(study), STAMP)  # time A: one trial; 0.002 still queued
+    second = generator.next_trial()
+    assert (first.config["lr"], second.config["lr"]) == (0.005, 0.002)
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))  # time B
+
+    notes, after = repair()
+    restored = queued_generator()
+    restored.restore_from_dir(str(after))
+    assert second.trial_id in restored.searcher.live_trials  # it counts against the study's cap
+    restored.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    restored.on_trial_complete(second.trial_id, {"valid_auc": 0.8})  # told once, to the trial added for it
+    third = restored.next_trial()
+    assert third is not None and third.config["lr"] not in (0.005, 0.002), notes
+    ot_study = restored.searcher.searcher._ot_study
+    assert sorted(t.value for t in ot_study.trials if t.state.name == "COMPLETE") == [0.7, 0.8]
