@@ -234,6 +234,33 @@ def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[st
     return notes
 
 
+def _drop_unrecorded(searcher: dict, recorded: set[str], notes: list[str]) -> bool:
+    """Rebuild the saved Optuna study without the trials the experiment state does not record: a phantom (its
+    folder is removed, its run discarded) that Optuna may even have finished, or the errored trial Tune replaced
+    on an earlier resume. The study then holds each recorded trial once, as the leaderboard does. Optuna cannot
+    delete a trial, so the others are copied, in order, into a new in-memory study with the same sampler and
+    attributes (queued configurations stay queued), and the searcher's handles are moved to the copies."""
+    import optuna
+
+    study, known = searcher["_ot_study"], searcher["_ot_trials"]
+    gone = {trial_id: known[trial_id].number for trial_id in known if trial_id not in recorded}
+    if not gone:
+        return False
+    fresh = optuna.create_study(study_name=study.study_name, sampler=study.sampler, directions=study.directions)
+    for key, value in study.user_attrs.items():
+        fresh.set_user_attr(key, value)
+    copied = {}
+    for trial in study.get_trials(deepcopy=True):
+        if trial.number not in gone.values():
+            copied[trial.number] = fresh._storage.create_new_trial(fresh._study_id, template_trial=trial)
+    searcher["_ot_study"] = fresh
+    searcher["_ot_trials"] = {trial_id: optuna.trial.Trial(fresh, copied[handle.number])
+                              for trial_id, handle in known.items() if trial_id not in gone}
+    searcher["_completed_trials"] = set(searcher["_completed_trials"]) - set(gone)
+    notes.append(f"trials {sorted(gone)} left the Optuna study (the experiment state does not record them)")
+    return True
+
+
 def _suggested(searcher: dict | None) -> set[str] | None:
     """The ids of the trials the saved Optuna searcher suggested (None when it is not there to ask)."""
     if searcher is None or not isinstance(searcher.get("_ot_trials"), dict):
@@ -270,7 +297,8 @@ def _agree_optuna(searcher: dict, trials: list[SavedTrial], notes: list[str]) ->
     parameters, finished with its result or running (mapped, so its completion is told as usual). Without that, a
     configuration Optuna had queued (``points_to_evaluate``) and handed out after its state was saved is handed
     out again (found by tests/storage/test_s3_sweep.py: one configuration run twice). A trial whose parameters the
-    study already holds (Tune's re-made errored trial: a new id, the same configuration) is left out."""
+    study already holds is left out. First, the trials the experiment state never recorded leave the study
+    (:func:`_drop_unrecorded`)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -281,13 +309,14 @@ def _agree_optuna(searcher: dict, trials: list[SavedTrial], notes: list[str]) ->
     metric = searcher.get("_metric")
     if study is None or not isinstance(known, dict) or not isinstance(done, set):
         return False
+    changed = _drop_unrecorded(searcher, {t.trial_id for t in trials}, notes)
+    study, known, done = searcher["_ot_study"], searcher["_ot_trials"], searcher["_completed_trials"]
     frozen = study.get_trials(deepcopy=False)
     states = {t.number: t.state for t in frozen}
     distributions: dict = {}
     for t in frozen:
         distributions.update(t.distributions)
     held = {params_key(t.params) for t in frozen if not t.user_attrs.get(DUPLICATE)}
-    changed = False
     for trial in trials:
         if trial.trial_id in done:
             continue

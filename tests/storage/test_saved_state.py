@@ -147,9 +147,13 @@ def test_a_search_state_behind_the_experiment_state_learns_the_finished_trials(w
     assert restored.is_finished() and restored.next_trial() is None  # unrepaired (counter 2): a 4th trial
 
 
-def test_a_trial_remade_for_an_errored_one_is_not_taken_for_a_new_suggestion(where):
-    """Tune re-makes an errored trial on resume (restart_errored: a new id, the old number); the searcher never
-    suggested it. Neither the limiter nor the Optuna study takes it for a trial made after the search state."""
+def test_a_trial_remade_for_an_errored_one_replaces_it_in_the_optuna_study(where):
+    """Tune re-makes an errored trial on resume (restart_errored: a new id, the old number), and the experiment
+    state saved after that resume records only the re-made one. At the next resume the Optuna study holds the
+    configuration once, with the re-made trial's result (the errored original leaves it), and the limiter does
+    not count the re-made trial, which has finished."""
+    import ray.cloudpickle as cloudpickle
+
     study, repair = where
     generator = search_generator()
     first, second = generator.next_trial(), generator.next_trial()
@@ -160,12 +164,40 @@ def test_a_trial_remade_for_an_errored_one_is_not_taken_for_a_new_suggestion(whe
     (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, remade]))
 
     notes, after = repair()
-    import ray.cloudpickle as cloudpickle
-
     state = cloudpickle.loads((after / f"search_gen_state-{STAMP}.json").read_bytes())
     assert state["counter"] == 2 and state["name:SlotLimiter"]["live_trials"] == {first.trial_id}
     searcher = cloudpickle.loads((after / f"searcher-state-{STAMP}.pkl").read_bytes())
-    assert not [t for t in searcher["_ot_study"].trials if t.state.name == "COMPLETE"], notes
+    held = [(t.state.name, t.value, t.params) for t in searcher["_ot_study"].trials]
+    assert held == [("RUNNING", None, first.config), ("COMPLETE", 0.9, second.config)], notes
+    assert set(searcher["_ot_trials"]) == {first.trial_id} and remade.trial_id in searcher["_completed_trials"]
+
+
+def test_a_phantom_the_optuna_study_finished_leaves_it(where):
+    """The Optuna study (saved after the experiment state) has a third trial that was created and finished in
+    between; the experiment state never recorded it, its folder is removed and its run discarded. The study then
+    holds the recorded trials only (as the leaderboard will), and a resumed
+    search still works through the searcher's handles."""
+    import ray.cloudpickle as cloudpickle
+
+    study, repair = where
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))  # time A
+    generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    phantom = generator.next_trial()
+    generator.on_trial_complete(phantom.trial_id, {"valid_auc": 0.95})
+    generator.save_to_dir(str(study), STAMP)  # time B: the phantom finished in Optuna
+
+    notes, after = repair()
+    searcher = cloudpickle.loads((after / f"searcher-state-{STAMP}.pkl").read_bytes())
+    assert [t.value for t in searcher["_ot_study"].trials] == [0.7, None], notes
+    assert set(searcher["_ot_trials"]) == {first.trial_id, second.trial_id}
+    restored = search_generator()
+    restored.restore_from_dir(str(after))
+    restored.on_trial_complete(second.trial_id, {"valid_auc": 0.6})
+    assert restored.next_trial() is not None and restored.next_trial() is None  # 3 trials in all
+    values = sorted(t.value for t in restored.searcher.searcher._ot_study.trials if t.value is not None)
+    assert values == [0.6, 0.7]
 
 
 def test_a_restored_limiter_keeps_this_drivers_pool_and_trial_count(tmp_path):
