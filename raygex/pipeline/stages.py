@@ -167,6 +167,10 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
     from raygex.search.results import read_results, result_rows
 
     results = ctx.results.pop(study, None)
+    if results is None:  # the sweep ended under a driver that was then killed: its saved files may disagree
+        from raygex.search.saved_state import repair_saved_study
+
+        repair_saved_study(ctx.layout.study_dir(study), study, ctx.echo)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
     board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config),
                                ctx.config.search.select)

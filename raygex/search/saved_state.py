@@ -24,6 +24,22 @@ from raygex.tune_state import TERMINAL_STATES
 EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
 
 
+def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
+    """:func:`repair_before_restore` on a study folder before anything reads its saved state (Tune's restore, or a
+    leaderboard read from a finished sweep a killed driver left): in a working copy of an object store the store
+    is repaired and the folder pulled again. Each change is one ``note:`` line through ``echo``."""
+    from raygex.storage import mirror_of
+
+    found = mirror_of(study_dir)
+    relative = found.relative(study_dir) if found else None
+    notes = repair_before_restore(study_dir, found.remote.child(relative) if found else None)
+    if notes and found:
+        found.pull(relative)
+    for note in notes:
+        echo(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
+    return notes
+
+
 def repair_before_restore(study_dir: Path, remote=None) -> list[str]:
     """Every repair below on the study (``remote``: its :class:`raygex.storage.Remote` when it lives on an object
     store, else the local folder); returns a line for each thing it changed."""

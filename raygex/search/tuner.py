@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
 from raygex.search.checkpoint_repair import TUNER_STATE, back_up_tuner_state
-from raygex.search.saved_state import repair_before_restore
+from raygex.search.saved_state import repair_saved_study
 from raygex.tune_state import TERMINAL_STATES
 
 
@@ -47,8 +47,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     tune_path = remote.path if remote else str(study_dir)
     restoring = resume and tune.Tuner.can_restore(tune_path, **where)
     if restoring:
-        for note in repair_before_restore(study_dir, remote):
-            echo(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
+        repair_saved_study(study_dir, study, echo)
     # Registered under a name of the study's own (studies sweep side by side in one driver, and Tune's registry
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
     saved_state = (remote.read_bytes(TUNER_STATE) if remote else _read(study_dir / TUNER_STATE)) if restoring else None

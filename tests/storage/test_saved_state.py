@@ -285,3 +285,35 @@ def test_a_configuration_handed_out_after_the_optuna_study_was_saved_is_not_hand
     assert third is not None and third.config["lr"] not in (0.005, 0.002), notes
     ot_study = restored.searcher.searcher._ot_study
     assert sorted(t.value for t in ot_study.trials if t.state.name == "COMPLETE") == [0.7, 0.8]
+
+
+def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path, s3_server, bucket):
+    """What `raygex resume` runs before Tune's restore and before a leaderboard read from a sweep that ended
+    under a killed driver: on an object store the store is repaired (Tune restores from it) and the driver's
+    working copy pulled, so the leaderboard stage's Optuna copy (optuna.db) holds every trial."""
+    import pickle
+
+    from raygex.search.saved_state import repair_saved_study
+    from raygex.storage import mirror
+    from tests.storage.test_s3_sweep import upload
+
+    study = tmp_path / "study"
+    study.mkdir()
+    generator = search_generator()
+    first, second = generator.next_trial(), generator.next_trial()
+    generator.on_trial_complete(first.trial_id, {"valid_auc": 0.7})
+    generator.save_to_dir(str(study), STAMP)  # the Optuna study has the second trial running
+    finish(first, 0.7)
+    finish(second, 0.8)  # the experiment state (newer) has both finished: the sweep is over
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))
+    upload(s3_server, bucket, study, "exp/tiny/subtype")
+
+    copy = mirror(f"s3://{bucket}/exp/tiny")
+    said: list[str] = []
+    notes = repair_saved_study(copy.root / "subtype", "subtype", said.append)
+    assert notes and said == [f"note: task subtype: {n} (Tune's saved state, left disagreeing by a kill mid-save)"
+                              for n in notes]
+    for where in (copy.root / "subtype", None):
+        data = (where / f"searcher-state-{STAMP}.pkl").read_bytes() if where else \
+            copy.remote.read_bytes(f"subtype/searcher-state-{STAMP}.pkl")
+        assert sorted(t.value for t in pickle.loads(data)["_ot_study"].trials) == [0.7, 0.8]
