@@ -19,6 +19,7 @@ from pathlib import Path
 
 from raygex.search.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
                                              repair_missing_remote_checkpoints, repair_tuner_state)
+from raygex.search.optuna_repair import agree_optuna
 from raygex.tune_state import TERMINAL_STATES
 
 EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
@@ -161,8 +162,8 @@ def agree_with_experiment_state(study) -> list[str]:
       checkpoint's history (the trainable keeps it there), marked ``restored_from_checkpoint``; otherwise a
       finished trial's history would stay short for ever, and a resumed one's would have a gap.
     - Folders of trials the experiment state never recorded (numbered past its last trial: their trial began
-      after the state was saved) are removed: nothing resumes them, so their history would stay partial. Their
-      configuration stays in the Optuna study as it was saved, so it is not suggested again.
+      after the state was saved) are removed: nothing resumes them, so their history would stay partial; they
+      leave the Optuna study too (their run is discarded).
     """
     import ray.cloudpickle as cloudpickle
 
@@ -186,7 +187,7 @@ def agree_with_experiment_state(study) -> list[str]:
         search = None
     if not isinstance(search, dict) or not isinstance(search.get("counter"), int):
         search = None
-    if searcher and _agree_optuna(searcher, trials, notes):
+    if searcher and agree_optuna(searcher, trials, notes):
         study.write(searchers[-1], pickle.dumps(searcher))
     if search and _agree_search(search, trials, _suggested(searcher), notes):
         study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
@@ -250,33 +251,6 @@ def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[st
     return notes
 
 
-def _drop_unrecorded(searcher: dict, recorded: set[str], notes: list[str]) -> bool:
-    """Rebuild the saved Optuna study without the trials the experiment state does not record: a phantom (its
-    folder is removed, its run discarded) that Optuna may even have finished, or the errored trial Tune replaced
-    on an earlier resume. The study then holds each recorded trial once, as the leaderboard does. Optuna cannot
-    delete a trial, so the others are copied, in order, into a new in-memory study with the same sampler and
-    attributes (queued configurations stay queued), and the searcher's handles are moved to the copies."""
-    import optuna
-
-    study, known = searcher["_ot_study"], searcher["_ot_trials"]
-    gone = {trial_id: known[trial_id].number for trial_id in known if trial_id not in recorded}
-    if not gone:
-        return False
-    fresh = optuna.create_study(study_name=study.study_name, sampler=study.sampler, directions=study.directions)
-    for key, value in study.user_attrs.items():
-        fresh.set_user_attr(key, value)
-    copied = {}
-    for trial in study.get_trials(deepcopy=True):
-        if trial.number not in gone.values():
-            copied[trial.number] = fresh._storage.create_new_trial(fresh._study_id, template_trial=trial)
-    searcher["_ot_study"] = fresh
-    searcher["_ot_trials"] = {trial_id: optuna.trial.Trial(fresh, copied[handle.number])
-                              for trial_id, handle in known.items() if trial_id not in gone}
-    searcher["_completed_trials"] = set(searcher["_completed_trials"]) - set(gone)
-    notes.append(f"trials {sorted(gone)} left the Optuna study (the experiment state does not record them)")
-    return True
-
-
 def _suggested(searcher: dict | None) -> set[str] | None:
     """The ids of the trials the saved Optuna searcher suggested (None when it is not there to ask)."""
     if searcher is None or not isinstance(searcher.get("_ot_trials"), dict):
@@ -291,11 +265,10 @@ def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | 
         notes.append(f"trial counter {created} set to the {len(trials)} trials the experiment recorded")
         search["counter"], search["finished"] = len(trials), False
         changed = True
-    # The limiter's live trials: the unfinished trials Tune will restore that the searcher suggested (known to
-    # its saved Optuna searcher, or made after it was saved), not those Tune re-made for errored ones
-    # (restart_errored: a new id, the old number), which no searcher suggested. Tune keys each wrapper's state by
-    # "name:<class>": "name:SlotLimiter" for ours (a ConcurrencyLimiter subclass), "name:ConcurrencyLimiter"
-    # for a study saved before studies swept side by side.
+    # The limiter's live trials: the unfinished trials Tune will restore that the searcher suggested or that the
+    # Optuna study now holds (agree_optuna ran first), or made after the search state was saved. Tune keys each
+    # wrapper's state by "name:<class>": "name:SlotLimiter" for ours (a ConcurrencyLimiter subclass),
+    # "name:ConcurrencyLimiter" for a study saved before studies swept side by side.
     for key, limiter in search.items():
         if str(key).startswith("name:") and isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
             known = suggested if suggested is not None else limiter["live_trials"]
@@ -304,67 +277,4 @@ def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | 
                 notes.append(f"live trials {sorted(limiter['live_trials'])} set to {sorted(live)}")
                 limiter["live_trials"], limiter["num_unfinished_live_trials"] = live, len(live)
                 changed = True  # (cached_results is for batch mode, which SlotLimiter does not use)
-    return changed
-
-
-def _agree_optuna(searcher: dict, trials: list[SavedTrial], notes: list[str]) -> bool:
-    """Tell the saved Optuna study what the experiment state has that it has not: a trial finished there but
-    running here gets its result; a trial it never saw (suggested after it was saved) is added with its
-    parameters, finished with its result or running (mapped, so its completion is told as usual). Without that, a
-    configuration Optuna had queued (``points_to_evaluate``) and handed out after its state was saved is handed
-    out again (found by tests/storage/test_s3_sweep.py: one configuration run twice). A trial whose parameters the
-    study already holds is left out. First, the trials the experiment state never recorded leave the study
-    (:func:`_drop_unrecorded`)."""
-    import optuna
-    from optuna.trial import TrialState
-
-    from raygex.search.sampling import DUPLICATE
-    from raygex.search.searcher import params_key
-
-    study, known, done = searcher.get("_ot_study"), searcher.get("_ot_trials"), searcher.get("_completed_trials")
-    metric = searcher.get("_metric")
-    if study is None or not isinstance(known, dict) or not isinstance(done, set):
-        return False
-    changed = _drop_unrecorded(searcher, {t.trial_id for t in trials}, notes)
-    study, known, done = searcher["_ot_study"], searcher["_ot_trials"], searcher["_completed_trials"]
-    frozen = study.get_trials(deepcopy=False)
-    states = {t.number: t.state for t in frozen}
-    distributions: dict = {}
-    for t in frozen:
-        distributions.update(t.distributions)
-    held = {params_key(t.params) for t in frozen if not t.user_attrs.get(DUPLICATE)}
-    for trial in trials:
-        if trial.trial_id in done:
-            continue
-        value = trial.last_result.get(metric)
-        ot_trial = known.get(trial.trial_id)
-        try:
-            if ot_trial is not None:  # suggested before the save: tell it how it ended, if it has
-                if trial.status != "TERMINATED" or states[ot_trial.number].is_finished():
-                    continue
-                study.tell(ot_trial.number, float(value)) if value is not None else \
-                    study.tell(ot_trial.number, state=TrialState.PRUNED)  # no value: as stock OptunaSearch
-                done.add(trial.trial_id)
-                notes.append(f"trial {trial.trial_id}'s result told to the Optuna study")
-            else:
-                params = {k: v for k, v in trial.config.items() if k in distributions}
-                if params_key(params) in held:
-                    continue
-                state = (TrialState.COMPLETE if value is not None else TrialState.PRUNED) \
-                    if trial.status == "TERMINATED" else TrialState.FAIL if trial.status == "ERROR" \
-                    else TrialState.RUNNING
-                added = optuna.trial.create_trial(
-                    state=state, params=params, distributions={k: distributions[k] for k in params},
-                    value=float(value) if state == TrialState.COMPLETE else None)
-                number = study._storage.create_new_trial(study._study_id, template_trial=added)
-                if state == TrialState.RUNNING:
-                    known[trial.trial_id] = optuna.trial.Trial(study, number)
-                else:
-                    done.add(trial.trial_id)
-                held.add(params_key(params))
-                notes.append(f"trial {trial.trial_id} ({trial.status.lower()}) added to the Optuna study")
-        except Exception as err:  # a value or parameter Optuna refuses: the trial's result is in Tune anyway
-            notes.append(f"trial {trial.trial_id} could not be told to the Optuna study ({err})")
-            continue
-        changed = True
     return changed

@@ -130,6 +130,44 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
         counts = re.findall(rf"\[{task['name']} (\d+)/{NUM_SAMPLES}\]", resumed.stdout)
         if kill_point != "export" and ended[task["name"]] < NUM_SAMPLES:  # it counts on from Tune's finished trials
             assert counts and int(counts[0]) == ended[task["name"]] + 1, (ended, resumed.stdout[:2000])
+    if kill_point == "export":
+        optuna_behind_after_a_finished_sweep(experiment, task_dir)
+
+
+def optuna_behind_after_a_finished_sweep(experiment: Path, task_dir: Path) -> None:
+    """A sweep that ended under a driver killed before its leaderboard, whose Optuna file is older than the
+    experiment state (on a store each file is uploaded on its own: seen on S3): the last trial is still running
+    in Optuna. The resume does not restore the finished sweep, so the leaderboard stage repairs the Optuna file
+    before it copies the study to optuna.db, which then holds every trial."""
+    import optuna
+
+    saved = sorted(task_dir.glob("searcher-state-*.pkl"))[-1]
+    state = pickle.loads(saved.read_bytes())
+    study = state["_ot_study"]
+    last = max(t.number for t in study.trials if t.state.name == "COMPLETE")
+    trial_id = next(tid for tid, handle in state["_ot_trials"].items() if handle.number == last)
+    older = optuna.create_study(directions=study.directions)
+    copied = {}
+    for trial in study.trials:  # the same trials, the last finished one set back to running
+        number = trial.number
+        if number == last:
+            trial = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=trial.params,
+                                              distributions=trial.distributions)
+        copied[number] = older._storage.create_new_trial(older._study_id, template_trial=trial)
+    state["_ot_study"] = older
+    state["_ot_trials"] = {tid: optuna.trial.Trial(older, copied[h.number]) for tid, h in state["_ot_trials"].items()}
+    state["_completed_trials"].discard(trial_id)
+    saved.write_bytes(pickle.dumps(state))
+    (task_dir / "leaderboard.parquet").unlink()
+    resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"note: task subtype: trial {trial_id}'s end told to the Optuna study" in resumed.stdout, resumed.stdout
+    from raygex.layout import ExperimentLayout
+
+    layout = ExperimentLayout.open(experiment)
+    copy = optuna.load_study(study_name=f"{layout.name}/subtype", storage=layout.optuna_storage("subtype"))
+    assert len([t for t in copy.trials if t.state.name == "COMPLETE"]) == NUM_SAMPLES
 
 
 def check_resumed(experiment: Path, task: str, before: dict, board_before, kill_point: str) -> None:

@@ -126,7 +126,7 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     # (a phantom: never resumed, a partial history) is removed by the resume (raygex.search.saved_state)
     assert len(folders) == NUM_SAMPLES, sorted(folders)
     print(f"[s3] repairs of the killed driver's state: "
-          f"{[line for line in resumed.stderr.splitlines() if line.startswith('note: task')]}")
+          f"{[line for line in resumed.stdout.splitlines() if line.startswith('note: task')]}")
     import pickle
 
     states = sorted(key for key in keys if key.startswith("exp/tiny/subtype/searcher-state-"))

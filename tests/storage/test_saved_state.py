@@ -317,3 +317,67 @@ def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path,
         data = (where / f"searcher-state-{STAMP}.pkl").read_bytes() if where else \
             copy.remote.read_bytes(f"subtype/searcher-state-{STAMP}.pkl")
         assert sorted(t.value for t in pickle.loads(data)["_ot_study"].trials) == [0.7, 0.8]
+
+
+def lr_and_hidden(trial) -> None:
+    """A define-by-run space, as raygex's (queued points may then pin some parameters only)."""
+    trial.suggest_float("lr", 1e-3, 1e-2, log=True)
+    trial.suggest_categorical("hidden", [16, 32])
+
+
+def partly_queued_generator():
+    """raygex's queued points pin some parameters (a model family, a graph) and leave the rest to TPE."""
+    from ray import tune
+    from ray.tune.search import SearchGenerator
+
+    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.slots import SlotLimiter
+
+    tune.register_trainable("fn", lambda config: None)
+    searcher = ResumableOptunaSearch(space=lr_and_hidden, metric="valid_auc", mode="max", seed=0,
+                                     points_to_evaluate=[{"hidden": 16}, {"hidden": 32}])
+    generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=None, budget=4))
+    generator.add_configurations({"s": {"run": "fn", "num_samples": 4, "config": {}}})
+    return generator
+
+
+def queue(generator) -> list[dict]:
+    """The fixed parameters of the configurations the restored Optuna study still has queued."""
+    study = generator.searcher.searcher._ot_study
+    return [t.system_attrs["fixed_params"] for t in study.trials if t.state.name == "WAITING"]
+
+
+def test_a_partly_queued_point_taken_after_the_save_leaves_the_queue(where):
+    """The second queued point (hidden = 32, lr sampled) went to a recorded trial after the Optuna study was
+    saved: it leaves the queue (unrepaired, hidden = 32 would be handed out again, with another lr)."""
+    study, repair = where
+    generator = partly_queued_generator()
+    first = generator.next_trial()
+    generator.save_to_dir(str(study), STAMP)
+    second = generator.next_trial()
+    assert (first.config["hidden"], second.config["hidden"]) == (16, 32)
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first, second]))
+
+    notes, after = repair()
+    restored = partly_queued_generator()
+    restored.restore_from_dir(str(after))
+    assert queue(restored) == [], notes
+    assert sorted(t.params["hidden"] for t in restored.searcher.searcher._ot_study.trials) == [16, 32]
+
+
+def test_a_phantoms_queued_point_is_queued_again(where):
+    """A phantom (never recorded, its run discarded) had taken the second queued point: the point goes back in
+    the queue, so that choice is still tried."""
+    study, repair = where
+    generator = partly_queued_generator()
+    first = generator.next_trial()
+    (study / f"experiment_state-{STAMP}.json").write_text(experiment_state([first]))
+    phantom = generator.next_trial()
+    assert phantom.config["hidden"] == 32
+    generator.save_to_dir(str(study), STAMP)
+
+    notes, after = repair()
+    restored = partly_queued_generator()
+    restored.restore_from_dir(str(after))
+    assert queue(restored) == [{"hidden": 32}], notes
+    assert restored.next_trial().config["hidden"] == 32
