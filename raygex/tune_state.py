@@ -8,31 +8,22 @@ from pathlib import Path
 TERMINAL_STATES = ("TERMINATED", "ERROR")  # a trial's status once it will run no more
 
 
-def trial_states_in(state_text: str) -> dict[str, str]:
-    """Trial id → Tune status, from the text of one ``experiment_state-*.json`` ({} when it is unreadable)."""
-    try:
-        blob = json.loads(state_text)
-    except json.JSONDecodeError:
-        return {}
-    states: dict[str, str] = {}
-    for entry in blob.get("trial_data", []) if isinstance(blob, dict) else []:
-        # Tune 2.x writes [trial state JSON (trial_id, status, ...), run metadata JSON] per trial
-        for part in entry if isinstance(entry, list) else [entry]:
-            try:
-                meta = json.loads(part) if isinstance(part, str) else part
-            except json.JSONDecodeError:
-                continue
-            if isinstance(meta, dict) and "status" in meta:
-                states[str(meta.get("trial_id", len(states)))] = meta["status"]
-                break
-    return states
-
-
 def trial_states(study_dir: Path) -> dict[str, str]:
-    """Trial id → Tune status, from the newest ``experiment_state-*.json`` in ``study_dir``."""
+    """Trial id → Tune status, from the newest ``experiment_state-*.json`` in ``study_dir`` ({} when unreadable)."""
+    states: dict[str, str] = {}
     for path in sorted(Path(study_dir).glob("experiment_state-*.json"))[-1:]:
         try:
-            return trial_states_in(path.read_text())
-        except OSError:
+            blob = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
             return {}
-    return {}
+        for entry in blob.get("trial_data", []) if isinstance(blob, dict) else []:
+            # Tune 2.x writes [trial state JSON (trial_id, status, ...), run metadata JSON] per trial
+            for part in entry if isinstance(entry, list) else [entry]:
+                try:
+                    meta = json.loads(part) if isinstance(part, str) else part
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(meta, dict) and "status" in meta:
+                    states[str(meta.get("trial_id", len(states)))] = meta["status"]
+                    break
+    return states

@@ -50,10 +50,10 @@ def agree_optuna(searcher: dict, trials: list, notes: list[str]) -> bool:
       result or running (mapped, so its completion is told as usual), and the queued configuration it had taken
       leaves the queue: otherwise it is handed out again (found by tests/storage/test_s3_sweep.py: one
       configuration run twice); a trial whose parameters the study already holds is not added twice;
-    ``trials``: the experiment state's (:class:`raygex.search.saved_state.SavedTrial`).
-
     - a trial it has running that the experiment state has ended is told how (its result, PRUNED without one as
       stock OptunaSearch does, FAIL when it errored).
+
+    ``trials``: the experiment state's (:class:`raygex.search.saved_state.SavedTrial`).
     """
     import optuna
     from optuna.trial import TrialState

@@ -114,13 +114,18 @@ class SavedTrial:
     trial_id: str
     status: str
     number: int  # Tune's trial counter when it was created (the "<N>_" of its experiment tag)
-    folder_prefix: str  # "<trainable>_<trial id>_<N>_": how its folder's name begins
+    trainable: str
     last_result: dict
     config: dict
 
     @property
     def unfinished(self) -> bool:
         return self.status not in TERMINAL_STATES
+
+    @property
+    def folder_prefix(self) -> str:
+        """How its folder's name begins: ``<trainable>_<trial id>_<N>_``."""
+        return f"{self.trainable}_{self.trial_id}_{self.number}_"
 
 
 def saved_trials(state_text: str) -> list[SavedTrial]:
@@ -136,8 +141,7 @@ def saved_trials(state_text: str) -> list[SavedTrial]:
         try:
             meta, run = (json.loads(part) if isinstance(part, str) else part for part in entry)
             number = int(str(meta["experiment_tag"]).split("_")[0])
-            found.append(SavedTrial(str(meta["trial_id"]), str(meta["status"]), number,
-                                    f"{meta['trainable_name']}_{meta['trial_id']}_{number}_",
+            found.append(SavedTrial(str(meta["trial_id"]), str(meta["status"]), number, str(meta["trainable_name"]),
                                     run.get("last_result") or {}, dict(meta.get("config") or {})))
         except (TypeError, ValueError, KeyError, AttributeError):
             return []  # not the layout this was written for: change nothing
@@ -154,7 +158,7 @@ def agree_with_experiment_state(study) -> list[str]:
     - The concurrency limiter's live trials become the unfinished trials Tune will restore that the searcher
       suggested: a phantom (a trial only the search state knew) would hold a slot for ever, and a restored trial
       made after the search state was saved must count.
-    - The Optuna study learns what the experiment state has that it has not (see :func:`_agree_optuna`): each
+    - The Optuna study learns what the experiment state has that it has not (see :func:`raygex.search.optuna_repair.agree_optuna`): each
       trial's end once, and the trials suggested after it was saved, so none of their configurations is
       suggested again.
     - A trial's ``result.json`` that lacks epochs the checkpoint named for it holds (each file is uploaded on its
@@ -169,10 +173,10 @@ def agree_with_experiment_state(study) -> list[str]:
 
     names = study.names()
     experiment = sorted(n for n in names if n.startswith(EXPERIMENT_STATE) and n.endswith(".json"))
-    trials = saved_trials(study.read(experiment[-1]).decode(errors="replace")) if experiment else []
+    text = study.read(experiment[-1]).decode(errors="replace") if experiment else ""
+    trials = saved_trials(text)
     if not trials:  # none, unreadable or empty: Tune's own restore reports it; nothing to measure the rest against
         return []
-    text = study.read(experiment[-1]).decode(errors="replace")
     notes: list[str] = []
     searchers = sorted(n for n in names if n.startswith(SEARCHER_STATE) and n.endswith(".pkl"))
     try:
@@ -193,7 +197,7 @@ def agree_with_experiment_state(study) -> list[str]:
         study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
     notes += _fill_histories(study, text, trials)
     recorded = {t.folder_prefix for t in trials}
-    trainables = {t.folder_prefix.rsplit("_", 3)[0] for t in trials}
+    trainables = {t.trainable for t in trials}
     for folder in study.trial_folders():
         found = _trial_folder(folder, trainables)
         if found and not any(folder.startswith(prefix) for prefix in recorded) and found[1] > len(trials):
@@ -222,9 +226,10 @@ def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[st
     named: dict[str, str] = {}
     for folder, checkpoint in checkpoint_references(state_text):
         named[folder] = max(checkpoint, named.get(folder, checkpoint))
+    folders = sorted(named)
     notes = []
     for trial in trials:
-        folder = next((f for f in sorted(named) if f.startswith(trial.folder_prefix)), None)
+        folder = next((f for f in folders if f.startswith(trial.folder_prefix)), None)
         if folder is None:
             continue
         lines = [line for line in study.read(f"{folder}/{RESULT_FILE}").decode(errors="replace").splitlines()

@@ -89,25 +89,18 @@ class ResumableOptunaSearch(OptunaSearch):
         self._record_orphan(trial_id, dict((result or {}).get("config") or {}), float(value))
 
     def _record_orphan(self, trial_id: str, config: dict, value: float) -> None:
-        add_finished_trial(self._ot_study, trial_id, config, value)
+        """Add a trial the restored study never suggested, with the distributions its parameters had before."""
+        import optuna
 
-
-def add_finished_trial(ot_study, trial_id: str, config: dict, value: float) -> bool:
-    """Add to ``ot_study`` a finished trial it never suggested (restored, or recorded by Tune but not by the
-    saved search state), with the distributions its parameters had before; False (and a warning) when it cannot."""
-    import optuna
-
-    known: dict = {}
-    for trial in ot_study.get_trials(deepcopy=False):
-        known.update(trial.distributions)
-    params = {name: value for name, value in config.items() if name in known}
-    try:
-        if not all(known[name]._contains(known[name].to_internal_repr(v)) for name, v in params.items()):
-            raise ValueError("a parameter lies outside the distributions the study knows")
-        ot_study.add_trial(optuna.trial.create_trial(
-            params=params, distributions={name: known[name] for name in params}, value=value))
-    except Exception as err:  # an unseen parameter value: keep going, the trial's result is in Tune anyway
-        logger.warning("trial %s finished after a resume but could not be added to the Optuna study: %s",
-                       trial_id, err)
-        return False
-    return True
+        known: dict = {}
+        for trial in self._ot_study.get_trials(deepcopy=False):
+            known.update(trial.distributions)
+        params = {name: value for name, value in config.items() if name in known}
+        try:
+            if not all(known[name]._contains(known[name].to_internal_repr(v)) for name, v in params.items()):
+                raise ValueError("a parameter lies outside the distributions the study knows")
+            self._ot_study.add_trial(optuna.trial.create_trial(
+                params=params, distributions={name: known[name] for name in params}, value=value))
+        except Exception as err:  # an unseen parameter value: keep going, the trial's result is in Tune anyway
+            logger.warning("trial %s finished after a resume but could not be added to the Optuna study: %s",
+                           trial_id, err)

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 STAMP = "2026-12-02_03-00-00"
 
 
-def search_generator(budget: int = 3, slots_key: str | None = None, created: int = 0, trainable: str = "fn"):
+def search_generator(budget: int = 3, slots_key: str | None = None, created: int = 0, trainable: str = "fn",
+                     space=None, queued: list | None = None):
+    """Tune's SearchGenerator around raygex's searcher (``space``: default one log-uniform ``lr``; ``queued``:
+    ``points_to_evaluate``)."""
     from ray import tune
     from ray.tune.search import SearchGenerator
 
@@ -23,8 +26,8 @@ def search_generator(budget: int = 3, slots_key: str | None = None, created: int
     from raygex.search.slots import SlotLimiter
 
     tune.register_trainable(trainable, lambda config: None)
-    searcher = ResumableOptunaSearch(space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc", mode="max",
-                                     seed=0)
+    searcher = ResumableOptunaSearch(space=space or {"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc",
+                                     mode="max", seed=0, points_to_evaluate=queued)
     generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=slots_key, budget=budget,
                                             created=created))
     generator.add_configurations({"s": {"run": trainable, "num_samples": budget, "config": {}}})
@@ -253,19 +256,9 @@ def test_a_configuration_handed_out_after_the_optuna_study_was_saved_is_not_hand
     """Optuna hands out queued configurations (``points_to_evaluate``) first. The saved study (older than the
     experiment state) still has the second one queued although a recorded, running trial got it: unrepaired, the
     resumed search hands it out again (found by tests/storage/test_s3_sweep.py: one configuration run twice)."""
-    from ray import tune
-    from ray.tune.search import SearchGenerator
-
-    from raygex.search.searcher import ResumableOptunaSearch
-    from raygex.search.slots import SlotLimiter
 
     def queued_generator():
-        tune.register_trainable("fn", lambda config: None)
-        searcher = ResumableOptunaSearch(space={"lr": tune.loguniform(1e-3, 1e-2)}, metric="valid_auc",
-                                         mode="max", seed=0, points_to_evaluate=[{"lr": 0.005}, {"lr": 0.002}])
-        generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=None, budget=3))
-        generator.add_configurations({"s": {"run": "fn", "num_samples": 3, "config": {}}})
-        return generator
+        return search_generator(queued=[{"lr": 0.005}, {"lr": 0.002}])
 
     study, repair = where
     generator = queued_generator()
@@ -327,18 +320,7 @@ def lr_and_hidden(trial) -> None:
 
 def partly_queued_generator():
     """raygex's queued points pin some parameters (a model family, a graph) and leave the rest to TPE."""
-    from ray import tune
-    from ray.tune.search import SearchGenerator
-
-    from raygex.search.searcher import ResumableOptunaSearch
-    from raygex.search.slots import SlotLimiter
-
-    tune.register_trainable("fn", lambda config: None)
-    searcher = ResumableOptunaSearch(space=lr_and_hidden, metric="valid_auc", mode="max", seed=0,
-                                     points_to_evaluate=[{"hidden": 16}, {"hidden": 32}])
-    generator = SearchGenerator(SlotLimiter(searcher, 2, study="s", slots_key=None, budget=4))
-    generator.add_configurations({"s": {"run": "fn", "num_samples": 4, "config": {}}})
-    return generator
+    return search_generator(budget=4, space=lr_and_hidden, queued=[{"hidden": 16}, {"hidden": 32}])
 
 
 def queue(generator) -> list[dict]:
