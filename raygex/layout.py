@@ -42,6 +42,7 @@ from raygex.errors import ConfigError
 from raygex.fileio import atomic_path, read_parquet as _read_parquet, write_parquet as _write_parquet
 from raygex.lock import LOCK_FILE, ExperimentLock, LeaseLock
 from raygex.storage import check_scheme, is_uri, join, mirror
+from raygex.tune_state import epoch_rows, trial_states
 from raygex.metrics import MODE
 from raygex.version import __version__
 
@@ -272,11 +273,12 @@ class ExperimentLayout:
         return json.loads(path.read_text())
 
     def trial_history(self, study: str, row) -> pd.DataFrame:
-        """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote in its folder."""
+        """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote (a row per epoch a report carries)."""
         path = self.trial_dir(study, row) / RESULT_FILE
         if not path.exists():
             return pd.DataFrame()
-        return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+        return pd.DataFrame([epoch for line in path.read_text().splitlines() if line.strip()
+                             for epoch in epoch_rows(json.loads(line))])
 
     def latest_checkpoint(self, folder: Path) -> dict | None:
         """The newest ``checkpoint_*/trial_state.pt`` of a trial folder, loaded as data only (no code runs)."""
@@ -289,8 +291,6 @@ class ExperimentLayout:
 
     def trial_states(self, study: str) -> dict[str, str]:
         """Trial id → Tune status, from the experiment state Tune writes (readable while the sweep runs)."""
-        from raygex.tune_state import trial_states
-
         return trial_states(self.study_dir(study))
 
     # -- stage outputs ------------------------------------------------------------------------------------------

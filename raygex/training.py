@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from raygex.metrics import classification_metrics, is_better
+from raygex.optimiser import Adam
 
 def default_hyperparameters(model: str = "gcn") -> dict:
     """A trial's defaults for ``model``: the config's ``train`` section defaults, seed 0, and the family's
@@ -189,8 +190,8 @@ class FoldRun:
                                                                                   data.x_test))
             self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
         self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
-        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=float(config["lr"]),
-                                          weight_decay=float(config["weight_decay"]))
+        # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.optimiser)
+        self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
 

@@ -1,4 +1,4 @@
-"""Reading Ray Tune's saved experiment state without Tune: which trials exist and their status."""
+"""Reading Ray Tune's saved files without Tune: which trials exist and their status, and a trial's epochs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,21 @@ import json
 from pathlib import Path
 
 TERMINAL_STATES = ("TERMINATED", "ERROR")  # a trial's status once it will run no more
+# A trial's report to Tune may carry the epochs held back since its previous one (raygex.search.epoch_reports)
+EARLIER_EPOCHS = "earlier_epochs"
+
+# Which trial and process a held-back epoch came from: the fields Tune adds to the report that carries it (its
+# other fields, such as ``timestamp`` or ``done``, describe that report, not the earlier epoch).
+_TRIAL_FIELDS = ("trial_id", "pid", "hostname", "node_ip")
+
+
+def epoch_rows(result: dict) -> list[dict]:
+    """One row per epoch a Tune result carries: its earlier epochs (with the report's trial fields), then the
+    result itself without the list."""
+    earlier = result.get(EARLIER_EPOCHS) or []
+    own = {k: v for k, v in result.items() if k != EARLIER_EPOCHS}
+    trial = {k: own[k] for k in _TRIAL_FIELDS if k in own}
+    return [{**trial, **row} for row in earlier] + [own]
 
 
 def trial_states(study_dir: Path) -> dict[str, str]:

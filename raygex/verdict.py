@@ -29,53 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+
+from raygex.metrics import clipped, resampled_metric
 
 ALPHA = 0.05
 N_BOOT = 2000
-
-
-def resampled_metric(metric: str, y: np.ndarray, proba: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``metric`` of predictions ``proba`` [n, C] against labels ``y`` [n] on each row of indices ``idx`` [B, n].
-
-    AUC is binary ROC AUC (Mann–Whitney, ties averaged) or the macro one-vs-rest mean over the classes present,
-    as :func:`raygex.metrics.classification_metrics` computes it; NaN where a resample holds one class only.
-    """
-    y = np.asarray(y)
-    proba = np.asarray(proba, dtype=np.float64)
-    ys = y[idx]
-    if metric == "accuracy":
-        return (proba.argmax(axis=1)[idx] == ys).mean(axis=1)
-    if metric == "loss":
-        p = np.clip(proba, 1e-12, 1.0)
-        p = p / p.sum(axis=1, keepdims=True)
-        return -np.log(p[np.arange(len(y)), y])[idx].mean(axis=1)
-    if metric == "balanced_accuracy":
-        hit = (proba.argmax(axis=1)[idx] == ys)
-        recalls = []
-        for c in np.unique(y):
-            members = ys == c
-            with np.errstate(invalid="ignore", divide="ignore"):
-                recalls.append(np.where(members.any(axis=1), (hit & members).sum(axis=1) / members.sum(axis=1),
-                                        np.nan))
-        return np.nanmean(np.stack(recalls), axis=0)
-    if metric != "auc":
-        raise ValueError(f"metric must be one of auc, accuracy, balanced_accuracy, loss, but got {metric!r}")
-    if proba.shape[1] == 2:
-        return _auc(proba[:, 1][idx], ys == 1)
-    aucs = [_auc(proba[:, c][idx], ys == c) for c in np.unique(y)]
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.stack(aucs), axis=0)
-
-
-def _auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Row-wise ROC AUC of ``scores`` [B, n] for boolean ``positive`` [B, n] (Mann–Whitney U / (n+ · n−))."""
-    ranks = rankdata(scores, axis=1)
-    n_pos = positive.sum(axis=1)
-    n_neg = positive.shape[1] - n_pos
-    u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
 def paired_bootstrap(metric: str, y_by_seed: list[np.ndarray], graph_proba: list[np.ndarray],
@@ -88,6 +46,7 @@ def paired_bootstrap(metric: str, y_by_seed: list[np.ndarray], graph_proba: list
     n_seeds, n = len(y_by_seed), len(y_by_seed[0])
     sign = 1.0 if higher_is_better else -1.0
     full = np.arange(n)[None, :]
+    graph_proba, control_proba = [clipped(p) for p in graph_proba], [clipped(p) for p in control_proba]
     point = np.mean([sign * (resampled_metric(metric, y, g, full)[0] - resampled_metric(metric, y, c, full)[0])
                      for y, g, c in zip(y_by_seed, graph_proba, control_proba)])
     rng = np.random.default_rng(seed)

@@ -32,6 +32,7 @@ import numpy as np
 
 from raygex.bench.hpo_table import Grid, config_key
 from raygex.search.sampling import DUPLICATE, MAX_ASKS, tpe_sampler
+from raygex.search.scheduler import asha_milestones
 
 # method -> (sampler, ASHA?, enqueue the choices first?)
 METHODS = {
@@ -44,12 +45,6 @@ METHODS = {
 }
 LABELS = {"tpe+asha": "TPE + ASHA", "tpe-mv+asha": "TPE multivariate+group + ASHA", "random+asha": "random + ASHA",
           "tpe": "TPE (no ASHA)", "random": "random", "grid": "grid (shuffled)"}
-
-
-def asha_milestones(grace: int, max_t: int, reduction_factor: float = 4) -> list[int]:
-    """Ray's rungs of one ASHA bracket (``_Bracket(min_t=grace, max_t, rf, s=0)``), ascending."""
-    count = int(np.log(max_t / grace) / np.log(reduction_factor) + 1)
-    return sorted(int(grace * reduction_factor ** k) for k in range(count))
 
 
 @dataclass

@@ -64,6 +64,8 @@ class SweepContext:
     def payload(self, study: str) -> dict:
         """What a study's trials share (put in the object store once by Tune): the ObjectRef of its arrays made in
         a Ray task (small studies) or its streamed Ray Datasets (large ones), the aligned graphs and settings."""
+        from raygex.search.scheduler import decision_epochs
+
         config = self.config
         seed = config.split.seeds[0]
         self.ray()
@@ -73,6 +75,7 @@ class SweepContext:
                                                for name, g in aligned.items()})
         fixed = {"train": {**config.train.model_dump(), "seed": seed},
                  "cpus_per_trial": config.resources.cpu,
-                 "checkpoint_every": config.search.checkpoint_every}
+                 "checkpoint_every": config.search.checkpoint_every,
+                 "decision_epochs": decision_epochs(config)}
         self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
         return {"data": data, "graphs": aligned, "fixed": fixed}

@@ -20,6 +20,7 @@ import logging
 from ray.tune.search.optuna import OptunaSearch
 
 from raygex.search.sampling import DUPLICATE, MAX_ASKS
+from raygex.tune_state import epoch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,10 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials:
-            super().on_trial_result(trial_id, result)
+            # Optuna's intermediate values by epoch (a report may carry several; Tune's iteration counts reports)
+            for row in epoch_rows(result):
+                if row.get(self.metric) is not None and "epoch" in row:
+                    super().on_trial_result(trial_id, {**row, "training_iteration": row["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._ot_trials or trial_id in self._completed_trials:

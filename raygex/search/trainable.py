@@ -31,7 +31,7 @@ def shares_memory(data) -> bool:
 
 
 def train_fn(config: dict, payload: dict) -> None:
-    """Train one sampled configuration on the task's shared arrays; report every epoch to Tune.
+    """Train one sampled configuration on the task's shared arrays; report its epochs to Tune.
 
     ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (the ObjectRef of
     a standardised TrialData without graph, made in a Ray task, or a large study's
@@ -44,6 +44,7 @@ def train_fn(config: dict, payload: dict) -> None:
 
     from raygex.allocator import keep_freed_memory
     from raygex.gpu_share import limit_gpu_memory
+    from raygex.search.epoch_reports import ReportSchedule
     from raygex.search.memory import private_memory_mb
     from raygex.training import run_trial
 
@@ -74,6 +75,9 @@ def train_fn(config: dict, payload: dict) -> None:
     node = ray.get_runtime_context().get_node_id()
     n_params: dict = {}
 
+    # Epochs reach Tune in batches, always at checkpoints and at the scheduler's decisions (epoch_reports)
+    schedule = ReportSchedule(every, fixed.get("decision_epochs", ()))
+
     def report(row: dict, state) -> None:
         if not n_params:
             n_params["n"] = sum(p.numel() for p in state.model.parameters())
@@ -82,7 +86,10 @@ def train_fn(config: dict, payload: dict) -> None:
                    "wall_start": wall_start, "wall_time": time.time(),
                    "gpu_ids": [str(g) for g in ray.get_gpu_ids()], **memory}  # the GPUs Ray assigned it
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
-        if row["epoch"] % every == 0 or last:
+        metrics = schedule.report(row["epoch"], metrics, last)
+        if metrics is None:
+            return
+        if schedule.checkpoints(row["epoch"], last):
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(state.checkpoint(), os.path.join(folder, CHECKPOINT_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -25,11 +25,11 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     experiment's pool of trial slots (:mod:`raygex.search.slots`) this study draws from.
     """
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from raygex.layout import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
     from raygex.search.sampling import tpe_sampler
+    from raygex.search.scheduler import build_scheduler
     from raygex.search.searcher import ResumableOptunaSearch
     from raygex.search.slots import SlotLimiter, slots_for
     from raygex.space import choice_points, define_by_run, parse_space, study_budget
@@ -73,10 +73,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
                                      sampler=tpe_sampler(config.search.seed, budget))
     searcher = SlotLimiter(searcher, config.search.max_concurrent_per_study or config.search.max_concurrent,
                            study=study, slots_key=slots_key, budget=budget)
-    max_t = config.search.scheduler.max_epochs or config.train.max_epochs
-    scheduler = (ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
-                               grace_period=min(config.search.scheduler.grace_period, max_t))
-                 if config.search.scheduler.kind == "asha" else FIFOScheduler())
+    scheduler = build_scheduler(config, metric, mode)
     tuner = tune.Tuner(
         name,
         # reuse_actors: a finished trial's worker process (torch imported, payload mapped) takes the next trial,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from raygex.tune_state import epoch_rows
 from raygex.wandb_guard import active, describe, is_off, run_group, run_tags, turn_off, wandb_mode
 
 UPLOAD_TIMEOUT_S = 120  # at the end of a study, how long to wait for runs still writing or uploading
@@ -157,7 +158,8 @@ class TrialLogger(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         writer = self._writer()
         if writer is not None:
-            writer.log(trial.trial_id, loggable_row(result))
+            for row in epoch_rows(result):  # a report may carry several epochs: each is a step of the run
+                writer.log(trial.trial_id, loggable_row(row))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if self.writer is not None:

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from raygex.bench.hpo_sim import (Asha, METHODS, asha_milestones, choice_points, compute_to_target, grid_best,
+from raygex.bench.hpo_sim import (Asha, METHODS, choice_points, compute_to_target, grid_best,
                                   grid_compute, simulate, value_at)
 from raygex.bench.hpo_table import Grid, Param, config_key
+from raygex.search.scheduler import asha_milestones
 
 GRID = Grid({
     "gcn": (Param("graph", "choice", ("g1", "g2", "empty")), Param("depth", "int", (1, 2)),

@@ -139,3 +139,29 @@ def test_each_study_s_optuna_study_is_saved_where_optuna_reads_it(finished_sweep
         assert len(complete) == len(board) == 7
         assert sorted(t.value for t in complete) == pytest.approx(sorted(board["best_valid_auc"]))
         assert study.best_value == pytest.approx(board["best_valid_auc"].max())
+
+
+def test_every_epoch_reaches_the_histories_and_optuna_though_reports_carry_several(finished_sweep):
+    """Trials report epochs in batches (raygex.search.epoch_reports): each trial's history still has one row per
+    epoch, ASHA stopped trials only at its rung (grace 1, max_t 3: epoch 1), and Optuna's intermediate values
+    are by epoch."""
+    import optuna
+
+    from raygex.layout import ExperimentLayout
+
+    layout = ExperimentLayout.open(finished_sweep)
+    carried = 0
+    for task in ("subtype", "sgi"):
+        for _, row in layout.read_leaderboard(task).iterrows():
+            history = layout.trial_history(task, row)
+            assert list(history["epoch"]) == list(range(1, int(row["epoch"]) + 1)), (task, row["trial_id"])
+            assert (history["trial_id"] == row["trial_id"]).all()
+            assert int(row["epoch"]) in (1, 3), "ASHA stops a trial only at a rung"
+            lines = [json.loads(line) for line in
+                     (layout.trial_dir(task, row) / "result.json").read_text().splitlines() if line.strip()]
+            carried += sum(len(line["earlier_epochs"]) for line in lines)
+        study = optuna.load_study(study_name=f"tiny/{task}", storage=f"sqlite:///{finished_sweep / task / 'optuna.db'}")
+        for trial in study.trials:
+            if trial.intermediate_values:
+                assert sorted(trial.intermediate_values) == list(range(1, max(trial.intermediate_values) + 1))
+    assert carried > 0, "no report carried an earlier epoch"

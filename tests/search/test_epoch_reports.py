@@ -1,0 +1,76 @@
+"""When a trial reports to Tune (raygex.search.epoch_reports) and how a report carrying several epochs reads back."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from raygex.search.epoch_reports import ReportSchedule
+from raygex.search.scheduler import build_scheduler, decision_epochs
+from raygex.tune_state import EARLIER_EPOCHS, epoch_rows
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run(schedule: ReportSchedule, clock: Clock, epochs: int, seconds_per_epoch: float, last_epoch: int):
+    reports = []
+    for epoch in range(1, epochs + 1):
+        clock.now += seconds_per_epoch
+        report = schedule.report(epoch, {"epoch": epoch}, last=epoch == last_epoch)
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+def test_short_epochs_are_reported_at_checkpoints_decisions_and_the_end():
+    clock = Clock()
+    schedule = ReportSchedule(checkpoint_every=5, decision_epochs=[2, 8], interval_s=1.0, clock=clock)
+    reports = run(schedule, clock, 12, 0.01, last_epoch=12)
+    assert [r["epoch"] for r in reports] == [2, 5, 8, 10, 12]
+    assert [[e["epoch"] for e in r[EARLIER_EPOCHS]] for r in reports] == [[1], [3, 4], [6, 7], [9], [11]]
+    assert [schedule.checkpoints(r["epoch"], r["epoch"] == 12) for r in reports] == [False, True, False, True, True]
+
+
+def test_long_epochs_are_each_reported():
+    clock = Clock()
+    schedule = ReportSchedule(checkpoint_every=5, interval_s=1.0, clock=clock)
+    reports = run(schedule, clock, 7, 1.5, last_epoch=7)
+    assert [r["epoch"] for r in reports] == list(range(1, 8))
+    assert all(r[EARLIER_EPOCHS] == [] for r in reports)
+
+
+def test_a_trial_stopped_by_patience_reports_its_last_epoch_with_a_checkpoint():
+    clock = Clock()
+    schedule = ReportSchedule(checkpoint_every=5, interval_s=1.0, clock=clock)
+    reports = run(schedule, clock, 3, 0.01, last_epoch=3)
+    assert [r["epoch"] for r in reports] == [3] and schedule.checkpoints(3, last=True)
+
+
+def test_epoch_rows_give_every_epoch_back_with_the_trial_fields():
+    result = {"epoch": 3, "auc": 0.9, "trial_id": "t1", "pid": 7, "timestamp": 99, "done": True,
+              EARLIER_EPOCHS: [{"epoch": 1, "auc": 0.7}, {"epoch": 2, "auc": 0.8}]}
+    rows = epoch_rows(result)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[0] == {"epoch": 1, "auc": 0.7, "trial_id": "t1", "pid": 7}  # not the carrying report's timestamp
+    assert EARLIER_EPOCHS not in rows[-1] and rows[-1]["done"] is True
+    assert epoch_rows({"epoch": 1}) == [{"epoch": 1}]  # a result written before reports carried epochs
+
+
+def scheduler_config(kind: str, grace: int, max_epochs: int, scheduler_max: int | None = None):
+    return SimpleNamespace(train=SimpleNamespace(max_epochs=max_epochs),
+                           search=SimpleNamespace(scheduler=SimpleNamespace(kind=kind, grace_period=grace,
+                                                                            max_epochs=scheduler_max)))
+
+
+def test_decision_epochs_are_the_rungs_of_the_asha_raygex_builds_and_its_max_t():
+    for grace, max_epochs, scheduler_max in [(5, 60, None), (1, 3, None), (2, 100, 40), (10, 10, None)]:
+        config = scheduler_config("asha", grace, max_epochs, scheduler_max)
+        asha = build_scheduler(config, "best_valid_auc", "max")
+        rungs = {milestone for bracket in asha._brackets for milestone, _ in bracket._rungs}
+        assert set(decision_epochs(config)) == rungs | {asha._max_t}
+    assert decision_epochs(scheduler_config("fifo", 5, 60)) == []
