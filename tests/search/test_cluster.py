@@ -25,7 +25,8 @@ def test_fractional_gpu_trials_spread_over_three_nodes(tiny_demo, tmp_path):
         cluster.wait_for_nodes()
         config = load_config(write_config(
             tmp_path / "cluster.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-            train={"max_epochs": 4, "patience": 4, "batch_size": 32}, resources={"cpu": 0.5, "gpu": 0.5},
+            # ~1-s trials: six at once need every node (4-epoch trials could all end on the first node)
+            train={"max_epochs": 150, "patience": 150, "batch_size": 32}, resources={"cpu": 0.5, "gpu": 0.5},
             search={"num_samples": 6, "max_concurrent": 6, "scheduler": {"kind": "fifo"},
                     "space": {"model": ["mlp", "lr"], "hidden": {"choice": [8, 16]},
                               "lr": {"loguniform": ["1e-3", "1e-2"]}}}))

@@ -124,7 +124,8 @@ def most_at_once(spans: list[tuple[float, float, str]]) -> tuple[int, int]:
 
 def run_search(tiny_demo, tmp_path, name: str, **search) -> Path:
     config = write_config(tmp_path / f"{name}.yaml", tiny_demo, name=name, tasks=TASKS,
-                          train={"max_epochs": 4, "patience": 4, "batch_size": 32},
+                          # long enough (~1 s) that a study's two trials overlap: they start ~a second apart
+                          train={"max_epochs": 150, "patience": 150, "batch_size": 32},
                           search={"num_samples": TRIALS, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                   "space": {"model": "mlp", "hidden": 16,
                                             "lr": {"choice": [0.001, 0.003, 0.01]}}, **search})

@@ -14,6 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from raygex.tune_state import epoch_rows
 from tests.search.conftest import write_config, write_demo
 from tests.search.test_resume import SPACE, kill_tree
 from tests.storage.conftest import list_keys
@@ -136,7 +137,8 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     for key in keys:  # every trial's history is whole on the store (a resumed trial re-reports its last epoch)
         if key.endswith("/result.json"):
             lines = read_object(s3_server, bucket, key).decode().splitlines()
-            assert sorted({json.loads(line)["epoch"] for line in lines if line}) == list(range(1, MAX_EPOCHS + 1))
+            epochs = {row["epoch"] for line in lines if line for row in epoch_rows(json.loads(line))}
+            assert sorted(epochs) == list(range(1, MAX_EPOCHS + 1))
     for name in ("config.yaml", "raygex.json", "stages.jsonl", "report.html", "models/subtype.pt",
                  "subtype/seeds.parquet", "subtype/verdicts.parquet", "report/subtype/summary.json"):
         assert f"exp/tiny/{name}" in keys, name
