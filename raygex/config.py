@@ -133,7 +133,10 @@ class SearchConfig(_Model):
     studies_at_once: Optional[int] = Field(None, ge=1)
     seed: int = 0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (ASHA pauses, failures, resume)
+    checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (failures, resume)
+    # ... and seconds at least between them (the last epoch always checkpoints): each costs a copy to storage and a
+    # snapshot of Tune's experiment state, which for 10-ms epochs every 5 epochs cost more than the training
+    checkpoint_min_s: float = Field(2.0, ge=0)
     # How the winner is chosen among real choices (controls never win): `one_se` (the simplest configuration
     # within one standard error of the best) or `best` (see raygex.leaderboard).
     select: Literal["one_se", "best"] = "one_se"

@@ -76,6 +76,7 @@ class SweepContext:
         fixed = {"train": {**config.train.model_dump(), "seed": seed},
                  "cpus_per_trial": config.resources.cpu,
                  "checkpoint_every": config.search.checkpoint_every,
+                 "checkpoint_min_s": config.search.checkpoint_min_s,
                  "decision_epochs": decision_epochs(config)}
         self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
         return {"data": data, "graphs": aligned, "fixed": fixed}

@@ -6,7 +6,8 @@ display, and, for a report with a checkpoint, a snapshot of the experiment state
 ``raygex bench search`` on 10-ms epochs, that was as much CPU as the training itself. So a trial holds an
 epoch's metrics back and reports them with a later epoch, but always reports
 
-* every checkpoint epoch (``search.checkpoint_every``) and the last epoch,
+* every checkpoint (every ``search.checkpoint_every`` epochs, at least ``search.checkpoint_min_s`` seconds
+  apart) and the last epoch, which always checkpoints,
 * every epoch the scheduler decides at (:func:`raygex.search.scheduler.decision_epochs`), so ASHA sees the
   results it would see with a report every epoch, and
 * any epoch once :data:`REPORT_INTERVAL_S` have passed since the last report (long epochs: each one).
@@ -26,27 +27,29 @@ REPORT_INTERVAL_S = 1.0
 
 
 class ReportSchedule:
-    """Decides, epoch by epoch, whether a trial reports now (see the module) and keeps the epochs held back."""
+    """Decides, epoch by epoch, whether a trial reports now and with a checkpoint (see the module), and keeps the
+    epochs held back."""
 
-    def __init__(self, checkpoint_every: int, decision_epochs=(), interval_s: float = REPORT_INTERVAL_S,
-                 clock=time.monotonic):
-        self.checkpoint_every, self.decisions = int(checkpoint_every), {int(e) for e in decision_epochs}
+    def __init__(self, checkpoint_every: int, checkpoint_min_s: float = 0.0, decision_epochs=(),
+                 interval_s: float = REPORT_INTERVAL_S, clock=time.monotonic):
+        self.checkpoint_every, self.checkpoint_min_s = int(checkpoint_every), float(checkpoint_min_s)
+        self.decisions = {int(e) for e in decision_epochs}
         self.interval_s, self.clock = float(interval_s), clock
-        self.last_report = clock()
+        self.last_report = self.last_checkpoint = clock()
         self.held: list[dict] = []
 
-    def checkpoints(self, epoch: int, last: bool) -> bool:
-        """Whether this epoch's report carries a checkpoint."""
-        return last or epoch % self.checkpoint_every == 0
-
-    def report(self, epoch: int, metrics: dict, last: bool) -> dict | None:
-        """The metrics to report now (with the held-back epochs under :data:`EARLIER_EPOCHS`), or None when this
-        epoch is held back for a later report."""
+    def report(self, epoch: int, metrics: dict, last: bool) -> tuple[dict | None, bool]:
+        """(the metrics to report now, with the held-back epochs under ``EARLIER_EPOCHS``, or None when this epoch
+        is held back for a later report; whether the report carries a checkpoint)."""
         now = self.clock()
-        if not (self.checkpoints(epoch, last) or epoch in self.decisions or now - self.last_report >= self.interval_s):
+        checkpoint = last or (epoch % self.checkpoint_every == 0
+                              and now - self.last_checkpoint >= self.checkpoint_min_s)
+        if not (checkpoint or epoch in self.decisions or now - self.last_report >= self.interval_s):
             self.held.append(metrics)
-            return None
+            return None, False
         self.last_report = now
+        if checkpoint:
+            self.last_checkpoint = now
         report = {**metrics, EARLIER_EPOCHS: self.held}
         self.held = []
-        return report
+        return report, checkpoint

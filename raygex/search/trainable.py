@@ -76,7 +76,7 @@ def train_fn(config: dict, payload: dict) -> None:
     n_params: dict = {}
 
     # Epochs reach Tune in batches, always at checkpoints and at the scheduler's decisions (epoch_reports)
-    schedule = ReportSchedule(every, fixed.get("decision_epochs", ()))
+    schedule = ReportSchedule(every, float(fixed.get("checkpoint_min_s", 0.0)), fixed.get("decision_epochs", ()))
 
     def report(row: dict, state) -> None:
         if not n_params:
@@ -86,10 +86,10 @@ def train_fn(config: dict, payload: dict) -> None:
                    "wall_start": wall_start, "wall_time": time.time(),
                    "gpu_ids": [str(g) for g in ray.get_gpu_ids()], **memory}  # the GPUs Ray assigned it
         last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
-        metrics = schedule.report(row["epoch"], metrics, last)
+        metrics, with_checkpoint = schedule.report(row["epoch"], metrics, last)
         if metrics is None:
             return
-        if schedule.checkpoints(row["epoch"], last):
+        if with_checkpoint:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(state.checkpoint(), os.path.join(folder, CHECKPOINT_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

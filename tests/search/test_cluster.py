@@ -59,6 +59,7 @@ def test_a_worker_node_dying_mid_trial_restarts_its_trials_elsewhere_from_their_
         tmp_path / "cluster.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
         train={"max_epochs": max_epochs, "patience": max_epochs, "batch_size": 16}, resources={"cpu": 1, "gpu": 0},
         search={"num_samples": 3, "max_concurrent": 3, "scheduler": {"kind": "fifo"}, "checkpoint_every": 2,
+                "checkpoint_min_s": 0,
                 "space": {"model": ["gcn"], "graph": ["true"], "depth": 2, "channels": 16, "embedding": 4,
                           "lr": {"loguniform": ["1e-3", "1e-2"]}}}))
     task_dir = tmp_path / "results" / "tiny" / "subtype"

@@ -21,9 +21,11 @@ def run(schedule: ReportSchedule, clock: Clock, epochs: int, seconds_per_epoch: 
     reports = []
     for epoch in range(1, epochs + 1):
         clock.now += seconds_per_epoch
-        report = schedule.report(epoch, {"epoch": epoch}, last=epoch == last_epoch)
+        report, checkpoint = schedule.report(epoch, {"epoch": epoch}, last=epoch == last_epoch)
         if report is not None:
-            reports.append(report)
+            reports.append({**report, "checkpoint": checkpoint})
+        else:
+            assert not checkpoint
     return reports
 
 
@@ -33,7 +35,7 @@ def test_short_epochs_are_reported_at_checkpoints_decisions_and_the_end():
     reports = run(schedule, clock, 12, 0.01, last_epoch=12)
     assert [r["epoch"] for r in reports] == [2, 5, 8, 10, 12]
     assert [[e["epoch"] for e in r[EARLIER_EPOCHS]] for r in reports] == [[1], [3, 4], [6, 7], [9], [11]]
-    assert [schedule.checkpoints(r["epoch"], r["epoch"] == 12) for r in reports] == [False, True, False, True, True]
+    assert [r["checkpoint"] for r in reports] == [False, True, False, True, True]
 
 
 def test_long_epochs_are_each_reported():
@@ -48,7 +50,16 @@ def test_a_trial_stopped_by_patience_reports_its_last_epoch_with_a_checkpoint():
     clock = Clock()
     schedule = ReportSchedule(checkpoint_every=5, interval_s=1.0, clock=clock)
     reports = run(schedule, clock, 3, 0.01, last_epoch=3)
-    assert [r["epoch"] for r in reports] == [3] and schedule.checkpoints(3, last=True)
+    assert [(r["epoch"], r["checkpoint"]) for r in reports] == [(3, True)]
+
+
+def test_checkpoints_are_at_least_checkpoint_min_s_apart_and_the_last_epoch_always_checkpoints():
+    clock = Clock()
+    schedule = ReportSchedule(checkpoint_every=5, checkpoint_min_s=2.0, interval_s=1.0, clock=clock)
+    reports = run(schedule, clock, 23, 0.3, last_epoch=23)  # a checkpoint epoch every 1.5 s
+    assert [r["epoch"] for r in reports if r["checkpoint"]] == [10, 20, 23]
+    # the epochs between are still reported about once a second, without a checkpoint
+    assert [r["epoch"] for r in reports] == [4, 8, 10, 14, 18, 20, 23]
 
 
 def test_epoch_rows_give_every_epoch_back_with_the_trial_fields():
