@@ -42,7 +42,7 @@ from raygex.errors import ConfigError
 from raygex.fileio import atomic_path, read_parquet as _read_parquet, write_parquet as _write_parquet
 from raygex.lock import LOCK_FILE, ExperimentLock, LeaseLock
 from raygex.storage import check_scheme, is_uri, join, mirror
-from raygex.tune_state import epoch_rows, trial_states
+from raygex.tune_state import trial_epochs, trial_states
 from raygex.metrics import MODE
 from raygex.version import __version__
 
@@ -273,12 +273,11 @@ class ExperimentLayout:
         return json.loads(path.read_text())
 
     def trial_history(self, study: str, row) -> pd.DataFrame:
-        """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote (a row per epoch a report carries)."""
+        """Per-epoch metrics of one trial, from the ``result.json`` Tune wrote (:func:`raygex.tune_state.trial_epochs`)."""
         path = self.trial_dir(study, row) / RESULT_FILE
         if not path.exists():
             return pd.DataFrame()
-        return pd.DataFrame([epoch for line in path.read_text().splitlines() if line.strip()
-                             for epoch in epoch_rows(json.loads(line))])
+        return pd.DataFrame(trial_epochs(path.read_text().splitlines()))
 
     def latest_checkpoint(self, folder: Path) -> dict | None:
         """The newest ``checkpoint_*/trial_state.pt`` of a trial folder, loaded as data only (no code runs)."""

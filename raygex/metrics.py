@@ -91,8 +91,8 @@ def _auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def average_ranks(scores: np.ndarray) -> np.ndarray:
-    """Ranks 1..n along each row of ``scores`` [B, n], ties given the mean of their ranks (scipy's
-    ``rankdata(..., method="average", axis=1)``)."""
+    """Ranks 1..n along each row of ``scores`` [B, n], ties given the mean of their ranks, NaN for a row holding
+    NaN (scipy's ``rankdata(..., method="average", axis=1)``)."""
     scores = np.asarray(scores)
     n = scores.shape[1]
     order = np.argsort(scores, axis=1, kind="stable")
@@ -106,6 +106,7 @@ def average_ranks(scores: np.ndarray) -> np.ndarray:
     last = np.minimum.accumulate(np.where(ends_tie, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
     ranks = np.empty(ordered.shape, dtype=np.float64)
     np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    ranks[np.isnan(scores).any(axis=1)] = np.nan  # as scipy: a row holding NaN has no ranks (its AUC is NaN)
     return ranks
 
 

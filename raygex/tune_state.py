@@ -23,6 +23,18 @@ def epoch_rows(result: dict) -> list[dict]:
     return [{**trial, **row} for row in earlier] + [own]
 
 
+def trial_epochs(lines) -> list[dict]:
+    """A trial's ``result.json`` lines as one row per epoch, in epoch order: every epoch each report carries, and
+    for an epoch reported twice (a trial restored from a checkpoint trains the epochs after it again) the later."""
+    latest: dict = {}
+    for line in lines:
+        if line.strip():
+            for row in epoch_rows(json.loads(line)):
+                latest.pop(row.get("epoch"), None)
+                latest[row.get("epoch")] = row
+    return sorted(latest.values(), key=lambda row: (row.get("epoch") is None, row.get("epoch") or 0))
+
+
 def trial_states(study_dir: Path) -> dict[str, str]:
     """Trial id → Tune status, from the newest ``experiment_state-*.json`` in ``study_dir`` ({} when unreadable)."""
     states: dict[str, str] = {}

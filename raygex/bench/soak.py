@@ -55,7 +55,7 @@ def _setup(workdir: Path, trials: int, concurrent: int, max_epochs: int, name: s
               "split": {"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0], "folds": None},
               "train": {"max_epochs": max_epochs, "patience": max_epochs, "batch_size": 32},
               "search": {"num_samples": trials, "max_concurrent": concurrent, "scheduler": {"kind": "fifo"},
-                         "checkpoint_every": 1,
+                         "checkpoint_every": 1, "checkpoint_min_s": 0,  # a checkpoint every epoch: the races
                          "space": {"model": ["mlp", "lr"], "hidden": {"int": [4, 256]},
                                    "lr": {"loguniform": [1.0e-4, 3.0e-2]},
                                    "weight_decay": {"loguniform": [1.0e-8, 1.0e-3]}}},

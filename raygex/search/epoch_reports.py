@@ -8,8 +8,9 @@ epoch's metrics back and reports them with a later epoch, but always reports
 
 * every checkpoint (every ``search.checkpoint_every`` epochs, at least ``search.checkpoint_min_s`` seconds
   apart) and the last epoch, which always checkpoints,
-* every epoch the scheduler decides at (:func:`raygex.search.scheduler.decision_epochs`), so ASHA sees the
-  results it would see with a report every epoch, and
+* every epoch the scheduler decides at (:func:`raygex.search.scheduler.decision_epochs`), with a checkpoint (the
+  trial may end there), so ASHA sees the results it would see with a report every epoch,
+* the epochs held back when the trial raises (before the error reaches Tune), and
 * any epoch once :data:`REPORT_INTERVAL_S` have passed since the last report (long epochs: each one).
 
 A report's own metrics are its latest epoch's (what Tune, the scheduler and the leaderboard read); the held-back
@@ -42,8 +43,9 @@ class ReportSchedule:
         """(the metrics to report now, with the held-back epochs under ``EARLIER_EPOCHS``, or None when this epoch
         is held back for a later report; whether the report carries a checkpoint)."""
         now = self.clock()
-        checkpoint = last or (epoch % self.checkpoint_every == 0
-                              and now - self.last_checkpoint >= self.checkpoint_min_s)
+        # at a decision epoch too: the scheduler may end the trial there (the export reads the checkpoint it ended at)
+        checkpoint = last or epoch in self.decisions or (epoch % self.checkpoint_every == 0
+                                                         and now - self.last_checkpoint >= self.checkpoint_min_s)
         if not (checkpoint or epoch in self.decisions or now - self.last_report >= self.interval_s):
             self.held.append(metrics)
             return None, False
@@ -53,3 +55,12 @@ class ReportSchedule:
         report = {**metrics, EARLIER_EPOCHS: self.held}
         self.held = []
         return report, checkpoint
+
+    def flush(self) -> dict | None:
+        """The epochs held back as one report (the latest with the others under ``EARLIER_EPOCHS``), or None: what
+        a trial that is raising still reports, so its history ends where its training did."""
+        if not self.held:
+            return None
+        *earlier, latest = self.held
+        self.held = []
+        return {**latest, EARLIER_EPOCHS: earlier}

@@ -78,12 +78,22 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials:
-            # Optuna's intermediate values by epoch (a report may carry several; Tune's iteration counts reports)
-            for row in epoch_rows(result):
-                if row.get(self.metric) is not None and "epoch" in row:
-                    super().on_trial_result(trial_id, {**row, "training_iteration": row["epoch"]})
+            self._report_epochs(trial_id, result)
+
+    def _report_epochs(self, trial_id: str, result: dict) -> None:
+        """Optuna's intermediate values by epoch, each once: a report may carry several epochs (Tune's iteration
+        counts reports), and Tune hands a trial's last report over again when it ends."""
+        told = self.__dict__.setdefault("_last_epoch_told", {})  # trial id -> its last epoch Optuna has
+        for row in epoch_rows(result):
+            epoch = row.get("epoch")
+            if row.get(self.metric) is not None and epoch is not None and int(epoch) > told.get(trial_id, 0):
+                super().on_trial_result(trial_id, {**row, "training_iteration": int(epoch)})
+                told[trial_id] = int(epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._ot_trials and result and trial_id not in self._completed_trials:
+            # a report the scheduler stopped the trial on reaches only this hook: its epochs are told here
+            self._report_epochs(trial_id, result)
         if trial_id in self._ot_trials or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         self._completed_trials.add(trial_id)

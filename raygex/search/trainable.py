@@ -96,4 +96,10 @@ def train_fn(config: dict, payload: dict) -> None:
         else:
             tune.report(metrics)
 
-    run_trial(hparams, data, report, resume_from=resume)
+    try:
+        run_trial(hparams, data, report, resume_from=resume)
+    except Exception:
+        held = schedule.flush()  # the epochs trained before the error still reach the trial's history
+        if held is not None:
+            tune.report(held)
+        raise

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.scheduler import build_scheduler, decision_epochs
-from raygex.tune_state import EARLIER_EPOCHS, epoch_rows
+from raygex.tune_state import EARLIER_EPOCHS, epoch_rows, trial_epochs
 
 
 class Clock:
@@ -35,7 +36,8 @@ def test_short_epochs_are_reported_at_checkpoints_decisions_and_the_end():
     reports = run(schedule, clock, 12, 0.01, last_epoch=12)
     assert [r["epoch"] for r in reports] == [2, 5, 8, 10, 12]
     assert [[e["epoch"] for e in r[EARLIER_EPOCHS]] for r in reports] == [[1], [3, 4], [6, 7], [9], [11]]
-    assert [r["checkpoint"] for r in reports] == [False, True, False, True, True]
+    # decision epochs checkpoint too (the scheduler may end the trial there)
+    assert [r["checkpoint"] for r in reports] == [True, True, True, True, True]
 
 
 def test_long_epochs_are_each_reported():
@@ -85,3 +87,22 @@ def test_decision_epochs_are_the_rungs_of_the_asha_raygex_builds_and_its_max_t()
         rungs = {milestone for bracket in asha._brackets for milestone, _ in bracket._rungs}
         assert set(decision_epochs(config)) == rungs | {asha._max_t}
     assert decision_epochs(scheduler_config("fifo", 5, 60)) == []
+
+
+def test_a_raising_trial_flushes_the_epochs_it_held_back():
+    clock = Clock()
+    schedule = ReportSchedule(checkpoint_every=5, interval_s=1.0, clock=clock)
+    run(schedule, clock, 3, 0.01, last_epoch=10)
+    flushed = schedule.flush()
+    assert flushed["epoch"] == 3 and [e["epoch"] for e in flushed[EARLIER_EPOCHS]] == [1, 2]
+    assert schedule.flush() is None
+
+
+def test_trial_epochs_keep_each_epoch_once_the_later_report_winning():
+    """A trial restored from its epoch-2 checkpoint trains epochs 3-4 again: the history keeps the rerun."""
+    lines = [json.dumps({"epoch": 2, "auc": 0.6, EARLIER_EPOCHS: [{"epoch": 1, "auc": 0.5}]}),
+             json.dumps({"epoch": 4, "auc": 0.8, EARLIER_EPOCHS: [{"epoch": 3, "auc": 0.7}]}),
+             json.dumps({"epoch": 4, "auc": 0.81, EARLIER_EPOCHS: [{"epoch": 3, "auc": 0.71}]}),
+             json.dumps({"epoch": 5, "auc": 0.9, EARLIER_EPOCHS: []}), ""]
+    rows = trial_epochs(lines)
+    assert [(r["epoch"], r["auc"]) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.71), (4, 0.81), (5, 0.9)]

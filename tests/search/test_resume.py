@@ -68,7 +68,8 @@ def sweep_config(tiny_demo, tmp_path, folds: int | None = None, tasks: list | No
                         tasks=tasks or TWO_TASKS[:1],
                         split={"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0, 1], "folds": folds},
                         train={"max_epochs": MAX_EPOCHS, "patience": MAX_EPOCHS, "batch_size": 32},
-                        search={"num_samples": NUM_SAMPLES, "max_concurrent": 2,
+                        # checkpoint_min_s 0: trials checkpoint partway (epoch 5 of 6), as the kill points need
+                        search={"num_samples": NUM_SAMPLES, "max_concurrent": 2, "checkpoint_min_s": 0,
                                 "scheduler": {"kind": "fifo"}, "space": SPACE})
 
 
