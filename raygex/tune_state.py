@@ -30,7 +30,6 @@ def trial_epochs(lines) -> list[dict]:
     for line in lines:
         if line.strip():
             for row in epoch_rows(json.loads(line)):
-                latest.pop(row.get("epoch"), None)
                 latest[row.get("epoch")] = row
     return sorted(latest.values(), key=lambda row: (row.get("epoch") is None, row.get("epoch") or 0))
 

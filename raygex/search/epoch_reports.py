@@ -46,7 +46,7 @@ class ReportSchedule:
         # at a decision epoch too: the scheduler may end the trial there (the export reads the checkpoint it ended at)
         checkpoint = last or epoch in self.decisions or (epoch % self.checkpoint_every == 0
                                                          and now - self.last_checkpoint >= self.checkpoint_min_s)
-        if not (checkpoint or epoch in self.decisions or now - self.last_report >= self.interval_s):
+        if not (checkpoint or now - self.last_report >= self.interval_s):
             self.held.append(metrics)
             return None, False
         self.last_report = now
