@@ -176,7 +176,7 @@ def config(name: str = "bad.yaml", **changes):
 def experiment(folder: str = "exp", *, meta: bool = True, board: pd.DataFrame | None = None):
     """An experiment folder as `raygex search` leaves it: config.yaml, raygex.json (unless ``meta`` is False)."""
     def make(tmp, ctx):
-        from raygex.layout import ExperimentLayout
+        from raygex.experiment.layout import ExperimentLayout
 
         exp = tmp / folder
         exp.mkdir(parents=True)
@@ -638,7 +638,7 @@ CASES = [
 def ctx(tmp_path_factory) -> Ctx:
     """A 200 × 150 demo cohort with its graphs, and a logistic-regression model of its subtype task."""
     from raygex.data.demo import make_demo_cohort
-    from raygex.export import write_model
+    from raygex.export.winner import write_model
     from tests.export.conftest import trained
 
     demo = tmp_path_factory.mktemp("bad_input_demo")
@@ -726,7 +726,7 @@ def test_check_tasks_finds_task_errors_from_the_schema_alone(case: Case, ctx: Ct
 
 def test_check_tasks_accepts_a_good_config(ctx: Ctx, tmp_path):
     from raygex.config import load_config
-    from raygex.prepare import check_tasks
+    from raygex.data.prepare import check_tasks
 
     check_tasks(load_config(write_config(tmp_path / "good.yaml", ctx.demo)))
 
@@ -734,7 +734,7 @@ def test_check_tasks_accepts_a_good_config(ctx: Ctx, tmp_path):
 def test_check_graphs_finds_a_graph_without_dataset_genes(ctx: Ctx, tmp_path):
     from raygex.config import load_config
     from raygex.errors import ConfigError
-    from raygex.prepare import check_graphs
+    from raygex.data.prepare import check_graphs
 
     check_graphs(load_config(write_config(tmp_path / "good.yaml", ctx.demo)))
     DISJOINT_GRAPH(tmp_path, ctx)

@@ -24,7 +24,7 @@ def test_demo_config_validates_with_graph_named_true():
     # YAML reads an unquoted graph name `true` as a boolean; inputs.graph turns it back into the name
     import yaml
 
-    from raygex.tasks import GeneInputs
+    from raygex.config.tasks import GeneInputs
 
     assert GeneInputs.model_validate(yaml.safe_load("{mode: bfs, size: 200, graph: true}")).graph == "true"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from raygex import fetch
+from raygex.data import fetch
 from raygex.errors import ConfigError, DownloadError
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,9 +10,9 @@ import pytest
 from raygex.config import ExperimentConfig
 from raygex.data.demo import make_demo_cohort
 from raygex.errors import ConfigError
-from raygex.prepare import fold_count, trial_data
-from raygex.splits import stratified_folds
-from raygex.training import run_trial
+from raygex.data.prepare import fold_count, trial_data
+from raygex.data.splits import stratified_folds
+from raygex.training.loop import run_trial
 
 
 def config(**split) -> ExperimentConfig:
@@ -122,7 +122,7 @@ def test_auto_folds_accept_a_class_too_rare_to_fill_every_fold():
 
 
 def test_each_fold_is_standardised_by_its_own_training_rows_even_for_a_gene_constant_there():
-    from raygex.training import TrialData
+    from raygex.data.trial_data import TrialData
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((30, 4)).astype(np.float32) * 3 + 5

@@ -8,7 +8,8 @@ import pytest
 
 from raygex.version import __version__
 from raygex.errors import ConfigError
-from raygex.layout import FORMAT, META_FILE, ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
+from raygex.files.names import EXPERIMENT_FORMAT as FORMAT, META_FILE
 
 
 def write_experiment_meta(folder):
@@ -72,8 +73,8 @@ def test_checkpoints_load_as_data_only(tmp_path):
 
     import numpy as np
 
-    from raygex.layout import CHECKPOINT_FILE
-    from raygex.training import TrialData, run_trial
+    from raygex.files.names import CHECKPOINT_FILE
+    from raygex.training.loop import TrialData, run_trial
 
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((20, 5)).astype(np.float32), np.arange(20) % 2
@@ -104,7 +105,7 @@ def test_checkpoints_load_as_data_only(tmp_path):
 
 def test_an_unsupported_storage_scheme_is_one_line_never_a_local_folder(tmp_path, monkeypatch):
     """s3:// and gs:// go through pyarrow.fs (tests/storage/); any other scheme is refused, naming the supported."""
-    from raygex.layout import ExperimentLayout, storage_root
+    from raygex.experiment.layout import ExperimentLayout, storage_root
 
     monkeypatch.chdir(tmp_path)
     for call in (storage_root, ExperimentLayout):

@@ -1,4 +1,4 @@
-"""One driver per experiment (raygex.lock): two drivers starting together, a lock file caught mid-write, and the
+"""One driver per experiment (raygex.files.lock): two drivers starting together, a lock file caught mid-write, and the
 file a killed driver left behind."""
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import time
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.lock import LOCK_FILE, ExperimentLock
+from raygex.files.lock import ExperimentLock
+from raygex.files.names import LOCK_FILE
 
 CONTENDER = textwrap.dedent("""
     import os, sys, time
     from raygex.errors import ConfigError
-    from raygex.lock import ExperimentLock
+    from raygex.files.lock import ExperimentLock
     folder, go, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
     while not os.path.exists(go):
         time.sleep(0.0005)
@@ -51,7 +52,7 @@ def test_a_lock_file_caught_mid_write_is_held_not_stale(tmp_path):
     """The owner has the lock but its record is not written yet (empty file): a second driver must refuse."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import os, sys, time
-        from raygex.lock import ExperimentLock
+        from raygex.files.lock import ExperimentLock
         with ExperimentLock(sys.argv[1]) as lock:
             os.truncate(lock.path, 0)   # as if caught between creating the file and writing the owner
             print("held", flush=True)

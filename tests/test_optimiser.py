@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from raygex.graphs.align import AlignedGraph
-from raygex.optimiser import Adam
-from raygex.training import build_model
+from raygex.training.optimiser import Adam
+from raygex.training.loop import build_model
 
 N_GENES = 24
 
@@ -110,7 +110,7 @@ def test_training_a_trial_does_not_import_dynamo_or_scikit_learn():
     code = """
 import sys
 import numpy as np
-from raygex.training import TrialData, run_trial
+from raygex.training.loop import TrialData, run_trial
 rng = np.random.default_rng(0)
 x = rng.normal(size=(60, 12)).astype(np.float32)
 y = (x[:, 0] > 0).astype(np.int64)

@@ -109,7 +109,7 @@ def test_paper_clinical_runs_end_to_end(tcga):
 @pytest.mark.parametrize("config", ["paper-sgi-rpl4.yaml", "paper-clinical.yaml", "pbmc.yaml", "tissue.yaml"])
 def test_configs_validate_with_placeholder_paths(config):
     from raygex.config import SplitConfig
-    from raygex.space import parse_space
+    from raygex.search.space import parse_space
 
     raw = yaml.safe_load((CONFIGS / config).read_text())
     if isinstance(raw["split"]["train"], list) and not hasattr(SplitConfig, "train_sizes"):

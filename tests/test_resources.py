@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.ray_session import autoscaler_node_types, check_request
+from raygex.runtime.ray_session import autoscaler_node_types, check_request
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 HEAD_ONLY = {"CPU": 8.0}  # a head node without GPUs, before the autoscaler has started anything
@@ -66,7 +66,7 @@ def test_cloud_heads_hold_no_trials_and_the_shipped_gpu_config_fits_their_gpu_no
 
 
 def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
-    from raygex.gpu_share import gpu_memory_share, limit_gpu_memory
+    from raygex.runtime.gpu_share import gpu_memory_share, limit_gpu_memory
 
     assert gpu_memory_share({"CPU": 4.0, "GPU": 0.5}) == 0.5
     assert gpu_memory_share({"CPU": 4.0, "GPU": 1.0}) is None and gpu_memory_share({"CPU": 1.0}) is None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.splits import stratified_split
+from raygex.data.splits import stratified_split
 
 LABELS = np.array([0] * 60 + [1] * 30 + [2] * 10)
 

@@ -10,7 +10,8 @@ from pydantic import TypeAdapter, ValidationError
 from raygex.data.canonical import ExpressionDataset
 from raygex.errors import ConfigError
 from raygex.graphs.store import Graph
-from raygex.tasks import ClassifyTask, GeneInputs, SingleGeneTask, TaskSpec, build_task
+from raygex.config.tasks import ClassifyTask, GeneInputs, SingleGeneTask, TaskSpec
+from raygex.data.tasks import build_task
 
 GENES = ["A", "B", "C", "D", "E", "F"]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from raygex.metrics import classification_metrics
-from raygex.training import TrialData, run_trial
+from raygex.training.loop import TrialData, run_trial
 
 
 def make_data(seed=0, n=240, genes=30, noisy_valid=False):

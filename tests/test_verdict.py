@@ -1,4 +1,4 @@
-"""The verdict statistics (raygex.verdict) against independent computations: scikit-learn's metrics, SciPy's
+"""The verdict statistics (raygex.analysis.verdict) against independent computations: scikit-learn's metrics, SciPy's
 bootstrap, and Holm's procedure worked by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from raygex.verdict import holm, paired_bootstrap, resampled_metric, verdict_table
+from raygex.analysis.verdict import holm, paired_bootstrap, resampled_metric, verdict_table
 
 
 def predictions(n: int, n_classes: int, signal: float, seed: int):

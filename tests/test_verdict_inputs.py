@@ -10,8 +10,8 @@ import pytest
 from raygex.config import ExperimentConfig
 from raygex.data.demo import make_demo_cohort
 from raygex.graphs.align import align_graph
-from raygex.prepare import choice_graph, study_graphs, trial_data
-from raygex.splits import stratified_split
+from raygex.data.prepare import choice_graph, study_graphs, trial_data
+from raygex.data.splits import stratified_split
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
     """Every swapped run of one seed has the same hyperparameters, split and initialisation seed."""
     import pandas as pd
 
-    import raygex.swap as swap
-    from raygex.layout import ExperimentLayout
+    import raygex.analysis.swap as swap
+    from raygex.experiment.layout import ExperimentLayout
 
     dataset, graphs = cohort
     cfg = config(controls=["random", "empty"])

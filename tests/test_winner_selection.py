@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from raygex import leaderboard
+from raygex.analysis import leaderboard
 from raygex.export.winner import pick_trial
 from raygex.errors import ConfigError
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 from raygex.metrics import classification_metrics
 
 CS = np.logspace(-4, 4, 17)
@@ -64,8 +64,8 @@ def winner_against_sklearn(experiment) -> list[dict]:
 
     from sklearn.exceptions import ConvergenceWarning
 
-    from raygex.inference import load_model
-    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.export.predict import load_model
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
 
     layout = ExperimentLayout.open(experiment)
     config = layout.config

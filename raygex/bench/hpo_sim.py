@@ -115,8 +115,8 @@ def optuna_params(params: dict, grid: Grid) -> dict:
 
 
 def choice_points(grid: Grid) -> list[dict]:
-    """raygex's enqueued choices (:func:`raygex.space.all_choices`) for the grid's model and graph values."""
-    from raygex.space import all_choices
+    """raygex's enqueued choices (:func:`raygex.search.space.all_choices`) for the grid's model and graph values."""
+    from raygex.search.space import all_choices
 
     parsed = {"model": ("choice", grid.models())}
     graphs = [p for p in grid.families.get("gcn", ()) if p.name == "graph"]

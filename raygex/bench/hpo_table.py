@@ -173,7 +173,7 @@ def _worker_init(spec: str, workdir: str, shared: str) -> None:
     once (what a sweep's trials share through the object store)."""
     import torch
 
-    from raygex.prepare import load_dataset, load_graphs, study_graphs, trial_data
+    from raygex.data.prepare import load_dataset, load_graphs, study_graphs, trial_data
 
     torch.set_num_threads(1)
     dataset = DATASETS[spec]
@@ -189,7 +189,7 @@ def _train(params: dict) -> dict:
     """Train one configuration (in a build process): its curves, as raygex's trial reports them per epoch."""
     import dataclasses
 
-    from raygex.training import run_trial
+    from raygex.training.loop import run_trial
 
     hparams = {**_WORKER["fixed"], **_WORKER["constants"].get(params["model"], {}), **params}
     graph = _WORKER["graphs"][params["graph"]] if params["model"] == "gcn" else None
@@ -223,7 +223,7 @@ def read_table(path: Path) -> dict[str, dict]:
 def provenance(dataset: HpoDataset, config, workdir: Path, workers: int) -> dict:
     import torch
 
-    from raygex.fileio import sha256_file
+    from raygex.files.fileio import sha256_file
     from raygex.version import __version__
 
     expression = Path(config.data.expression)

@@ -46,7 +46,7 @@ TASK = "label"
 
 def _graph(graph_path, synthetic: bool, nodes: int, edges: int, seed: int):
     """(Graph, source file or None, description): the given file, else GeneMANIA when present, else generated."""
-    from raygex.prepare import load_graph
+    from raygex.data.prepare import load_graph
     from raygex.graphs.store import Graph
 
     if graph_path is None and not synthetic and GENEMANIA.is_file():
@@ -112,10 +112,10 @@ def run_predict_benchmark(graph_path=None, synthetic: bool = False, nodes: int =
 
     from raygex.config import ExperimentConfig
     from raygex.data.canonical import write_dataset
-    from raygex.prepare import trial_data
+    from raygex.data.prepare import trial_data
     from raygex.export.module import ExpressionClassifier
     from raygex.export.winner import write_model
-    from raygex.training import build_model, default_hyperparameters, seed_everything
+    from raygex.training.loop import build_model, default_hyperparameters, seed_everything
 
     say = log or (lambda message: None)
     threads_before = torch.get_num_threads()

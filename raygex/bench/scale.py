@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from raygex.bench.occupancy import occupancy
+from raygex.search.tune_compat.ray_internals import object_store_stats
 
 DEFAULT_SIZES = ((25_000, 5_000), (50_000, 20_000))  # ~0.5 GB and ~4 GB of float32
 
@@ -87,12 +88,10 @@ class StoreSampler(threading.Thread):
         self._halt = threading.Event()
 
     def sample(self) -> None:
-        from ray._private.internal_api import node_stats
-
         row = {}
         for name, ip, port in self.nodes:
             try:
-                stats = node_stats(ip, port, include_memory_info=False).store_stats
+                stats = object_store_stats(ip, port)
             except Exception:  # a node between starts or stops: the next sample counts
                 continue
             self.peak[name] = max(self.peak[name], int(stats.object_store_bytes_used))
@@ -122,15 +121,15 @@ def status(key):
 import ray, torch, pandas, pyarrow  # noqa: F401  (imports are not the search's growth)
 import ray.data, ray.tune, optuna, matplotlib.pyplot, torch.export, torch._dynamo  # noqa: F401
 # every module the stages import lazily: their code is a fixed cost, not the search's data
-import raygex.search.tuner, raygex.search.trainable, raygex.search.searcher, raygex.search.wandb_trials  # noqa
-import raygex.export, raygex.export.winner, raygex.evaluation, raygex.swap, raygex.verdict, raygex.leaderboard  # noqa
+import raygex.search.tuner, raygex.search.trainable, raygex.search.tune_compat.optuna_searcher, raygex.search.wandb_trials  # noqa
+import raygex.export.winner, raygex.analysis.evaluation, raygex.analysis.swap, raygex.analysis.verdict, raygex.analysis.leaderboard  # noqa
 import raygex.report.html, raygex.report.figures, raygex.report.wandb_summary  # noqa
 import raygex.data.study_source, raygex.data.streamed_study  # noqa
-import raygex.training, raygex.prepare, raygex.search.optuna_store, raygex.search.results  # noqa
+import raygex.training.loop, raygex.data.prepare, raygex.search.tune_compat.optuna_store, raygex.search.results  # noqa
 from raygex.config import load_config
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 from raygex.pipeline import run_search
-from raygex.ray_session import connect
+from raygex.runtime.ray_session import connect
 config = load_config(sys.argv[1])
 connect(sys.argv[2])
 try:

@@ -80,7 +80,7 @@ def _idle_worker_private_mb() -> float:
         from ray import tune  # noqa: F401
 
         import raygex.search.trainable  # noqa: F401
-        import raygex.training  # noqa: F401
+        import raygex.training.loop  # noqa: F401
         from raygex.search.memory import private_memory_mb
 
         return private_memory_mb()
@@ -98,9 +98,9 @@ def _sequential(config, configurations: list[dict], threads: int | None,
     """
     import torch
 
-    from raygex.allocator import keep_freed_memory
-    from raygex.prepare import load_dataset, trial_data
-    from raygex.training import run_trial
+    from raygex.runtime.allocator import keep_freed_memory
+    from raygex.data.prepare import load_dataset, trial_data
+    from raygex.training.loop import run_trial
 
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
@@ -130,9 +130,9 @@ def run_search_benchmark(workdir: Path | None = None, n_samples: int = 2000, n_g
     import torch
 
     from raygex.config import load_config
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
     from raygex.pipeline import run_search
-    from raygex.ray_session import connect
+    from raygex.runtime.ray_session import connect
 
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def run_soak(workdir: Path, trials: int = 200, concurrent: int = 4, kills: int =
     interrupted_s = time.perf_counter() - started
     if final.returncode != 0:
         raise RuntimeError(f"the final resume failed: {final.stderr[-1000:]}")
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     board = ExperimentLayout.open(experiment).read_leaderboard("subtype")
     ids = dict(zip(board["trial_id"], board["best_valid_auc"]))

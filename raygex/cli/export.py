@@ -26,7 +26,7 @@ def export(experiment, task, trial_id, out_dir, as_json):
     """
     from raygex.cli.data import check_output
     from raygex.pipeline import export_experiment
-    from raygex.storage import check_scheme, is_uri
+    from raygex.files.storage import check_scheme, is_uri
 
     if out_dir is not None and is_uri(out_dir):
         check_scheme(out_dir)  # before anything is read: an unsupported scheme is one line
@@ -68,8 +68,8 @@ def predict(model_path, input_path, output, allow_missing, layout, batch_size, a
       raygex predict s3://bucket/results/demo/models/subtype.pt new.tsv -o s3://bucket/predictions.csv
     """
     from raygex.cli.data import check_output
-    from raygex.predict import predict_file
-    from raygex.storage import is_uri
+    from raygex.export.predict import predict_file
+    from raygex.files.storage import is_uri
 
     if not is_uri(output):
         output = Path(output)

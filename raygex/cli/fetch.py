@@ -1,4 +1,4 @@
-"""`raygex data fetch` / `raygex graph fetch`: download public inputs into the cache (see :mod:`raygex.fetch`).
+"""`raygex data fetch` / `raygex graph fetch`: download public inputs into the cache (see :mod:`raygex.data.fetch`).
 
 Failures are :class:`~raygex.errors.DownloadError` / :class:`~raygex.errors.ConfigError`, which the top-level CLI
 prints as one line with exit code 2; only a resumable ``.part`` file is ever left behind.
@@ -12,7 +12,7 @@ import time
 
 import click
 
-from raygex import fetch
+from raygex.data import fetch
 from raygex.errors import ConfigError, RaygexError
 
 _CACHE_HELP = "Cache directory [default: $RAYGEX_CACHE or ~/.cache/raygex]."

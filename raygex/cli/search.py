@@ -66,7 +66,7 @@ def status(experiment, as_json, show_test):
     Example:
       raygex status results/demo --json
     """
-    from raygex.status import experiment_status, verdict_line
+    from raygex.analysis.status import experiment_status, verdict_line
 
     summary, tables = experiment_status(experiment, show_test=show_test)
     if as_json:

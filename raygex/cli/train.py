@@ -58,7 +58,7 @@ def _check_hyperparameters(hparams: dict) -> None:
 
 def _check_model_builds(hparams: dict, data) -> None:
     """Build the network once so that a bad -p value (depth=0, channels=abc) is one line, not a traceback."""
-    from raygex.training import build_model
+    from raygex.training.loop import build_model
 
     try:
         build_model(hparams, len(data.genes), len(data.classes), data.graph)
@@ -88,8 +88,8 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
       raygex train configs/demo.yaml --task subtype -p model=gcn -p graph=true -p depth=2
       raygex train configs/demo.yaml -p model=lr --set split.train=50
     """
-    from raygex.prepare import load_dataset, load_graphs, trial_data
-    from raygex.training import run_trial
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
+    from raygex.training.loop import run_trial
 
     config = load_config(config_path, list(overrides))
     if export_path:
@@ -143,7 +143,7 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
                "folds": folds,
                "genes": len(data.genes), "graph_coverage": getattr(data.graph, "coverage", None)}
     if export_path:
-        from raygex.export import write_model
+        from raygex.export.winner import write_model
         from raygex.export.winner import fold_ensemble
 
         # cross-validated: the fold networks at their best epoch, as one ensemble (as `raygex export` does)

@@ -17,7 +17,7 @@ class StreamData:
     """A large study's sets as materialised Ray Datasets (columns ``pos``, ``y``, ``x`` raw float32), with the
     training statistics that standardise each batch (in the trial, on its device) and the labels in split order.
 
-    Duck-types the parts of :class:`~raygex.training.TrialData` that trials, evaluation and swap read."""
+    Duck-types the parts of :class:`~raygex.data.trial_data.TrialData` that trials, evaluation and swap read."""
 
     train: object
     valid: object

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from raygex import schema
+from raygex.files import names
 from raygex.errors import InputFormatError
-from raygex.fileio import atomic_path
+from raygex.files.fileio import atomic_path
 
 
 @dataclass
@@ -96,17 +96,17 @@ def check_unique(values: np.ndarray, what: str, source) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- writing
-def rows_per_group(n_genes: int, target_bytes: int = schema.TARGET_ROW_GROUP_BYTES) -> int:
+def rows_per_group(n_genes: int, target_bytes: int = names.TARGET_ROW_GROUP_BYTES) -> int:
     return max(1, target_bytes // (4 * max(1, n_genes)))
 
 
 def expression_schema(genes: list[str], obs_schema: pa.Schema, provenance: dict) -> pa.Schema:
-    fields = [pa.field(schema.SAMPLE_ID, pa.string(), nullable=False),
-              pa.field(schema.EXPRESSION, pa.list_(pa.float32(), len(genes)), nullable=False)]
+    fields = [pa.field(names.SAMPLE_ID, pa.string(), nullable=False),
+              pa.field(names.EXPRESSION, pa.list_(pa.float32(), len(genes)), nullable=False)]
     fields += list(obs_schema)
-    metadata = {schema.META_GENES: json.dumps(genes).encode(),
-                schema.META_PROVENANCE: json.dumps(provenance, default=str).encode(),
-                schema.META_FORMAT: schema.EXPRESSION_FORMAT.encode()}
+    metadata = {names.META_GENES: json.dumps(genes).encode(),
+                names.META_PROVENANCE: json.dumps(provenance, default=str).encode(),
+                names.META_FORMAT: names.EXPRESSION_FORMAT.encode()}
     return pa.schema(fields, metadata=metadata)
 
 
@@ -148,8 +148,8 @@ class DatasetWriter:
     """
 
     def __init__(self, path: str | Path, genes: list[str], obs_schema: pa.Schema | None = None,
-                 provenance: dict | None = None, *, part_bytes: int = schema.TARGET_PART_BYTES,
-                 row_group_bytes: int = schema.TARGET_ROW_GROUP_BYTES):
+                 provenance: dict | None = None, *, part_bytes: int = names.TARGET_PART_BYTES,
+                 row_group_bytes: int = names.TARGET_ROW_GROUP_BYTES):
         self.path = Path(path)
         self.genes = list(genes)
         self.schema = expression_schema(self.genes, obs_schema or pa.schema([]), provenance or {})
@@ -159,7 +159,7 @@ class DatasetWriter:
         self._parts: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_part = 0
-        self._digest = hashlib.sha256()  # the content hash (schema.META_CONTENT_SHA256), computed once, here
+        self._digest = hashlib.sha256()  # the content hash (names.META_CONTENT_SHA256), computed once, here
 
     def __enter__(self) -> "DatasetWriter":
         self._atomic = atomic_path(self.path, directory=True)
@@ -191,8 +191,8 @@ class DatasetWriter:
         part = self._staging / f"part-{len(self._parts):05d}.parquet"
         self._parts.append(part)
         self._writer = pq.ParquetWriter(
-            part, self.schema, compression={schema.SAMPLE_ID: "zstd", schema.EXPRESSION: "none"},
-            use_dictionary=[schema.SAMPLE_ID], write_statistics=[schema.SAMPLE_ID])
+            part, self.schema, compression={names.SAMPLE_ID: "zstd", names.EXPRESSION: "none"},
+            use_dictionary=[names.SAMPLE_ID], write_statistics=[names.SAMPLE_ID])
         self._rows_in_part = 0
 
     def __exit__(self, exc_type, exc, tb):
@@ -200,7 +200,7 @@ class DatasetWriter:
             self._open_part()  # an empty dataset is still a valid file with the schema
         if self._writer is not None:
             if exc_type is None:
-                self._writer.add_key_value_metadata({schema.META_CONTENT_SHA256: self._digest.hexdigest()})
+                self._writer.add_key_value_metadata({names.META_CONTENT_SHA256: self._digest.hexdigest()})
             self._writer.close()
         if exc_type is None and len(self._parts) == 1:
             # One part: move the file up so the staged path is a plain file, not a directory.
@@ -240,16 +240,16 @@ def read_schema(path: str | Path) -> pa.Schema:
     except (pa.ArrowInvalid, OSError) as err:
         raise InputFormatError(f"not a readable Parquet file ({err})", path=files[0]) from None
     meta = sch.metadata or {}
-    if meta.get(schema.META_FORMAT, b"").decode(errors="replace").startswith("graph/"):
+    if meta.get(names.META_FORMAT, b"").decode(errors="replace").startswith("graph/"):
         raise InputFormatError("a raygex gene graph, not an expression dataset", path=path)
-    if schema.META_GENES not in meta:
+    if names.META_GENES not in meta:
         raise InputFormatError("Parquet file has no raygex gene order in its metadata; import it with "
                                "'raygex data import' first", path=path)
-    for name in (schema.SAMPLE_ID, schema.EXPRESSION):
+    for name in (names.SAMPLE_ID, names.EXPRESSION):
         if name not in sch.names:
             raise InputFormatError(f"Parquet file has no {name!r} column", path=path)
-    typ = sch.field(schema.EXPRESSION).type
-    n_genes = len(json.loads(meta[schema.META_GENES]))
+    typ = sch.field(names.EXPRESSION).type
+    n_genes = len(json.loads(meta[names.META_GENES]))
     if not (pa.types.is_fixed_size_list(typ) and typ.list_size == n_genes and pa.types.is_float32(typ.value_type)):
         raise InputFormatError(f"column 'expression' must be fixed_size_list<float32>[{n_genes}], but got {typ}",
                                path=path)
@@ -257,27 +257,27 @@ def read_schema(path: str | Path) -> pa.Schema:
 
 
 def read_genes(path: str | Path) -> list[str]:
-    return json.loads(read_schema(path).metadata[schema.META_GENES])
+    return json.loads(read_schema(path).metadata[names.META_GENES])
 
 
 def read_provenance(path: str | Path) -> dict:
-    return json.loads(read_schema(path).metadata.get(schema.META_PROVENANCE, b"{}"))
+    return json.loads(read_schema(path).metadata.get(names.META_PROVENANCE, b"{}"))
 
 
 def read_content_hash(path: str | Path) -> str | None:
     """The content hash recorded when the dataset was written (None for a dataset written before it was)."""
-    value = (pq.read_metadata(_parquet_files(Path(path))[-1]).metadata or {}).get(schema.META_CONTENT_SHA256)
+    value = (pq.read_metadata(_parquet_files(Path(path))[-1]).metadata or {}).get(names.META_CONTENT_SHA256)
     return value.decode() if value else None
 
 
 def label_columns(sch: pa.Schema) -> list[str]:
-    return [n for n in sch.names if n not in (schema.SAMPLE_ID, schema.EXPRESSION)]
+    return [n for n in sch.names if n not in (names.SAMPLE_ID, names.EXPRESSION)]
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
     """The sample ids and label columns of a canonical dataset, without the expression (cheap: for checks)."""
     path = Path(path)
-    columns = [schema.SAMPLE_ID, *label_columns(read_schema(path))]
+    columns = [names.SAMPLE_ID, *label_columns(read_schema(path))]
     return pa.concat_tables([pq.read_table(f, columns=columns) for f in _parquet_files(path)]).to_pandas()
 
 
@@ -292,16 +292,16 @@ def expression_to_numpy(column: pa.ChunkedArray | pa.Array, n_genes: int) -> np.
 
 def batch_to_arrays(batch: pa.RecordBatch | pa.Table, n_genes: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(sample ids, float32 [rows, genes], label frame) from Arrow data in the canonical layout."""
-    ids = batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
-    block = expression_to_numpy(batch.column(schema.EXPRESSION), n_genes)
-    obs = batch.drop_columns([schema.SAMPLE_ID, schema.EXPRESSION]).to_pandas()
+    ids = batch.column(names.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str)
+    block = expression_to_numpy(batch.column(names.EXPRESSION), n_genes)
+    obs = batch.drop_columns([names.SAMPLE_ID, names.EXPRESSION]).to_pandas()
     return ids, block, obs
 
 
 def iter_batches(path: str | Path, batch_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, pd.DataFrame]]:
     """Yield (sample_ids, expression block, label frame) from a canonical dataset, a bounded block at a time."""
     sch = read_schema(path)
-    n_genes = len(json.loads(sch.metadata[schema.META_GENES]))
+    n_genes = len(json.loads(sch.metadata[names.META_GENES]))
     dataset = pads.dataset([str(p) for p in _parquet_files(Path(path))], format="parquet")
     for batch in dataset.to_batches(batch_size=batch_rows):
         yield batch_to_arrays(batch, n_genes)
@@ -319,8 +319,8 @@ def read_dataset(path: str | Path) -> ExpressionDataset:
     path = Path(path)
     sch = read_schema(path)
     meta = sch.metadata
-    genes = json.loads(meta[schema.META_GENES])
+    genes = json.loads(meta[names.META_GENES])
     table = pads.dataset([str(p) for p in _parquet_files(path)], format="parquet").to_table()
     ids, expression, obs = batch_to_arrays(table, len(genes))
-    provenance = json.loads(meta.get(schema.META_PROVENANCE, b"{}"))
+    provenance = json.loads(meta.get(names.META_PROVENANCE, b"{}"))
     return ExpressionDataset(ids, expression, genes, obs, provenance)

@@ -17,7 +17,7 @@ from raygex.version import __version__
 from raygex.data import canonical
 from raygex.data.readers import open_source
 from raygex.errors import InputFormatError
-from raygex.fileio import sha256_file
+from raygex.files.fileio import sha256_file
 from raygex.genes import SymbolMap, harmonise
 
 FILL_POLICIES = {

@@ -3,7 +3,7 @@
 Its rows are selected by Ray tasks (:func:`raygex.data.study_rows.selected_rows`) and kept as three Ray Datasets
 (train, valid, test) whose blocks live in the cluster's object stores (spilling to disk when full); the per-gene
 training statistics come from a Ray Data aggregation over the training rows (:func:`moments`), and each trial
-streams batches from the sets every epoch (:class:`raygex.data.batches.StreamData`, :mod:`raygex.training`).
+streams batches from the sets every epoch (:class:`raygex.data.batches.StreamData`, :mod:`raygex.training.loop`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _moments(batch: dict) -> dict:
 def moments(train) -> tuple[np.ndarray, np.ndarray]:
     """Per-gene (mean, std) of a training Dataset: each block's count, mean and sum of squared deviations in Ray
     tasks, merged here (Chan et al.'s pairwise update; 2 floats per gene per block reach the driver). Constant
-    genes get scale 1, as :meth:`raygex.training.TrialData.standardisation` gives them."""
+    genes get scale 1, as :meth:`raygex.data.trial_data.TrialData.standardisation` gives them."""
     parts = train.map_batches(_moments, batch_format="numpy", batch_size=None, **WHERE_THE_BLOCK_IS).take_all()
     n, mean, m2 = 0, None, None
     for part in parts:
@@ -76,7 +76,7 @@ def stream_data(plan: StudyPlan) -> StreamData:
 def _stream_graphs(config, graphs: dict, data: StreamData, plan: StudyPlan) -> dict:
     """The aligned graph choices of a large study (in a Ray task: the co-expression control reads the training
     rows there, never in the driver)."""
-    from raygex.training import TrialData
+    from raygex.data.trial_data import TrialData
 
     x_train = None
     if any(choice == "coexpression" for choice in config.graph_choices()):

@@ -3,7 +3,7 @@
 The driver never holds the expression matrix. It reads the sample ids and label columns (column projection:
 :func:`raygex.data.canonical.read_labels`) and, for a single-gene task, the target gene's values (one position of
 the list column, cut out by a Ray Data map over blocks: :func:`gene_column`); from those it builds the task's
-index (:func:`raygex.tasks.task_index`) and its split (:class:`StudyPlan`), which name rows by sample id. Ray Data
+index (:func:`raygex.data.tasks.task_index`) and its split (:class:`StudyPlan`), which name rows by sample id. Ray Data
 then reads the expression column in tasks and keeps only the study's rows and input genes
 (:func:`selected_rows`), so what a study holds is its own sets, never the matrix:
 
@@ -13,7 +13,7 @@ then reads the expression column in tasks and keeps only the study's rows and in
 * a **large** study's train/valid/test sets stay materialised Ray Datasets whose blocks live in the cluster's
   object stores (spilling to disk when full); its per-gene training statistics come from a Ray Data aggregation
   over the training rows (:func:`moments`), and each trial streams batches from them every epoch, standardising
-  each batch on its device (:mod:`raygex.data.streamed_study`, :mod:`raygex.training`).
+  each batch on its device (:mod:`raygex.data.streamed_study`, :mod:`raygex.training.loop`).
 
 A run's stages see the dataset through :class:`raygex.data.study_source.StudySource`.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from raygex import schema
+from raygex.files import names
 from raygex.data import canonical
 from raygex.errors import ConfigError
 
@@ -70,10 +70,10 @@ def read_index(path) -> pd.DataFrame:
 def _gene_batch(batch, position: int, n_genes: int):
     import pyarrow as pa
 
-    column = batch.column(schema.EXPRESSION)
+    column = batch.column(names.EXPRESSION)
     values = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) else column
     flat = values.flatten().to_numpy(zero_copy_only=False).reshape(-1, n_genes)
-    return {"sample_id": batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str),
+    return {"sample_id": batch.column(names.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str),
             "value": flat[:, position].astype(np.float64)}
 
 
@@ -84,7 +84,7 @@ def gene_column(path, gene: str, sample_ids: np.ndarray) -> np.ndarray:
 
     genes = canonical.read_genes(path)
     position = genes.index(gene)
-    ds = ray.data.read_parquet(str(path)).select_columns([schema.SAMPLE_ID, schema.EXPRESSION])
+    ds = ray.data.read_parquet(str(path)).select_columns([names.SAMPLE_ID, names.EXPRESSION])
     parts = ds.map_batches(_gene_batch, fn_kwargs={"position": position, "n_genes": len(genes)},
                            batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
     frame = parts.to_pandas()
@@ -97,14 +97,14 @@ def gene_column(path, gene: str, sample_ids: np.ndarray) -> np.ndarray:
 def plan_study(config, study: str, graphs: dict, *, seed: int, index: pd.DataFrame | None = None,
                gene_values=None) -> StudyPlan:
     """The study's split on ``seed`` from its labels (and a single-gene target's column), as
-    :func:`raygex.prepare.trial_data` makes it, without reading an expression value in this process."""
-    from raygex.prepare import cut_folds, labelled_count
-    from raygex.tasks import task_index
+    :func:`raygex.data.prepare.trial_data` makes it, without reading an expression value in this process."""
+    from raygex.data.prepare import cut_folds, labelled_count
+    from raygex.data.tasks import task_index
 
     path = config.data.expression
     index = read_index(path) if index is None else index
-    ids = index[schema.SAMPLE_ID].astype(str).to_numpy()
-    obs = index.drop(columns=[schema.SAMPLE_ID]).reset_index(drop=True)
+    ids = index[names.SAMPLE_ID].astype(str).to_numpy()
+    obs = index.drop(columns=[names.SAMPLE_ID]).reset_index(drop=True)
     genes = canonical.read_genes(path)
     spec = config.task(study)
     task = task_index(spec, obs, ids, genes, gene_values or (lambda gene: gene_column(path, gene, ids)), graphs)
@@ -146,8 +146,8 @@ def _input_rows(block: np.ndarray, rows: np.ndarray, columns, masked: bool) -> n
 
 
 def _trial_data(plan: StudyPlan, arrays: dict):
-    """The study's raw :class:`~raygex.training.TrialData` from its per-split input arrays."""
-    from raygex.training import TrialData
+    """The study's raw :class:`~raygex.data.trial_data.TrialData` from its per-split input arrays."""
+    from raygex.data.trial_data import TrialData
 
     return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
                      plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
@@ -167,13 +167,13 @@ class _Select:
         self.columns, self.masked, self.n_genes = plan.columns, plan.masked, n_genes
 
     def __call__(self, batch):
-        at = self.index.get_indexer(batch.column(schema.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str))
+        at = self.index.get_indexer(batch.column(names.SAMPLE_ID).to_numpy(zero_copy_only=False).astype(str))
         keep = np.flatnonzero(at >= 0)
         width = self.n_genes if self.columns is None else len(self.columns)
         if len(keep) == 0:
             return {"split": np.empty(0, np.int8), "pos": np.empty(0, np.int64), "y": np.empty(0, np.int64),
                     "x": np.empty((0, width), np.float32)}
-        block = canonical.expression_to_numpy(batch.column(schema.EXPRESSION), self.n_genes)
+        block = canonical.expression_to_numpy(batch.column(names.EXPRESSION), self.n_genes)
         at = at[keep]
         return {"split": self.split[at], "pos": self.pos[at], "y": self.y[at],
                 "x": _input_rows(block, keep, self.columns, self.masked)}
@@ -184,7 +184,7 @@ def selected_rows(plan: StudyPlan):
     import ray.data
 
     n_genes = len(canonical.read_genes(plan.path))
-    ds = ray.data.read_parquet(plan.path).select_columns([schema.SAMPLE_ID, schema.EXPRESSION])
+    ds = ray.data.read_parquet(plan.path).select_columns([names.SAMPLE_ID, names.EXPRESSION])
     return ds.map_batches(_Select(plan, n_genes), batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
 
 
@@ -205,7 +205,7 @@ def _assemble(batches, plan: StudyPlan) -> dict:
 
 
 def trial_arrays(plan: StudyPlan):
-    """The study's raw :class:`~raygex.training.TrialData` in this process, its rows read by Ray tasks (the
+    """The study's raw :class:`~raygex.data.trial_data.TrialData` in this process, its rows read by Ray tasks (the
     caller holds the study's sets, never the matrix: call it where they fit)."""
     return _trial_data(plan, _assemble(selected_rows(plan).iter_batches(batch_format="numpy", batch_size=None),
                                        plan))
@@ -225,7 +225,7 @@ def matrix_arrays(plan: StudyPlan, matrix):
 
 
 def _study_graphs(config, graphs: dict, data, seed: int) -> dict:
-    from raygex.prepare import study_graphs
+    from raygex.data.prepare import study_graphs
 
     return study_graphs(config, graphs, data, seed=seed)
 

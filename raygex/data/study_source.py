@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from raygex import schema
+from raygex.files import names
 from raygex.data import canonical
 from raygex.data.study_rows import (StudyPlan, gene_column, is_large, matrix_arrays, plan_study, prepare_small,
                                     read_index, small_study, trial_arrays)
@@ -59,7 +59,7 @@ class StudySource:
         from the held matrix, else cut out of each block by Ray tasks."""
         cache = self.__dict__.setdefault("_genes", {})
         if gene not in cache:
-            ids = self.index[schema.SAMPLE_ID].astype(str).to_numpy()
+            ids = self.index[names.SAMPLE_ID].astype(str).to_numpy()
             if self.holds_matrix:
                 matrix = self.matrix
                 rows = pd.Index(np.asarray(matrix.sample_ids, dtype=str)).get_indexer(ids)
@@ -101,7 +101,7 @@ class StudySource:
 
     def trial_data(self, study: str, seed: int, graph: str | None):
         """The study's raw TrialData on ``seed`` here (with the graph choice ``graph`` aligned)."""
-        from raygex.prepare import choice_graph
+        from raygex.data.prepare import choice_graph
 
         plan = self.plan(study, seed)
         if is_large(self.config, plan) and not self.in_worker:

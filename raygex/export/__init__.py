@@ -1,5 +1,3 @@
-"""Model files from a sweep: the winner (or any trial) as TorchScript, and the archive `raygex.load_model` reads."""
-
-from raygex.export.winner import export_trial, write_model
-
-__all__ = ["export_trial", "write_model"]
+"""Export: the winner (or any trial) as TorchScript with its gene order and provenance
+(:mod:`~raygex.export.winner`, :mod:`~raygex.export.archive`), and running exported models on new samples
+(:mod:`~raygex.export.predict`)."""

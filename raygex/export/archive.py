@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from raygex.errors import InputFormatError
-from raygex.fileio import atomic_path
+from raygex.files.fileio import atomic_path
+from raygex.files.names import MODEL_METADATA_FILE as METADATA_FILE
 
-METADATA_FILE = "raygex.json"
 FORMAT = "raygex-model/1"
 REQUIRED_FIELDS = ("format", "genes", "classes", "task", "hyperparameters", "metrics", "versions", "exported_at")
 

@@ -43,7 +43,7 @@ class FoldEnsemble(nn.Module):
 
     ``z`` is standardised by the study's labelled samples (the wrapping classifier's ``mean``/``std``); each fold's
     network was trained on inputs standardised by its own training rows, which on that scale is the affine map
-    ``(z - shift[i]) / spread[i]`` (:meth:`raygex.training.TrialData.fold_views`). Exported instead of a refit on
+    ``(z - shift[i]) / spread[i]`` (:meth:`raygex.data.trial_data.TrialData.fold_views`). Exported instead of a refit on
     every labelled sample for the selected epochs: on the small studies measured the ensemble scored better on test
     (the issue-16 closing note has the figures).
     """

@@ -16,21 +16,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raygex.choices import choice_kind, choice_of
+from raygex.analysis.choices import choice_kind, choice_of
 from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
 from raygex.export.module import ExpressionClassifier
-from raygex.fileio import sha256_file
-from raygex.layout import ExperimentLayout, metric_name
+from raygex.files.fileio import sha256_file
+from raygex.experiment.layout import ExperimentLayout
+from raygex.config import metric_name
 from raygex.metrics import classification_metrics
-from raygex.training import with_defaults
+from raygex.training.loop import with_defaults
 from raygex.version import __version__
 
 def pick_trial(board, trial_id: str | None):
-    """The leaderboard row to export: the winner (:func:`raygex.leaderboard.winner`: never a control), or the
+    """The leaderboard row to export: the winner (:func:`raygex.analysis.leaderboard.winner`: never a control), or the
     trial whose id is ``trial_id``."""
-    from raygex.leaderboard import winner
+    from raygex.analysis.leaderboard import winner
 
     if trial_id is None:
         row = winner(board)
@@ -67,7 +68,7 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
     checkpoint is gone or past the best epoch: the trial trained again, on :func:`retrain_device`; "retrained on
     cpu (the trial ran on cuda:0)" when that differs). A cross-validated trial gives its fold networks as one
     ensemble ("fold-ensemble (checkpoint)" or "fold-ensemble (retrained)"). The network returned is on the CPU."""
-    from raygex.training import build_model, run_trial, saved_folds
+    from raygex.training.loop import build_model, run_trial, saved_folds
 
     saved = layout.latest_checkpoint(folder)
     folds = saved_folds(saved) if saved is not None else []
@@ -137,7 +138,7 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
                  out_dir: Path | None = None, dataset=None, graphs=None, dataset_sha256: str | None = None) -> dict:
     """Write ``<out_dir>/<study>.pt`` (and ``.pt2`` where torch.export allows) for one trial (default: the
     winner) into ``out_dir`` (default: the experiment's models folder); returns a summary."""
-    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
 
     config = layout.config
     row = pick_trial(board, trial_id)
@@ -205,7 +206,7 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
                 selection: dict | None = None) -> dict:
     """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
 
-    ``data`` is the trial's raw (unstandardised) :class:`~raygex.training.TrialData`; the validation and test
+    ``data`` is the trial's raw (unstandardised) :class:`~raygex.data.trial_data.TrialData`; the validation and test
     metrics stored in the metadata are recomputed through the exported module itself.
     """
     spec = config.task(task_name)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from raygex.errors import ConfigError, InputFormatError
-from raygex.fileio import sha256_file
+from raygex.files.fileio import sha256_file
 from raygex.genes import SymbolMap, harmonise, normalise_id
 from raygex.graphs.store import Graph
 

@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raygex import schema
+from raygex.files import names
 from raygex.errors import InputFormatError
-from raygex.fileio import atomic_path
+from raygex.files.fileio import atomic_path
 
 # JSON list of node names without edges. Kept here rather than in schema.py only because this module owns it.
 
@@ -108,16 +108,16 @@ class Graph:
 
 def write_graph(graph: Graph, path: str | Path) -> Path:
     """Write ``graph`` as Parquet (atomic), its name, provenance and isolated nodes in the schema metadata."""
-    columns = {schema.GRAPH_SOURCE: pa.array(graph.source, pa.string()),
-               schema.GRAPH_TARGET: pa.array(graph.target, pa.string())}
+    columns = {names.GRAPH_SOURCE: pa.array(graph.source, pa.string()),
+               names.GRAPH_TARGET: pa.array(graph.target, pa.string())}
     if graph.weight is not None:
-        columns[schema.GRAPH_WEIGHT] = pa.array(graph.weight, pa.float32())
+        columns[names.GRAPH_WEIGHT] = pa.array(graph.weight, pa.float32())
     provenance = dict(graph.provenance, n_edges=graph.n_edges, n_nodes=graph.n_nodes)
     table = pa.table(columns).replace_schema_metadata({
-        schema.META_GRAPH_NAME: graph.name.encode(),
-        schema.META_PROVENANCE: json.dumps(provenance, default=str).encode(),
-        schema.META_GRAPH_ISOLATED: json.dumps(graph.isolated.tolist()).encode(),
-        schema.META_FORMAT: schema.GRAPH_FORMAT.encode()})
+        names.META_GRAPH_NAME: graph.name.encode(),
+        names.META_PROVENANCE: json.dumps(provenance, default=str).encode(),
+        names.META_GRAPH_ISOLATED: json.dumps(graph.isolated.tolist()).encode(),
+        names.META_FORMAT: names.GRAPH_FORMAT.encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return Path(path)
@@ -133,14 +133,14 @@ def read_graph(path: str | Path) -> Graph:
     except (pa.ArrowInvalid, OSError) as err:
         raise InputFormatError(f"not a readable Parquet graph ({err})", path=path) from None
     meta = table.schema.metadata or {}
-    kind = meta.get(schema.META_FORMAT, b"").decode(errors="replace")
+    kind = meta.get(names.META_FORMAT, b"").decode(errors="replace")
     if kind.startswith("expression/"):
         raise InputFormatError("a raygex expression dataset, not a gene graph", path=path)
-    if kind != schema.GRAPH_FORMAT:
+    if kind != names.GRAPH_FORMAT:
         raise InputFormatError("not a raygex graph; import it with 'raygex graph import' first", path=path)
-    weight = table.column(schema.GRAPH_WEIGHT).to_numpy() if schema.GRAPH_WEIGHT in table.column_names else None
-    return Graph(meta[schema.META_GRAPH_NAME].decode(),
-                 table.column(schema.GRAPH_SOURCE).to_numpy(zero_copy_only=False),
-                 table.column(schema.GRAPH_TARGET).to_numpy(zero_copy_only=False), weight,
-                 json.loads(meta.get(schema.META_PROVENANCE, b"{}")),
-                 json.loads(meta.get(schema.META_GRAPH_ISOLATED, b"[]")))
+    weight = table.column(names.GRAPH_WEIGHT).to_numpy() if names.GRAPH_WEIGHT in table.column_names else None
+    return Graph(meta[names.META_GRAPH_NAME].decode(),
+                 table.column(names.GRAPH_SOURCE).to_numpy(zero_copy_only=False),
+                 table.column(names.GRAPH_TARGET).to_numpy(zero_copy_only=False), weight,
+                 json.loads(meta.get(names.META_PROVENANCE, b"{}")),
+                 json.loads(meta.get(names.META_GRAPH_ISOLATED, b"[]")))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from functools import cached_property
 
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 
 
 class SweepContext:
@@ -30,7 +30,7 @@ class SweepContext:
         """Connect to (or start) Ray and check the per-trial request fits the cluster, once."""
         if self._ray:
             return
-        from raygex.ray_session import check_resources, connect
+        from raygex.runtime.ray_session import check_resources, connect
 
         started = time.perf_counter()
         connect(self.address)
@@ -49,7 +49,7 @@ class SweepContext:
     @cached_property
     def graphs(self) -> dict:
         """Every configured graph by name (controls are built per study and split seed)."""
-        from raygex.prepare import load_graphs
+        from raygex.data.prepare import load_graphs
 
         return load_graphs(self.config)
 

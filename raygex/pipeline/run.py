@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from raygex.config import ExperimentConfig
-from raygex.console import chatter_to
+from raygex.runtime.console import chatter_to
 from raygex.errors import ConfigError
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 from raygex.pipeline.context import SweepContext
 from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
 
@@ -30,8 +30,8 @@ def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
 
 def check_inputs(config: ExperimentConfig) -> None:
     """Everything that can be checked before Ray starts: the space, the budget, the input files, the tasks."""
-    from raygex.prepare import check_folds, check_graphs, check_input_files, check_tasks
-    from raygex.space import choice_points, parse_space
+    from raygex.data.prepare import check_folds, check_graphs, check_input_files, check_tasks
+    from raygex.search.space import choice_points, parse_space
 
     choice_points(parse_space(config.search.space, config.graph_choices()), config.search.num_samples)
     check_input_files(config)
@@ -61,7 +61,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     if not any(todo.values()) and layout.report_path.exists():
         echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
-    from raygex.storage import localize_inputs
+    from raygex.files.storage import localize_inputs
 
     local = localize_inputs(config)  # inputs given as s3:// / gs:// URIs, fetched once (the snapshot keeps URIs)
     check_inputs(local)
@@ -127,7 +127,7 @@ def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> No
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
-    from raygex.storage import split
+    from raygex.files.storage import split
 
     layout = ExperimentLayout.open(experiment)
     storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
@@ -153,7 +153,7 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
                           f"with 'raygex resume {layout.where}'", path=layout.where)
-    from raygex.storage import is_uri, join, localize_inputs, open_remote, put_file
+    from raygex.files.storage import is_uri, join, localize_inputs, open_remote, put_file
 
     layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
@@ -196,8 +196,8 @@ def report_experiment(experiment: str | Path) -> Path:
     path = write_report(layout)
     layout.record_stage(None, "report", time.perf_counter() - started)  # on an object store: pushes the report
     if layout.mirror:
-        from raygex.layout import REPORT_FILE
-        from raygex.storage import join
+        from raygex.files.names import REPORT_FILE
+        from raygex.files.storage import join
 
         return join(layout.where, REPORT_FILE)
     return path

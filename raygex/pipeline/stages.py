@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from raygex.errors import RaygexError
-from raygex.layout import selection_column, selection_mode
+from raygex.config import selection_column, selection_mode
 from raygex.pipeline.context import SweepContext
 
 
@@ -39,7 +39,7 @@ class Stage:
 
 
 def _sweep_done(ctx: SweepContext, study: str) -> bool:
-    from raygex.space import study_budget
+    from raygex.search.space import study_budget
     from raygex.search.tuner import sweep_finished
 
     return (ctx.layout.leaderboard_path(study).exists()
@@ -137,7 +137,7 @@ def _fit_study(ctx: SweepContext, study: str, tuner, budget: int, seconds: dict,
 
 def _study_tuner(ctx: SweepContext, study: str, board, stop):
     """The study's Tuner (fresh or restored) and its trial budget; announces it above the progress lines."""
-    from raygex.space import study_budget
+    from raygex.search.space import study_budget
     from raygex.search.slots import StopOnEvent
     from raygex.search.tuner import build_tuner
     from raygex.search.wandb_trials import trial_callbacks
@@ -162,13 +162,13 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
     """The study's leaderboard: every trial ranked on validation, the winner marked. From the sweep's results when it ran in this
     process (Tune's in-memory trial states are the final ones), else from the Tune state saved in the study folder
     (a driver that stopped after its sweep finished)."""
-    from raygex import leaderboard
-    from raygex.search.optuna_store import save_optuna_study
+    from raygex.analysis import leaderboard
+    from raygex.search.tune_compat.optuna_store import save_optuna_study
     from raygex.search.results import read_results, result_rows
 
     results = ctx.results.pop(study, None)
     if results is None:  # the sweep ended under a driver that was then killed: its saved files may disagree
-        from raygex.search.saved_state import repair_saved_study
+        from raygex.search.tune_compat.saved_state import repair_saved_study
 
         repair_saved_study(ctx.layout.study_dir(study), study, ctx.echo)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
@@ -183,8 +183,8 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
 
 def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, out_dir=None) -> dict | None:
     """Export the winner (or ``trial_id``); a failed export warns and leaves the stage to be retried."""
-    from raygex.export import export_trial
-    from raygex.layout import metric_name
+    from raygex.export.winner import export_trial
+    from raygex.config import metric_name
 
     layout = ctx.layout
     board = layout.read_leaderboard(study)
@@ -207,7 +207,7 @@ def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, ou
 
 def run_evaluation(ctx: SweepContext, study: str) -> None:
     """Retrain the best configuration of each choice on every split seed."""
-    from raygex.evaluation import evaluate_seeds
+    from raygex.analysis.evaluation import evaluate_seeds
 
     ctx.ray()
     ctx.echo(f"{study}: retraining the best configuration of each choice on split seeds {ctx.config.split.seeds}")
@@ -216,7 +216,7 @@ def run_evaluation(ctx: SweepContext, study: str) -> None:
 
 def run_swap(ctx: SweepContext, study: str) -> None:
     """The graph swap: the best GCN configuration with every graph and control, on every split seed."""
-    from raygex.swap import swap_graphs
+    from raygex.analysis.swap import swap_graphs
 
     ctx.ray()
     ctx.echo(f"{study}: the best GCN configuration with each of {len(ctx.config.graph_choices())} graphs swapped in, "
@@ -226,7 +226,7 @@ def run_swap(ctx: SweepContext, study: str) -> None:
 
 def run_verdict(ctx: SweepContext, study: str) -> None:
     """Each real graph against each of its controls: paired gains, intervals, Holm-adjusted p-values, words."""
-    from raygex.verdict import sentence, study_verdicts
+    from raygex.analysis.verdict import sentence, study_verdicts
 
     table = study_verdicts(ctx.layout, study)
     ctx.layout.write_verdicts(study, table)
@@ -239,7 +239,7 @@ def run_summary(ctx: SweepContext, study: str) -> None:
     """The study's figures and its W&B summary run; ``summary.json`` records both."""
     from raygex.report.figures import task_figures
     from raygex.report.wandb_summary import log_task_summary
-    from raygex.wandb_guard import is_off, wandb_mode
+    from raygex.runtime.wandb_guard import is_off, wandb_mode
 
     layout = ctx.layout
     figures = task_figures(layout, study)

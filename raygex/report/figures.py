@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raygex.choices import best_per_choice, choice_kind
-from raygex.layout import ExperimentLayout, metric_name, selection_mode
+from raygex.analysis.choices import best_per_choice, choice_kind
+from raygex.experiment.layout import ExperimentLayout
+from raygex.config import metric_name, selection_mode
 from raygex.report.statistics import gains_over_controls, size_table
 
 DPI = 90

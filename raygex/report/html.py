@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from raygex.fileio import atomic_path
-from raygex.layout import ExperimentLayout, metric_name
+from raygex.files.fileio import atomic_path
+from raygex.experiment.layout import ExperimentLayout
+from raygex.config import metric_name
 from raygex.report.figures import gains_table, size_figure, stopped_by_scheduler, task_figures
 from raygex.report.statistics import choice_means, size_table, winner_test
 
@@ -49,8 +50,8 @@ def _table(frame: pd.DataFrame, winner_rows=()) -> str:
 
 def _leaderboard_html(board: pd.DataFrame, config) -> str:
     """The top of the leaderboard, the winner's row marked; test metrics blanked except the winner's."""
-    from raygex.leaderboard import WINNER_COLUMN, hide_test, selection_reason, top_rows
-    from raygex.layout import selection_column, selection_mode
+    from raygex.analysis.leaderboard import WINNER_COLUMN, hide_test, selection_reason, top_rows
+    from raygex.config import selection_column, selection_mode
 
     reason = selection_reason(board, selection_column(config), selection_mode(config), config.search.select)
     shown = top_rows(hide_test(board), TOP_ROWS).copy()
@@ -69,7 +70,7 @@ def _model_html(layout: ExperimentLayout, study: str) -> str:
     path = layout.model_path(study)
     if not path.exists():
         return '<p class="note">No exported model (run <code>raygex export</code>).</p>'
-    from raygex.inference import load_model
+    from raygex.export.predict import load_model
 
     meta = load_model(path).metadata
     facts = {"file": str(path), "trial": meta.get("trial_id"), "model": meta["hyperparameters"].get("model"),
@@ -108,7 +109,7 @@ def _headline_html(layout: ExperimentLayout, study: str) -> str:
 
 def _verdicts_html(layout: ExperimentLayout, study: str) -> str:
     """The study's verdicts, first thing in its section: one sentence and one table row per graph and control."""
-    from raygex.verdict import sentence
+    from raygex.analysis.verdict import sentence
 
     table = layout.read_verdicts(study)
     if table is None:

@@ -1,5 +1,5 @@
 """The honest numbers: the validation-chosen winner's test metric over seeds, each family's validation-chosen
-configuration beside published numbers, per-choice gains over controls (secondary to :mod:`raygex.verdict`), and
+configuration beside published numbers, per-choice gains over controls (secondary to :mod:`raygex.analysis.verdict`), and
 metric against training-set size (the seed paper's low-data question).
 
 Everything here reads the seed-run table (each choice's best configuration retrained on every split seed) and the
@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygex.choices import choice_kind, controls_of, graph_of
-from raygex.layout import ExperimentLayout, metric_name
+from raygex.analysis.choices import choice_kind, controls_of, graph_of
+from raygex.experiment.layout import ExperimentLayout
+from raygex.config import metric_name
 from raygex.metrics import MODE
 
 
@@ -39,7 +40,7 @@ def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
     if board is None or board.empty or seeds is None:
         return None
     metric = metric_name(layout.config)
-    from raygex.leaderboard import winner as winner_row
+    from raygex.analysis.leaderboard import winner as winner_row
 
     winner = winner_row(board)
     if winner is None:
@@ -55,7 +56,7 @@ def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
 def gains_over_controls(seeds: pd.DataFrame, metric_column: str) -> pd.DataFrame:
     """Per real graph and each of its controls: graph − control on ``metric_column``, paired by seed, each side
     the best configuration of its own choice (mean, sd, 95 % interval). A secondary view: the verdict
-    (:mod:`raygex.verdict`) compares equal hyperparameters instead."""
+    (:mod:`raygex.analysis.verdict`) compares equal hyperparameters instead."""
     wide = seeds.pivot_table(index="seed", columns="choice", values=metric_column)
     graphs = [graph_of(c) for c in wide.columns if choice_kind(c) != "baseline"]
     rows = []

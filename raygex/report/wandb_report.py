@@ -14,7 +14,7 @@ from raygex.errors import ConfigError
 
 def build_wandb_report(experiment: str | Path) -> str:
     """Create a W&B Report for the experiment's runs; returns its URL."""
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     layout = ExperimentLayout.open(experiment)
     exp_dir, config = layout.root, layout.config

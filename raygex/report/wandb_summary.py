@@ -8,7 +8,7 @@ import math
 import re
 from pathlib import Path
 
-from raygex.wandb_guard import active, describe, run_group, run_tags, turn_off, wandb_mode
+from raygex.runtime.wandb_guard import active, describe, run_group, run_tags, turn_off, wandb_mode
 
 
 def _plain(value):
@@ -34,7 +34,7 @@ def _table_frame(board):
 
 
 def _winner_summary(board) -> dict:
-    from raygex.leaderboard import winner as winner_row
+    from raygex.analysis.leaderboard import winner as winner_row
 
     if board is None or not len(board):
         return {"n_trials": 0}
@@ -52,9 +52,9 @@ def _winner_summary(board) -> dict:
 
 def _model_metadata(model: Path) -> dict:
     """The exported model's metadata for the artifact, the gene lists replaced by their lengths."""
-    import raygex
+    from raygex.export.predict import load_model  # torch
 
-    meta = dict(raygex.load_model(model).metadata)
+    meta = dict(load_model(model).metadata)
     for key in ("genes", "masked_genes"):
         if isinstance(meta.get(key), list):
             meta[f"n_{key}"] = len(meta.pop(key))
@@ -88,7 +88,7 @@ def _summary_run(config, exp_dir: Path, task: str, board, model: Path | None, fi
         logged = {f"figures/{name}": wandb.Image(str(path)) for name, path in figures.items()
                   if path is not None and Path(path).is_file()}
         if board is not None:
-            from raygex.leaderboard import hide_test
+            from raygex.analysis.leaderboard import hide_test
 
             # test metrics for the winner only, as everywhere a person reads the board
             logged["leaderboard"] = wandb.Table(dataframe=_table_frame(hide_test(board)))

@@ -14,7 +14,7 @@ epoch's metrics back and reports them with a later epoch, but always reports
 * any epoch once :data:`REPORT_INTERVAL_S` have passed since the last report (long epochs: each one).
 
 A report's own metrics are its latest epoch's (what Tune, the scheduler and the leaderboard read); the held-back
-epochs travel in it under ``EARLIER_EPOCHS``, in order, and :func:`raygex.tune_state.epoch_rows` gives every epoch back (the
+epochs travel in it under ``EARLIER_EPOCHS``, in order, and :func:`raygex.search.tune_compat.tune_files.epoch_rows` gives every epoch back (the
 trial histories, W&B's per-epoch runs and Optuna's intermediate values read them so).
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from raygex.tune_state import EARLIER_EPOCHS
+from raygex.search.tune_compat.tune_files import EARLIER_EPOCHS
 
 REPORT_INTERVAL_S = 1.0
 

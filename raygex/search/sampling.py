@@ -1,5 +1,5 @@
 """The search's Optuna settings, in one place for the sweep (:mod:`raygex.search.tuner`,
-:mod:`raygex.search.searcher`) and for ``raygex bench hpo``'s replay of it (importing this needs no Ray)."""
+:mod:`raygex.search.tune_compat.optuna_searcher`) and for ``raygex bench hpo``'s replay of it (importing this needs no Ray)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raygex.layout import CHECKPOINT_FILE
+from raygex.files.names import CHECKPOINT_FILE
 
 _trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
@@ -42,11 +42,11 @@ def train_fn(config: dict, payload: dict) -> None:
     import ray
     from ray import tune
 
-    from raygex.allocator import keep_freed_memory
-    from raygex.gpu_share import limit_gpu_memory
+    from raygex.runtime.allocator import keep_freed_memory
+    from raygex.runtime.gpu_share import limit_gpu_memory
     from raygex.search.epoch_reports import ReportSchedule
     from raygex.search.memory import private_memory_mb
-    from raygex.training import run_trial
+    from raygex.training.loop import run_trial
 
     fixed = payload["fixed"]
     _threads(fixed.get("cpus_per_trial", 1))

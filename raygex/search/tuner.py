@@ -6,13 +6,13 @@ The study's folder is Tune's experiment folder (``storage_path`` = the experimen
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
-from raygex.search.checkpoint_repair import TUNER_STATE, back_up_tuner_state
-from raygex.search.saved_state import repair_saved_study
-from raygex.tune_state import TERMINAL_STATES
+from raygex.search.tune_compat.checkpoint_repair import TUNER_STATE, back_up_tuner_state
+from raygex.search.tune_compat.saved_state import repair_saved_study
+from raygex.search.tune_compat.tune_files import TERMINAL_STATES
+from raygex.search.tune_compat.tuner_state import restored_searcher, restored_trainable_name, use_callbacks
 
 
 def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list,
@@ -26,13 +26,13 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     """
     from ray import tune
 
-    from raygex.layout import selection_column, selection_mode
+    from raygex.config import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
     from raygex.search.sampling import tpe_sampler
     from raygex.search.scheduler import build_scheduler
-    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
     from raygex.search.slots import SlotLimiter, slots_for
-    from raygex.space import choice_points, define_by_run, parse_space, study_budget
+    from raygex.search.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
 
     study = study_dir.name
@@ -40,8 +40,8 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     budget = study_budget(config)[0]
     progress = StudyProgress(study, budget, metric, mode, echo, ended_before=(finished_before, 0), board=board)
     run_callbacks = [progress, *result_files(), *callbacks]
-    # On an object store (raygex.storage) Tune reads and writes the study on the store itself; the repairs of a
-    # killed driver's state (raygex.search.saved_state) are made there too.
+    # On an object store (raygex.files.storage) Tune reads and writes the study on the store itself; the repairs of a
+    # killed driver's state (raygex.search.tune_compat.saved_state) are made there too.
     remote = _remote_study(study_dir)
     where = {"storage_filesystem": remote.fs} if remote else {}
     tune_path = remote.path if remote else str(study_dir)
@@ -99,34 +99,9 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def restored_trainable_name(saved_state: bytes | None) -> str | None:
-    """The trainable name the study's saved Tune state (``tuner.pkl``) was made with (Tune refuses another on
-    restore)."""
-    try:
-        return pickle.loads(saved_state).get("__trainable_name")
-    except Exception:
-        return None
-
-
-def restored_searcher(tuner):
-    """The searcher a restored Tuner unpickled from the study's state (Ray 2.x keeps it in its TuneConfig)."""
-    tune_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
-    return getattr(tune_config, "search_alg", None)
-
-
-def use_callbacks(tuner, callbacks: list) -> None:
-    """Give a restored Tuner this run's callbacks. ``Tuner.restore`` brings back the ones pickled with the
-    study's state (a progress display counting from zero, the first driver's W&B writer); Tune has no public
-    way to replace them, so the run config it restored is updated in place when it is where Ray 2.x keeps it."""
-    internal = getattr(tuner, "_local_tuner", None)
-    run_config = getattr(internal, "_run_config", None)
-    if run_config is not None and hasattr(run_config, "callbacks"):
-        run_config.callbacks = callbacks
-
-
 def _remote_study(study_dir: Path):
     """The study's location on the object store when ``study_dir`` is in a working copy, else None."""
-    from raygex.storage import mirror_of
+    from raygex.files.storage import mirror_of
 
     found = mirror_of(study_dir)
     return found.remote.child(found.relative(study_dir)) if found else None
@@ -135,7 +110,7 @@ def _remote_study(study_dir: Path):
 def result_files() -> list:
     """Tune's per-trial ``result.json`` and ``progress.csv`` writers (what the leaderboard reads), without the
     TensorBoard writer Tune adds by default (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is set by
-    :func:`raygex.ray_session.connect`): every logger runs in the driver's result loop."""
+    :func:`raygex.runtime.ray_session.connect`): every logger runs in the driver's result loop."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return [CSVLoggerCallback(), JsonLoggerCallback()]

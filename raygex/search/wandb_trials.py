@@ -9,7 +9,7 @@ per running trial), logs each epoch's row and finishes the run when its trial en
 70 ms of that thread's time.
 
 A failure anywhere in the thread (wandb.init refusing the settings, a dead server) turns W&B off for the
-experiment with one warning (:mod:`raygex.wandb_guard`); the sweep never waits on or fails because of W&B. At the
+experiment with one warning (:mod:`raygex.runtime.wandb_guard`); the sweep never waits on or fails because of W&B. At the
 end of a study the thread is given ``UPLOAD_TIMEOUT_S`` to finish writing (or uploading).
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from raygex.tune_state import epoch_rows
-from raygex.wandb_guard import active, describe, is_off, run_group, run_tags, turn_off, wandb_mode
+from raygex.search.tune_compat.tune_files import epoch_rows
+from raygex.runtime.wandb_guard import active, describe, is_off, run_group, run_tags, turn_off, wandb_mode
 
 UPLOAD_TIMEOUT_S = 120  # at the end of a study, how long to wait for runs still writing or uploading
 EXCLUDED_KEYS = ("config", "done", "should_checkpoint", "trial_id", "date", "hostname", "node_ip", "pid",

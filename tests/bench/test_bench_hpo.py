@@ -171,7 +171,7 @@ def test_cli_on_a_tiny_demo_table_writes_the_plot_and_json(run_cli, tmp_path):
 
 def test_brca_config_uses_the_real_split(shared_data, tmp_path):
     from raygex.bench.hpo_table import DATASETS
-    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
 
     config = DATASETS["brca-n50"].config(tmp_path, shared_data)
     data = trial_data(config, "pam50-n50", load_dataset(config), load_graphs(config), seed=0, graph=None)

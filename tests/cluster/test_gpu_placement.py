@@ -97,7 +97,7 @@ def test_a_trial_process_sees_exactly_the_gpu_ray_assigned_and_the_trainer_picks
 
             import torch
 
-            from raygex.training import pick_device
+            from raygex.training.loop import pick_device
 
             with mock.patch.object(torch.cuda, "is_available", return_value=True):
                 with_cuda = pick_device()

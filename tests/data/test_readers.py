@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from raygex import schema
+from raygex.files import names
 from raygex.data.canonical import read_dataset, read_genes
 
 GENES = ["TP53", "BRCA1", "EGFR", "MYC"]
@@ -56,8 +56,8 @@ def test_canonical_layout_is_fixed_size_list_with_gene_metadata(tmp_path, run_cl
     out = tmp_path / "out.parquet"
     assert run_cli("data", "import", write_xena(tmp_path / "m.tsv"), "-o", out)[0] == 0
     sch = pq.read_schema(out)
-    assert str(sch.field(schema.EXPRESSION).type) == "fixed_size_list<element: float>[4]"
-    assert sch.field(schema.SAMPLE_ID).type == "string"
+    assert str(sch.field(names.EXPRESSION).type) == "fixed_size_list<element: float>[4]"
+    assert sch.field(names.SAMPLE_ID).type == "string"
     assert read_genes(out) == GENES
 
 

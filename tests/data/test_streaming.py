@@ -38,8 +38,8 @@ def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
     from raygex.config import load_config
     from raygex.data import canonical, ray_io
     from raygex.data.batches import StreamData
-    from raygex.evaluation import split_per_seed
-    from raygex.layout import ExperimentLayout
+    from raygex.analysis.evaluation import split_per_seed
+    from raygex.experiment.layout import ExperimentLayout
     from raygex.pipeline.context import SweepContext
     from raygex import prepare
 
@@ -96,7 +96,7 @@ def test_small_path_arrays_equal_the_in_memory_split(tiny_demo, tmp_path):
     from raygex.data.streamed_study import moments
     from raygex.data.study_rows import matrix_arrays, selected_rows, trial_arrays
     from raygex.data.study_source import StudySource
-    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
 
     config = load_config(_config(tmp_path, tiny_demo, "same", 1024.0))
     held = load_config(_config(tmp_path, tiny_demo, "held", 1024.0, read_in_driver_mb=256.0))

@@ -17,8 +17,8 @@ def export_demo(tmp_path_factory):
 def trained(config_path, task: str, hparams: dict):
     """Train one model in process: (config, raw TrialData, TrialResult, hyperparameters)."""
     from raygex.config import load_config
-    from raygex.prepare import load_dataset, load_graphs, trial_data
-    from raygex.training import run_trial
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
+    from raygex.training.loop import run_trial
 
     config = load_config(config_path)
     graphs = load_graphs(config)

@@ -13,7 +13,7 @@ import torch
 
 import raygex
 from raygex.errors import InputFormatError
-from raygex.export import write_model
+from raygex.export.winner import write_model
 from tests.export.conftest import trained
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from raygex.export import write_model
+from raygex.export.winner import write_model
 from tests.export.conftest import trained
 
 FAMILIES = {

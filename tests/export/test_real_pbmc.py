@@ -21,7 +21,7 @@ def test_pbmc_search_export_predict_reproduces_the_test_metric(shared_data, tmp_
     import ray
 
     from raygex.config import load_config
-    from raygex.tasks import build_task
+    from raygex.data.tasks import build_task
 
     pbmc, genemania = tmp_path / "pbmc.parquet", tmp_path / "genemania.parquet"
     code, _, err = run_cli("data", "import", shared_data / "expression" / "pbmc68k_reduced.h5ad", "--raw",

@@ -34,7 +34,7 @@ class _NoCheckpoint:
 def _data():
     import numpy as np
 
-    from raygex.training import TrialData
+    from raygex.data.trial_data import TrialData
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8)).astype(np.float32)
@@ -46,7 +46,7 @@ def _data():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the trial's device is available")
 def test_the_provenance_says_a_cuda_trial_was_retrained_on_the_cpu(tmp_path):
     from raygex.export.winner import restore_network
-    from raygex.training import with_defaults
+    from raygex.training.loop import with_defaults
 
     hparams = with_defaults({"model": "mlp", "hidden": 8, "max_epochs": 2, "seed": 0})
     network, how = restore_network(_NoCheckpoint(), hparams, _data(), tmp_path, 2, None, trial_device="cuda:0")

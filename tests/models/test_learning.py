@@ -15,8 +15,9 @@ import torch
 from raygex.data.demo import make_demo_cohort
 from raygex.graphs.align import align_graph
 from raygex.graphs.controls import empty_control
-from raygex.tasks import ClassifyTask, build_task
-from raygex.training import TrialData, run_trial
+from raygex.config.tasks import ClassifyTask
+from raygex.data.tasks import build_task
+from raygex.training.loop import TrialData, run_trial
 
 N_GENES, N_SAMPLES, N_TRAIN, N_VALID = 400, 400, 90, 150  # the rest (160) is the test split
 SEEDS = (0, 1, 2)  # each seed: its own cohort, split and weight initialisation

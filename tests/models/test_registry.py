@@ -13,8 +13,8 @@ from raygex.graphs.align import AlignedGraph
 from raygex.models import FAMILIES
 from raygex.models.gcn import GCN, GCN_DEFAULTS
 from raygex.models.registry import families_using, family_names, known_hyperparameters, model_defaults
-from raygex.space import applies, parse_space
-from raygex.training import build_model, default_hyperparameters
+from raygex.search.space import applies, parse_space
+from raygex.training.loop import build_model, default_hyperparameters
 
 
 def test_families_and_their_parameters_come_from_the_registry():

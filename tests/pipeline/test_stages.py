@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 from tests.search.conftest import write_config
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import yaml
 
 from raygex.config import load_config
 from raygex.report.statistics import choice_means, interval, size_table, winner_test
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_python_warnings_and_ray_data_messages_raised_in_the_driver_go_to_the_lo
     import logging
     import warnings
 
-    from raygex.console import chatter_to
+    from raygex.runtime.console import chatter_to
 
     log = tmp_path / "logs" / "driver.log"
     with chatter_to(log, verbose=False):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.scheduler import build_scheduler, decision_epochs
-from raygex.tune_state import EARLIER_EPOCHS, epoch_rows, trial_epochs
+from raygex.search.tune_compat.tune_files import EARLIER_EPOCHS, epoch_rows, trial_epochs
 
 
 class Clock:

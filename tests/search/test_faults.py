@@ -15,7 +15,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from raygex.lock import LOCK_FILE
+from raygex.files.names import LOCK_FILE
 from tests.search.conftest import write_config
 from tests.search.test_resume import ENV, NUM_SAMPLES, finished_trials, kill_tree, sweep_config
 
@@ -96,7 +96,7 @@ def test_a_writer_killed_mid_file_leaves_no_file_at_the_final_path(tmp_path):
     final = tmp_path / "leaderboard.parquet"
     writer = textwrap.dedent(f"""
         import sys, time
-        from raygex.fileio import atomic_path
+        from raygex.files.fileio import atomic_path
         with atomic_path({str(final)!r}) as tmp:
             with open(tmp, "wb") as handle:
                 handle.write(b"x" * 1_000_000)
@@ -126,7 +126,7 @@ def test_a_second_driver_on_a_live_experiment_refuses_and_a_stale_lock_is_taken_
     experiment.mkdir(parents=True)
     lock = experiment / LOCK_FILE
     # A live owner: another driver process on this host, holding the lock.
-    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom raygex.lock import ExperimentLock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom raygex.files.lock import ExperimentLock\n"
                                "with ExperimentLock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()",
                                str(experiment)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -119,7 +119,7 @@ def test_bench_baselines_sets_the_winner_beside_sklearn_on_the_same_samples(fold
 
     import raygex
     from raygex.config import load_config
-    from raygex.prepare import load_dataset, load_graphs, trial_data
+    from raygex.data.prepare import load_dataset, load_graphs, trial_data
 
     experiment, config_path = folded_sweep
     code, out, err = run_cli("bench", "baselines", experiment, "--json")

@@ -10,7 +10,7 @@ import pytest
 
 from raygex.search.memory import private_memory_mb
 from raygex.search.trainable import shares_memory
-from raygex.training import TrialData
+from raygex.data.trial_data import TrialData
 
 
 def _data(x):
@@ -40,7 +40,7 @@ def test_private_memory_grows_with_a_copy_and_not_with_a_shared_mapping(tmp_path
 
 def test_shares_memory_tells_object_store_views_from_own_arrays():
     ray = pytest.importorskip("ray")
-    from raygex.ray_session import connect
+    from raygex.runtime.ray_session import connect
 
     connect(None, num_cpus=1)
     try:
@@ -52,7 +52,7 @@ def test_shares_memory_tells_object_store_views_from_own_arrays():
 
 
 def test_keep_freed_memory_is_idempotent():
-    from raygex.allocator import keep_freed_memory
+    from raygex.runtime.allocator import keep_freed_memory
 
     first = keep_freed_memory()
     assert keep_freed_memory() == first

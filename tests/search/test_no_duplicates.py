@@ -4,8 +4,8 @@ in a mixed space a repeated suggestion is asked again. Through the searcher rayg
 from __future__ import annotations
 
 from raygex.config import ExperimentConfig
-from raygex.search.searcher import ResumableOptunaSearch
-from raygex.space import choice_points, define_by_run, parse_space, space_size, study_budget
+from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
+from raygex.search.space import choice_points, define_by_run, parse_space, space_size, study_budget
 
 
 def searcher_for(space: dict, graphs: list[str], budget: int, seed: int = 0) -> ResumableOptunaSearch:

@@ -119,7 +119,7 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_trials(tiny_demo, t
     if kill_point == "first_trial":  # as a kill during Tune's in-place rewrite of tuner.pkl leaves it
         (task_dir / "tuner.pkl").write_bytes(b"")
 
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     layout = ExperimentLayout.open(experiment)
     ended = {t["name"]: list(layout.trial_states(t["name"]).values()).count("TERMINATED") for t in tasks}
@@ -164,7 +164,7 @@ def optuna_behind_after_a_finished_sweep(experiment: Path, task_dir: Path) -> No
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"note: task subtype: trial {trial_id}'s end told to the Optuna study" in resumed.stdout, resumed.stdout
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     layout = ExperimentLayout.open(experiment)
     copy = optuna.load_study(study_name=f"{layout.name}/subtype", storage=layout.optuna_storage("subtype"))
@@ -217,7 +217,7 @@ def check_resumed(experiment: Path, task: str, before: dict, board_before, kill_
 def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
     """A kill between Tune deleting checkpoint N and recording N+1 leaves the state naming a deleted checkpoint:
     it is replaced by the trial's newest one before Tune restores (found when this test's middle kill failed)."""
-    from raygex.search.checkpoint_repair import repair_missing_checkpoints
+    from raygex.search.tune_compat.checkpoint_repair import repair_missing_checkpoints
 
     study = tmp_path / "subtype"
     trial = study / "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
@@ -240,8 +240,9 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
 
 def test_a_trial_resumed_after_its_last_epoch_reports_its_final_metrics_again():
     from raygex.data.demo import make_demo_cohort
-    from raygex.tasks import ClassifyTask, build_task
-    from raygex.training import TrialData, run_trial
+    from raygex.config.tasks import ClassifyTask
+    from raygex.data.tasks import build_task
+    from raygex.training.loop import TrialData, run_trial
 
     dataset, _, _ = make_demo_cohort(0, 120, 100)
     task = build_task(ClassifyTask(name="s", kind="classify", label="subtype"), dataset)

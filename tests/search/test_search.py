@@ -147,7 +147,7 @@ def test_every_epoch_reaches_the_histories_and_optuna_though_reports_carry_sever
     are by epoch."""
     import optuna
 
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     layout = ExperimentLayout.open(finished_sweep)
     carried = 0

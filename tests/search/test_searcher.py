@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from raygex.search.searcher import ResumableOptunaSearch
-from raygex.space import define_by_run, parse_space
+from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
+from raygex.search.space import define_by_run, parse_space
 
 
 def test_an_orphan_trial_is_recorded_instead_of_crashing_the_resume():

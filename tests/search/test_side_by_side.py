@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ray.tune.search import Searcher
 
-from raygex.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout
 from raygex.search.slots import SlotLimiter, TrialSlots, open_slots
 from tests.search.conftest import write_config
 

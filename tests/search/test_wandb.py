@@ -164,7 +164,7 @@ def test_each_task_has_a_summary_run_with_leaderboard_figures_and_model(offline_
         metadata = json.loads(artifacts[0].metadata)
         assert metadata["trial_id"] == won["trial_id"] and metadata["n_genes"] > 0
         # the study's graph verdicts ride along: as a table, and one summary key per graph and control
-        from raygex.layout import ExperimentLayout
+        from raygex.experiment.layout import ExperimentLayout
 
         verdicts = ExperimentLayout.open(exp_dir).read_verdicts(task)
         assert len(verdicts) and logged["verdicts"]["_type"] == "table-file"
@@ -228,7 +228,7 @@ def config(tiny_demo, tmp_path, monkeypatch):
 
 
 def test_mode_comes_from_the_environment_first(config, monkeypatch):
-    from raygex.wandb_guard import wandb_mode
+    from raygex.runtime.wandb_guard import wandb_mode
 
     assert wandb_mode(config) == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")

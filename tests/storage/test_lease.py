@@ -1,4 +1,4 @@
-"""The experiment lock on an object store (a lease object; see raygex.lock.LeaseLock), against the moto server."""
+"""The experiment lock on an object store (a lease object; see raygex.files.lock.LeaseLock), against the moto server."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.lock import LOCK_FILE, LeaseLock
-from raygex.storage import open_remote
+from raygex.files.lock import LOCK_FILE, LeaseLock
+from raygex.files.storage import open_remote
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The working copy of an experiment on an object store (raygex.storage), against the moto server."""
+"""The working copy of an experiment on an object store (raygex.files.storage), against the moto server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.storage import Mirror, is_uri, join, open_remote, split
+from raygex.files.storage import Mirror, is_uri, join, open_remote, split
 from tests.storage.conftest import list_keys
 
 
@@ -20,7 +20,7 @@ def test_uris_keep_their_query_parameters_when_joined_and_split():
 
 
 def test_paths_and_file_uris_stay_local_folders(tmp_path):
-    from raygex.layout import ExperimentLayout
+    from raygex.experiment.layout import ExperimentLayout
 
     assert ExperimentLayout(f"file://{tmp_path}/exp").root == tmp_path / "exp"
     assert ExperimentLayout(tmp_path / "exp").mirror is None
@@ -64,7 +64,7 @@ def test_a_pull_skips_checkpoints_and_the_lock_and_a_push_uploads_changes_oldest
 
 
 def test_an_input_uri_is_fetched_once_as_a_file_or_a_folder_of_parts(bucket):
-    from raygex.storage import local_input
+    from raygex.files.storage import local_input
 
     remote = open_remote(f"s3://{bucket}/data")
     remote.write_bytes("one.parquet", b"file")
@@ -85,7 +85,7 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     from ray.train import Checkpoint
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    from raygex.search.checkpoint_repair import repair_missing_remote_checkpoints
+    from raygex.search.tune_compat.checkpoint_repair import repair_missing_remote_checkpoints
 
     study = open_remote(f"s3://{bucket}/results/tiny/subtype")
     trial = "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"

@@ -14,7 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from raygex.tune_state import epoch_rows
+from raygex.search.tune_compat.tune_files import epoch_rows
 from tests.search.conftest import write_config, write_demo
 from tests.search.test_resume import SPACE, kill_tree
 from tests.storage.conftest import list_keys
@@ -124,7 +124,7 @@ def test_killed_sweep_on_s3_resumes_from_the_uri_without_losing_or_repeating_tri
     for trial_id in board["trial_id"]:  # each trial has one folder on the store
         assert len([f for f in folders if f"_{str(trial_id).split('_')[0]}_" in f]) == 1, (trial_id, sorted(folders))
     # no other trial folder: one the killed driver uploaded before the experiment state that would have named it
-    # (a phantom: never resumed, a partial history) is removed by the resume (raygex.search.saved_state)
+    # (a phantom: never resumed, a partial history) is removed by the resume (raygex.search.tune_compat.saved_state)
     assert len(folders) == NUM_SAMPLES, sorted(folders)
     print(f"[s3] repairs of the killed driver's state: "
           f"{[line for line in resumed.stdout.splitlines() if line.startswith('note: task')]}")

@@ -1,4 +1,4 @@
-"""A killed driver's Tune state made to agree before a restore (``raygex.search.saved_state``), on Tune's own
+"""A killed driver's Tune state made to agree before a restore (``raygex.search.tune_compat.saved_state``), on Tune's own
 files: the search state, the Optuna study and the trials are made by Tune's ``SearchGenerator`` around raygex's
 searcher and saved with Tune's own ``save_to_dir``; the experiment state is written from Tune's own trials as its
 controller writes it. Each case is a mix a kill mid-upload leaves on an object store (every file is uploaded on
@@ -22,7 +22,7 @@ def search_generator(budget: int = 3, slots_key: str | None = None, created: int
     from ray import tune
     from ray.tune.search import SearchGenerator
 
-    from raygex.search.searcher import ResumableOptunaSearch
+    from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
     from raygex.search.slots import SlotLimiter
 
     tune.register_trainable(trainable, lambda config: None)
@@ -59,14 +59,14 @@ def trial_folder(study: Path, trial) -> str:
 def where(request, tmp_path):
     """(the study's folder to write Tune's files into, a function that runs the repairs and returns the folder
     as they left it)."""
-    from raygex.search.saved_state import repair_before_restore
+    from raygex.search.tune_compat.saved_state import repair_before_restore
 
     study = tmp_path / "study"
     study.mkdir()
     if request.param == "local":
         return study, lambda: (repair_before_restore(study), study)
     server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("bucket")
-    from raygex.storage import open_remote
+    from raygex.files.storage import open_remote
     from tests.storage.test_s3_sweep import upload
 
     uploaded = []
@@ -286,8 +286,8 @@ def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path,
     working copy pulled, so the leaderboard stage's Optuna copy (optuna.db) holds every trial."""
     import pickle
 
-    from raygex.search.saved_state import repair_saved_study
-    from raygex.storage import mirror
+    from raygex.search.tune_compat.saved_state import repair_saved_study
+    from raygex.files.storage import mirror
     from tests.storage.test_s3_sweep import upload
 
     study = tmp_path / "study"

@@ -102,7 +102,7 @@ def test_export_to_an_unknown_scheme_is_one_line_not_a_local_folder(run_cli, tmp
 
 
 def test_predict_from_an_input_uri_that_does_not_exist_is_one_line(run_cli, demo, tmp_path, monkeypatch, bucket):
-    from raygex.export import write_model
+    from raygex.export.winner import write_model
     from tests.export.conftest import trained
 
     monkeypatch.chdir(tmp_path)

@@ -1,0 +1,285 @@
+"""The care Ray Tune's saved state needs to survive a killed driver, applied before a study is restored.
+
+Tune saves a study in files that a kill can leave disagreeing: ``tuner.pkl`` (rewritten in place),
+``experiment_state-*.json`` (the trials, their status and checkpoints), ``search_gen_state-*.json`` (Tune's
+``SearchGenerator``: how many trials it created, and each searcher wrapper's state, our ``SlotLimiter``'s live
+trials among them) and ``searcher-state-*.pkl`` (the Optuna study). Locally each is written whole, but at
+different moments; on an object store Tune uploads the study's folder every few seconds, file by file in no
+fixed order, so a kill mid-upload can leave any mix of old and new, and trial folders the experiment state never
+recorded. Tune restores the trials the experiment state names, so :func:`repair_before_restore` makes the rest
+agree with it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
+                                             repair_missing_remote_checkpoints, repair_tuner_state)
+from raygex.search.tune_compat.optuna_repair import agree_optuna
+from raygex.search.tune_compat.tune_files import TERMINAL_STATES
+
+EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
+
+
+def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
+    """:func:`repair_before_restore` on a study folder before anything reads its saved state (Tune's restore, or a
+    leaderboard read from a finished sweep a killed driver left): in a working copy of an object store the store
+    is repaired and the folder pulled again. Each change is one ``note:`` line through ``echo``."""
+    from raygex.files.storage import mirror_of
+
+    found = mirror_of(study_dir)
+    relative = found.relative(study_dir) if found else None
+    notes = repair_before_restore(study_dir, found.remote.child(relative) if found else None)
+    if notes and found:
+        found.pull(relative)
+    for note in notes:
+        echo(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
+    return notes
+
+
+def repair_before_restore(study_dir: Path, remote=None) -> list[str]:
+    """Every repair below on the study (``remote``: its :class:`raygex.files.storage.Remote` when it lives on an object
+    store, else the local folder); returns a line for each thing it changed."""
+    notes = []
+    if remote is None:
+        repair_tuner_state(study_dir)
+        notes += [f"checkpoint {p.parent.name}/{p.name} put back" for p in repair_missing_checkpoints(study_dir)]
+        files = LocalStudy(study_dir)
+    else:
+        notes += [f"checkpoint {p} put back" for p in repair_missing_remote_checkpoints(remote)]
+        files = StoredStudy(remote)
+    return notes + agree_with_experiment_state(files)
+
+
+class LocalStudy:
+    """A study folder on disk, as :func:`agree_with_experiment_state` reads and changes it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.is_file())
+
+    def trial_folders(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.is_dir())
+
+    def read(self, name: str) -> bytes:
+        path = self.folder / name
+        return path.read_bytes() if path.is_file() else b""
+
+    def write(self, name: str, data: bytes) -> None:
+        from raygex.files.fileio import atomic_path
+
+        with atomic_path(self.folder / name) as tmp:
+            Path(tmp).write_bytes(data)
+
+    def remove_folder(self, name: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder / name, ignore_errors=True)
+
+
+class StoredStudy(LocalStudy):
+    """A study folder on an object store (each write is one whole-object PUT)."""
+
+    def __init__(self, remote):
+        self.remote = remote
+        self._files = remote.files()
+
+    def names(self) -> list[str]:
+        return [f for f in self._files if "/" not in f]
+
+    def trial_folders(self) -> list[str]:
+        return sorted({f.split("/")[0] for f in self._files if "/" in f})
+
+    def read(self, name: str) -> bytes:
+        return self.remote.read_bytes(name) or b""
+
+    def write(self, name: str, data: bytes) -> None:
+        self.remote.write_bytes(name, data)
+
+    def remove_folder(self, name: str) -> None:
+        for f in [f for f in self._files if f.startswith(f"{name}/")]:
+            self.remote.delete(f)
+
+
+@dataclass(frozen=True)
+class SavedTrial:
+    """One trial as the experiment state records it."""
+
+    trial_id: str
+    status: str
+    number: int  # Tune's trial counter when it was created (the "<N>_" of its experiment tag)
+    trainable: str
+    last_result: dict
+    config: dict
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status not in TERMINAL_STATES
+
+    @property
+    def folder_prefix(self) -> str:
+        """How its folder's name begins: ``<trainable>_<trial id>_<N>_``."""
+        return f"{self.trainable}_{self.trial_id}_{self.number}_"
+
+
+def saved_trials(state_text: str) -> list[SavedTrial]:
+    """The trials of one ``experiment_state-*.json`` ([] when it is unreadable)."""
+    import json
+
+    found = []
+    try:
+        entries = json.loads(state_text).get("trial_data", [])
+    except (ValueError, AttributeError):
+        return []
+    for entry in entries:
+        try:
+            meta, run = (json.loads(part) if isinstance(part, str) else part for part in entry)
+            number = int(str(meta["experiment_tag"]).split("_")[0])
+            found.append(SavedTrial(str(meta["trial_id"]), str(meta["status"]), number, str(meta["trainable_name"]),
+                                    run.get("last_result") or {}, dict(meta.get("config") or {})))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return []  # not the layout this was written for: change nothing
+    return found
+
+
+def agree_with_experiment_state(study) -> list[str]:
+    """Make the search state, the Optuna study, the trials' histories and the trial folders agree with the
+    experiment state (``study``: a :class:`LocalStudy` or :class:`StoredStudy`); returns a line for each change.
+
+    - Tune's trial counter is set to the trials the experiment state holds (Tune restores exactly those). Ahead
+      of it (found by tests/storage: "5 of 6 trials finished" after a resume on S3), Tune would create too few
+      trials and end the sweep short; behind it, one too many.
+    - The concurrency limiter's live trials become the unfinished trials Tune will restore that the searcher
+      suggested: a phantom (a trial only the search state knew) would hold a slot for ever, and a restored trial
+      made after the search state was saved must count.
+    - The Optuna study learns what the experiment state has that it has not (see :func:`raygex.search.tune_compat.optuna_repair.agree_optuna`): each
+      trial's end once, and the trials suggested after it was saved, so none of their configurations is
+      suggested again.
+    - A trial's ``result.json`` that lacks epochs the checkpoint named for it holds (each file is uploaded on its
+      own, so it can be older than the state that records them) gets the missing epochs' metrics from that
+      checkpoint's history (the trainable keeps it there), marked ``restored_from_checkpoint``; otherwise a
+      finished trial's history would stay short for ever, and a resumed one's would have a gap.
+    - Folders of trials the experiment state never recorded (numbered past its last trial: their trial began
+      after the state was saved) are removed: nothing resumes them, so their history would stay partial; they
+      leave the Optuna study too (their run is discarded).
+    """
+    import ray.cloudpickle as cloudpickle
+
+    names = study.names()
+    experiment = sorted(n for n in names if n.startswith(EXPERIMENT_STATE) and n.endswith(".json"))
+    text = study.read(experiment[-1]).decode(errors="replace") if experiment else ""
+    trials = saved_trials(text)
+    if not trials:  # none, unreadable or empty: Tune's own restore reports it; nothing to measure the rest against
+        return []
+    notes: list[str] = []
+    searchers = sorted(n for n in names if n.startswith(SEARCHER_STATE) and n.endswith(".pkl"))
+    try:
+        searcher = pickle.loads(study.read(searchers[-1])) if searchers else None  # as Tune writes it (pickle)
+    except Exception:
+        searcher = None
+    searcher = searcher if isinstance(searcher, dict) else None
+    search_states = sorted(n for n in names if n.startswith(SEARCH_STATE) and n.endswith(".json"))
+    try:
+        search = cloudpickle.loads(study.read(search_states[-1])) if search_states else None
+    except Exception:
+        search = None
+    if not isinstance(search, dict) or not isinstance(search.get("counter"), int):
+        search = None
+    if searcher and agree_optuna(searcher, trials, notes):
+        study.write(searchers[-1], pickle.dumps(searcher))
+    if search and _agree_search(search, trials, _suggested(searcher), notes):
+        study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
+    notes += _fill_histories(study, text, trials)
+    recorded = {t.folder_prefix for t in trials}
+    trainables = {t.trainable for t in trials}
+    for folder in study.trial_folders():
+        found = _trial_folder(folder, trainables)
+        if found and not any(folder.startswith(prefix) for prefix in recorded) and found[1] > len(trials):
+            study.remove_folder(folder)
+            notes.append(f"trial folder {folder} removed (its trial began after the last saved state)")
+    return notes
+
+
+def _trial_folder(folder: str, trainables: set[str]) -> tuple[str, int] | None:
+    """(trial id, trial number) of a trial folder of one of ``trainables``, else None."""
+    for trainable in trainables:
+        found = re.match(re.escape(trainable) + r"_([0-9a-f]{8})_(\d+)_", folder)
+        if found:
+            return found[1], int(found[2])
+    return None
+
+
+def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[str]:
+    import io
+    import json
+
+    import torch
+
+    from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
+
+    named: dict[str, str] = {}
+    for folder, checkpoint in checkpoint_references(state_text):
+        named[folder] = max(checkpoint, named.get(folder, checkpoint))
+    folders = sorted(named)
+    notes = []
+    for trial in trials:
+        folder = next((f for f in folders if f.startswith(trial.folder_prefix)), None)
+        if folder is None:
+            continue
+        lines = [line for line in study.read(f"{folder}/{RESULT_FILE}").decode(errors="replace").splitlines()
+                 if line.strip()]
+        try:
+            reported = max((json.loads(line).get("epoch", 0) for line in lines), default=0)
+        except ValueError:  # a line cut short: Tune's own logger appends after it; leave the file as it is
+            continue
+        if reported >= trial.last_result.get("epoch", 0):
+            continue  # whole up to what the state records: no checkpoint to read
+        saved = study.read(f"{folder}/{named[folder]}/{CHECKPOINT_FILE}")
+        try:
+            history = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True).get("history") or []
+        except Exception:  # missing or unreadable: the trial's own restore reports it
+            continue
+        missing = [row for row in history if isinstance(row, dict) and row.get("epoch", 0) > reported]
+        if not missing:
+            continue
+        lines += [json.dumps({**row, "trial_id": trial.trial_id, "restored_from_checkpoint": named[folder]})
+                  for row in missing]
+        study.write(f"{folder}/{RESULT_FILE}", ("\n".join(lines) + "\n").encode())
+        notes.append(f"trial {trial.trial_id}'s history: epochs {missing[0]['epoch']}-{missing[-1]['epoch']} put "
+                     f"back from {named[folder]}")
+    return notes
+
+
+def _suggested(searcher: dict | None) -> set[str] | None:
+    """The ids of the trials the saved Optuna searcher suggested (None when it is not there to ask)."""
+    if searcher is None or not isinstance(searcher.get("_ot_trials"), dict):
+        return None
+    return set(searcher["_ot_trials"]) | set(searcher.get("_completed_trials") or ())
+
+
+def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | None, notes: list[str]) -> bool:
+    changed = False
+    created = search["counter"]
+    if created != len(trials):
+        notes.append(f"trial counter {created} set to the {len(trials)} trials the experiment recorded")
+        search["counter"], search["finished"] = len(trials), False
+        changed = True
+    # The limiter's live trials: the unfinished trials Tune will restore that the searcher suggested or that the
+    # Optuna study now holds (agree_optuna ran first), or made after the search state was saved. Tune keys each
+    # wrapper's state by "name:<class>": "name:SlotLimiter" for ours (a ConcurrencyLimiter subclass),
+    # "name:ConcurrencyLimiter" for a study saved before studies swept side by side.
+    for key, limiter in search.items():
+        if str(key).startswith("name:") and isinstance(limiter, dict) and isinstance(limiter.get("live_trials"), set):
+            known = suggested if suggested is not None else limiter["live_trials"]
+            live = {t.trial_id for t in trials if t.unfinished and (t.number > created or t.trial_id in known)}
+            if live != limiter["live_trials"]:
+                notes.append(f"live trials {sorted(limiter['live_trials'])} set to {sorted(live)}")
+                limiter["live_trials"], limiter["num_unfinished_live_trials"] = live, len(live)
+                changed = True  # (cached_results is for batch mode, which SlotLimiter does not use)
+    return changed

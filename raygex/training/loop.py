@@ -1,0 +1,314 @@
+"""The training loop: train one model on one split, or one per cross-validation fold in lockstep, honestly, and
+report per-epoch metrics through a callback.
+
+Honesty rules from the seed paper's defects: the seed is set before the models are built; training batches are
+reshuffled every epoch; early stopping keeps a deep copy of the best epoch's weights and restores it; metrics
+are computed on probabilities; test metrics are those of the best-validation epoch and never steer anything.
+
+With folds (:attr:`TrialData.folds`) every fold's model takes one epoch, then the epoch's validation metric is
+the mean over folds (its standard error beside it); early stopping and the best epoch follow that mean, so all
+folds stop at the same epoch, and the test probabilities are the mean of the folds' networks at that epoch. One
+split is the one-fold case of the same loop, so a number means the same thing in a sweep, in ``raygex train``
+and in the evaluation over split seeds.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from raygex.data.trial_data import TrialData
+from raygex.metrics import classification_metrics, is_better
+from raygex.training.optimiser import Adam
+
+def default_hyperparameters(model: str = "gcn") -> dict:
+    """A trial's defaults for ``model``: the config's ``train`` section defaults, seed 0, and the family's
+    hyperparameters from the model registry (the one place defaults live)."""
+    from raygex.config import TrainConfig
+    from raygex.models.registry import model_defaults
+
+    return {**TrainConfig().model_dump(), "seed": 0, "model": model, **model_defaults(model)}
+
+
+def with_defaults(hparams: dict) -> dict:
+    """``hparams`` over the defaults of its family (``model``, default gcn)."""
+    return {**default_hyperparameters(str(hparams.get("model", "gcn"))), **hparams}
+
+
+@dataclass
+class TrialResult:
+    config: dict
+    best_epoch: int
+    epochs_run: int
+    best_valid: dict
+    test: dict
+    history: list[dict]
+    model: nn.Module  # the (first) fold's network with its best weights
+    mean: np.ndarray
+    std: np.ndarray
+    seconds: float
+    device: str
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+    test_proba: np.ndarray | None = None  # test-set probabilities: the mean over folds' best networks
+    models: list = field(default_factory=list)  # every fold's network with its best weights
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA when torch can see a GPU (Ray may assign a logical GPU torch cannot see), else CPU."""
+    if preferred:
+        return torch.device(preferred)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(config: dict, n_genes: int, n_classes: int, graph) -> nn.Module:
+    from raygex.models import FAMILIES
+
+    family = config.get("model", "gcn")
+    if family not in FAMILIES:
+        raise ValueError(f"model must be one of {sorted(FAMILIES)}, but got {family!r}")
+    return FAMILIES[family].build(with_defaults(config), n_genes, n_classes, graph)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    parts = [torch.softmax(model(x[i:i + batch_size]), dim=1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.empty((0, 0), dtype=np.float32)
+
+
+class FoldRun:
+    """One fold's network, optimiser, shuffling generator and best weights, over that fold's arrays."""
+
+    def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
+        self.data = data
+        self.device = device
+        # A large study's sets are Ray Datasets (raygex.data.batches.StreamData): batches stream in every epoch
+        # and are standardised here, on the device, by the training statistics; nothing is copied whole.
+        self.streaming = bool(getattr(data, "streaming", False))
+        if self.streaming:
+            self.x_train = self.x_valid = self.x_test = None
+            self.mean = torch.as_tensor(np.asarray(data.mean, dtype=np.float32)).to(device)
+            self.std = torch.as_tensor(np.asarray(data.std, dtype=np.float32)).to(device)
+            self.shuffle_seed = int(shuffle_seed)
+        else:
+            self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
+                                                                                  data.x_test))
+            self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
+        self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
+        # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
+        self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+        self.shuffle = torch.Generator().manual_seed(shuffle_seed)
+        self.best_state: dict | None = None
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def _batches(self, batch_size: int, epoch: int):
+        """The epoch's shuffled training batches (inputs standardised, labels) on the device."""
+        if self.streaming:
+            from raygex.data.batches import stream_batches
+
+            seed = (self.shuffle_seed * 100_003 + epoch) % 2**31  # per epoch: a resumed trial sees the same order
+            return ((self.standardise(b["x"]), b["y"])
+                    for b in stream_batches(self.data, "train", batch_size, self.device, seed))
+        order = torch.randperm(len(self.x_train), generator=self.shuffle).to(self.x_train.device)
+        return ((self.x_train[rows], self.y_train[rows]) for rows in order.split(batch_size))
+
+    def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
+        self.model.train()
+        finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
+        for x, y in self._batches(batch_size, epoch):
+            self.optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(self.model(x), y)
+            finite &= torch.isfinite(loss)  # on the device: no host sync per step (read once per epoch)
+            loss.backward()
+            self.optimiser.step()
+        if not bool(finite):
+            # Say so instead of training on NaNs: the trial errors with this reason, the sweep goes on.
+            raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
+                                     "the trial is marked errored")
+
+    @torch.no_grad()
+    def proba(self, split: str) -> np.ndarray:
+        """Class probabilities of a split's rows, in the split's order (streamed sets: batch by batch)."""
+        if not self.streaming:
+            return predict_proba(self.model, {"train": self.x_train, "valid": self.x_valid, "test": self.x_test}[split])
+        from raygex.data.batches import stream_proba
+
+        return stream_proba(self.model, self.data, split, self.standardise, self.device)
+
+    def keep_best(self) -> None:
+        # A real copy: state_dict() returns references that later optimiser steps would overwrite.
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def checkpoint(self) -> dict:
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimiser": self.optimiser.state_dict(), "shuffle": self.shuffle.get_state(),
+                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()}}
+
+    def restore(self, saved: dict, device: torch.device) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimiser.load_state_dict(saved["optimiser"])
+        self.shuffle.set_state(saved["shuffle"])
+        self.best_state = None if saved["best_state"] is None else \
+            {k: v.to(device) for k, v in saved["best_state"].items()}
+
+
+def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU.
+    if not x.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(x).to(device)
+    return torch.from_numpy(x).to(device)
+
+
+def fold_mean(per_fold: list[dict]) -> dict:
+    """Metrics averaged over folds, each with its standard error (``<name>_se``) when there are several folds.
+
+    A fold where a metric is undefined (AUC on a validation fold holding one class) is left out of that metric's
+    mean and SE; NaN only when no fold defines it."""
+    if not per_fold:
+        return {}
+    out = {}
+    for key in per_fold[0]:
+        values = np.array([m[key] for m in per_fold], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        out[key] = float(finite.mean()) if len(finite) else float("nan")
+        if len(values) > 1:
+            out[f"{key}_se"] = float(finite.std(ddof=1) / np.sqrt(len(finite))) if len(finite) > 1 else float("nan")
+    return out
+
+
+class TrainingState:
+    """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
+
+    def __init__(self, runs: list[FoldRun], device: torch.device | None = None):
+        self.runs = runs
+        self.device = device or torch.device("cpu")
+        self.epoch = 0
+        self.best_value: float | None = None
+        self.best_epoch = -1
+        self.best_valid: dict = {}
+        self.best_test: dict = {}
+        self.stale = 0
+        self.history: list[dict] = []
+
+    @property
+    def model(self) -> nn.Module:
+        return self.runs[0].model
+
+    def checkpoint(self) -> dict:
+        """A torch-saveable dict; tensors are copied so later training cannot change it."""
+        return {"folds": [run.checkpoint() for run in self.runs], "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                "best_valid": self.best_valid, "best_test": self.best_test, "stale": self.stale,
+                "history": list(self.history)}
+
+    def restore(self, saved: dict, device: torch.device) -> None:
+        folds = saved_folds(saved)
+        if len(folds) != len(self.runs):
+            raise ValueError(f"the checkpoint holds {len(folds)} folds, but this trial has {len(self.runs)}")
+        for run, fold in zip(self.runs, folds):
+            run.restore(fold, device)
+        torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") and torch.cuda.is_available() and len(saved["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])  # dropout on the GPU draws from these
+        for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
+            setattr(self, key, saved[key])
+
+
+def saved_folds(saved: dict) -> list[dict]:
+    """The per-fold parts of a checkpoint (one for a checkpoint written before folds existed)."""
+    if "folds" in saved:
+        return saved["folds"]
+    return [{k: saved[k] for k in ("model", "optimiser", "shuffle", "best_state")}]
+
+
+def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingState], None] | None = None,
+              device: str | None = None, resume_from: dict | None = None) -> TrialResult:
+    """Train ``config`` on ``data`` (on each of its folds in lockstep, if it has folds); ``report(metrics,
+    state)`` is called after every epoch.
+
+    ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
+    weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
+    whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
+    its best epoch); selection never looks at them. Without validation rows,
+    training runs ``max_epochs`` and keeps the last epoch.
+    """
+    config = with_defaults(config)
+    started = time.perf_counter()
+    dev = pick_device(device)
+    data = data.standardised()
+    views = data.fold_views()
+    n_classes = len(data.classes)
+    seed = int(config["seed"])
+    seed_everything(seed)  # before the models exist: initial weights follow the seed
+    runs = [FoldRun(config, view, n_classes, dev, seed + 7919 * i) for i, view in enumerate(views)]
+    state = TrainingState(runs, dev)
+    if resume_from is not None:
+        state.restore(resume_from, dev)
+    loss_fn = nn.CrossEntropyLoss()
+    metric, patience, max_epochs = config["metric"], int(config["patience"]), int(config["max_epochs"])
+    batch_size, lr = int(config["batch_size"]), float(config["lr"])
+    has_valid, has_test = len(views[0].y_valid) > 0, len(data.y_test) > 0
+    finished_before = resume_from is not None and not (state.epoch < max_epochs and state.stale < patience)
+
+    while state.epoch < max_epochs and state.stale < patience:
+        for run in runs:
+            run.train_epoch(loss_fn, batch_size, state.epoch + 1, lr)
+        state.epoch += 1
+        train_m = fold_mean([classification_metrics(r.data.y_train, r.proba("train"), n_classes) for r in runs])
+        valid_m = fold_mean([classification_metrics(r.data.y_valid, r.proba("valid"), n_classes)
+                             for r in runs]) if has_valid else {}
+        row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
+               **{f"valid_{k}": v for k, v in valid_m.items()}}
+        if not has_valid or is_better(valid_m[metric], state.best_value, metric):
+            state.best_value, state.best_epoch, state.best_valid, state.stale = \
+                valid_m.get(metric), state.epoch, valid_m, 0
+            for run in runs:
+                run.keep_best()
+            if has_test:
+                state.best_test = classification_metrics(data.y_test, _mean_test_proba(runs), n_classes)
+        else:
+            state.stale += 1
+        row[f"best_valid_{metric}"] = state.best_value
+        if f"{metric}_se" in state.best_valid:
+            row[f"best_valid_{metric}_se"] = state.best_valid[f"{metric}_se"]
+        row["best_epoch"] = state.best_epoch
+        row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
+        state.history.append(row)
+        if report is not None:
+            report(row, state)
+    if finished_before and state.history and report is not None:
+        # Resumed from a checkpoint taken after the last epoch (a driver killed before it recorded the end): say
+        # the final epoch's metrics again, so whoever collects reports sees where the trial really ended.
+        report(state.history[-1], state)
+    for run in runs:
+        if run.best_state is not None:
+            run.model.load_state_dict(run.best_state)
+    test_proba = _mean_test_proba(runs) if has_test else None
+    return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
+                       runs[0].model, data.mean, data.std, time.perf_counter() - started, str(dev),
+                       stopped_early=state.epoch < max_epochs, test_proba=test_proba,
+                       models=[run.model for run in runs])
+
+
+def _mean_test_proba(runs: list[FoldRun]) -> np.ndarray:
+    """Test-set class probabilities averaged over the folds' networks as they are now."""
+    return np.mean([run.proba("test") for run in runs], axis=0)
