@@ -29,7 +29,8 @@ HEAVY = {"torch": "seconds to import", "ray": "seconds to import", "optuna": "~1
          "sklearn": "slow; benchmarks only", "scipy": "slow; benchmarks only", "anndata": "optional (.h5ad)",
          "torch_geometric": "slow; benchmarks only", "pandas": "~0.5 s; `raygex fetch` runs without it",
          "pyarrow": "~0.3 s; `raygex fetch` runs without it", "boto3": "optional (S3)", "h5py": "optional (.h5ad)",
-         "psutil": "optional outside benchmarks", "pyarrow.fs": "object stores only"}
+         "psutil": "optional outside benchmarks", "pyarrow.fs": "object stores only",
+         "wandb_workspaces": "optional (W&B reports)"}
 
 
 def module_name(path: Path) -> str:

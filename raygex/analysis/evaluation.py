@@ -8,14 +8,16 @@ these runs and the gain of each real graph over its randomised control, paired b
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from raygex.analysis.choices import best_per_choice, choice_of
-from raygex.experiment.layout import ExperimentLayout
 from raygex.config import metric_name
+from raygex.experiment.layout import ExperimentLayout
+from raygex.runtime.gpu_share import limit_gpu_memory
 
 
 def remote_trainer(config):
@@ -27,12 +29,8 @@ def remote_trainer(config):
 
     @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
     def train(hparams: dict, data, graph=None) -> dict:
-        import dataclasses
-
-        import numpy as np
         import torch
 
-        from raygex.runtime.gpu_share import limit_gpu_memory
         from raygex.training.loop import run_trial
 
         torch.set_num_threads(max(1, int(config.resources.cpu)))
@@ -60,8 +58,8 @@ def split_per_seed(config, study: str, dataset, graphs) -> dict:
     keeps labels and graphs only. From an in-memory dataset, the standardised arrays are put in the object store."""
     import ray
 
-    from raygex.data.study_source import StudySource
     from raygex.data.prepare import study_graphs, trial_data
+    from raygex.data.study_source import StudySource
 
     splits = {}
     for seed in config.split.seeds:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygex.metrics import clipped, resampled_metric
+from raygex.metrics import MODE, clipped, resampled_metric
 
 ALPHA = 0.05
 N_BOOT = 2000
@@ -131,9 +131,8 @@ def study_verdicts(layout, study: str, *, n_boot: int = N_BOOT) -> pd.DataFrame:
     """The verdict table of a study, from its graph swap (see :mod:`raygex.analysis.swap`): each real graph against each of
     its controls (its own randomisation, the empty graph, co-expression)."""
     from raygex.analysis.choices import controls_of
-    from raygex.graphs.controls import parse_control
     from raygex.config import metric_name
-    from raygex.metrics import MODE
+    from raygex.graphs.controls import parse_control
 
     config = layout.config
     table, predictions = layout.read_swap(study)

@@ -10,6 +10,8 @@ rows. All three are scored on the same test samples with raygex's metric (macro 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -60,12 +62,10 @@ def sklearn_baselines(x_labelled, y_labelled, x_test, y_test, n_classes: int, se
 def winner_against_sklearn(experiment) -> list[dict]:
     """One row per study with an exported winner: its test AUC (through the exported file) beside scikit-learn's
     tuned logistic regression and MLP fitted on the same labelled samples, and the gap to the former."""
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
 
-    from raygex.export.predict import load_model
     from raygex.data.prepare import load_dataset, load_graphs, trial_data
+    from raygex.export.predict import load_model
 
     layout = ExperimentLayout.open(experiment)
     config = layout.config

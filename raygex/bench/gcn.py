@@ -63,6 +63,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from raygex.bench.gcn_floor import floor, step_accounting
 
 VARIANTS = ("ours", "pyg_spmm", "pyg_static", "pyg_batch")
 N_CLASSES = 2
@@ -147,8 +150,6 @@ def run_gcn_benchmark(graph_path=None, nodes: int = 16_300, edges: int = 265_000
                       variants=VARIANTS, seed: int = 0, tune_malloc: bool = False, log=None) -> dict:
     """Check the variants compute ours' function, then time each (and measure the bandwidth and the matmul rate)
     in its own child process; returns one flat dict (``floor_accounting`` holds the floor's terms)."""
-    from raygex.bench.gcn_floor import floor, step_accounting
-
     check_shape(batch=batch, embedding=embedding, depth=depth, channels=channels, repeats=repeats)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -278,8 +279,6 @@ def _rss_kib() -> int:
         with open("/proc/self/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
-        import resource
-
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 

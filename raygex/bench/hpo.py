@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from raygex.bench.hpo_sim import (LABELS, METHODS, compute_to_target, grid_best, grid_compute, simulate,
-                                  value_at)
+from raygex.bench.hpo_sim import LABELS, METHODS, compute_to_target, grid_best, grid_compute, simulate, value_at
 from raygex.bench.hpo_table import DATASETS, build_table, complete
 
 REAL_DATASETS = ("demo", "brca-n50", "brca-n200")
@@ -122,8 +122,6 @@ def run_dataset(name: str, workdir: Path, shared: Path, seeds: int, *, workers: 
 
 def run_hpo_benchmark(datasets, workdir: Path, shared: Path, seeds: int, plot: Path | None, *, workers: int = 2,
                       build_minutes: float | None = None, log: Callable[[str], None] = print) -> dict:
-    import time
-
     workdir, started = Path(workdir), time.perf_counter()
     results = {}
     for name in datasets:

@@ -26,6 +26,7 @@ earlier results, the best case for a model-based sampler, and ASHA's decisions d
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,8 +164,6 @@ def simulate(method: str, table: dict[str, dict], grid: Grid, *, seed: int, grac
     """One run of ``method``: after each trial, ``{trial, epochs, seconds, best_valid, test, params}`` (cumulative
     epochs and seconds, best validation AUC so far and the test AUC of that trial's best epoch). Runs until the
     space is exhausted or ``budget_epochs`` are spent."""
-    import warnings
-
     import optuna
 
     sampler_kind, use_asha, enqueue = METHODS[method]

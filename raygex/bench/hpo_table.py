@@ -17,11 +17,18 @@ GeneMANIA and empty (not RegNet or Hetionet). Demo: 162 configurations, BRCA: 12
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import multiprocessing
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from raygex.files.fileio import sha256_file
+from raygex.version import __version__
 
 LR3 = (1e-4, 1e-3, 1e-2)
 
@@ -49,8 +56,6 @@ class Grid:
 
     def points(self) -> list[dict]:
         """Every configuration (family, then parameters in order), without the constants."""
-        import itertools
-
         out = []
         for model, params in self.families.items():
             for combo in itertools.product(*(p.values for p in params)):
@@ -187,8 +192,6 @@ def _worker_init(spec: str, workdir: str, shared: str) -> None:
 
 def _train(params: dict) -> dict:
     """Train one configuration (in a build process): its curves, as raygex's trial reports them per epoch."""
-    import dataclasses
-
     from raygex.training.loop import run_trial
 
     hparams = {**_WORKER["fixed"], **_WORKER["constants"].get(params["model"], {}), **params}
@@ -223,8 +226,6 @@ def read_table(path: Path) -> dict[str, dict]:
 def provenance(dataset: HpoDataset, config, workdir: Path, workers: int) -> dict:
     import torch
 
-    from raygex.files.fileio import sha256_file
-    from raygex.version import __version__
 
     expression = Path(config.data.expression)
     return {"dataset": dataset.name, "note": dataset.note, "study": dataset.study,
@@ -244,8 +245,6 @@ def build_table(name: str, workdir: Path, shared: Path, *, workers: int = 2, dea
     """Train every configuration of data set ``name`` not yet in its table, ``workers`` processes with one torch
     thread each; new work stops being started after ``deadline_s`` seconds (rerun to continue). Returns (rows by
     key, provenance)."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     dataset = DATASETS[name]
     workdir = Path(workdir)

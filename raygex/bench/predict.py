@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from raygex.bench.gcn import check_shape, scale_free_graph
+
 GENEMANIA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "graphs" / "genemania.adjlist.gz"
 TARGET_SAMPLES_PER_S = 2000.0
 N_SAMPLES = 200  # samples of the generated dataset whose training rows give the standardisation
@@ -55,7 +57,6 @@ def _graph(graph_path, synthetic: bool, nodes: int, edges: int, seed: int):
         graph_path = Path(graph_path)
         name = graph_path.name.split(".")[0]
         return load_graph(name, graph_path), graph_path, f"{name} ({graph_path.name})"
-    from raygex.bench.gcn import scale_free_graph
 
     edge_index = scale_free_graph(nodes, edges, seed)
     one_way = edge_index[:, edge_index[0] < edge_index[1]]
@@ -101,8 +102,6 @@ def run_predict_benchmark(graph_path=None, synthetic: bool = False, nodes: int =
                           repeats: int = 5, calls: int = 200, threads: int | None = None, seed: int = 0,
                           log=None) -> dict:
     """Export a GCN, time it beside the in-memory network (see the module docstring); returns one flat dict."""
-    from raygex.bench.gcn import check_shape
-
     check_shape(depth=depth, embedding=embedding, channels=channels, batch=batch, repeats=repeats, calls=calls)
     if graph_path is not None and synthetic:
         raise ValueError("pass a graph file or ask for a synthetic graph, not both")

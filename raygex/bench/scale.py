@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from raygex.bench.occupancy import occupancy
+from raygex.bench.occupancy import measure_occupancy, occupancy
 from raygex.search.tune_compat.ray_internals import object_store_stats
 
 DEFAULT_SIZES = ((25_000, 5_000), (50_000, 20_000))  # ~0.5 GB and ~4 GB of float32
@@ -250,8 +251,6 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
                         occupancy_trials: int = 12, occupancy_epochs: int = 80) -> dict:
     """Every size in a fresh temporary folder (under ``workdir``); the datasets are deleted unless ``keep``. Then,
     unless ``occupancy_studies`` is 0, the occupancy of that many studies side by side vs one after another."""
-    import shutil
-
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="raygex-bench-scale-", dir=workdir))
@@ -270,8 +269,6 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
                 shutil.rmtree(dataset, ignore_errors=True) if dataset.is_dir() else dataset.unlink()
         occupancy_run = None
         if occupancy_studies:
-            from raygex.bench.occupancy import measure_occupancy
-
             occupancy_run = measure_occupancy(studies=occupancy_studies, trials=occupancy_trials, nodes=nodes,
                                               epochs=occupancy_epochs, workdir=folder / "occupancy",
                                               echo=lambda *_: None)

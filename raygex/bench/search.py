@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,6 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+
+from raygex.runtime.allocator import keep_freed_memory
+from raygex.runtime.ray_session import connect
+from raygex.search.memory import private_memory_mb
 
 
 def _write_inputs(workdir: Path, n_samples: int, n_genes: int, seed: int = 0) -> Path:
@@ -81,7 +87,6 @@ def _idle_worker_private_mb() -> float:
 
         import raygex.search.trainable  # noqa: F401
         import raygex.training.loop  # noqa: F401
-        from raygex.search.memory import private_memory_mb
 
         return private_memory_mb()
 
@@ -98,7 +103,6 @@ def _sequential(config, configurations: list[dict], threads: int | None,
     """
     import torch
 
-    from raygex.runtime.allocator import keep_freed_memory
     from raygex.data.prepare import load_dataset, trial_data
     from raygex.training.loop import run_trial
 
@@ -123,8 +127,6 @@ def run_search_benchmark(workdir: Path | None = None, n_samples: int = 2000, n_g
                          concurrent: int = 2, epochs: int = 20, cpus: float = 1.0) -> dict:
     """Both measurements in a fresh temporary folder (under ``workdir`` when given); W&B off for the sweep, since
     the loop logs nothing either."""
-    import os
-    import tempfile
 
     import ray
     import torch
@@ -132,7 +134,6 @@ def run_search_benchmark(workdir: Path | None = None, n_samples: int = 2000, n_g
     from raygex.config import load_config
     from raygex.experiment.layout import ExperimentLayout
     from raygex.pipeline import run_search
-    from raygex.runtime.ray_session import connect
 
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)

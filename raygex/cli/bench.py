@@ -7,6 +7,13 @@ from pathlib import Path
 
 import click
 
+from raygex.bench import gcn as gcn_bench
+from raygex.bench import hpo as hpo_bench
+from raygex.bench import predict as predict_bench
+from raygex.bench import scale as scale_bench
+from raygex.bench.soak import run_soak
+from raygex.errors import ConfigError
+
 
 @click.group()
 def bench() -> None:
@@ -57,6 +64,18 @@ def graph_options(default: str):
     return decorate
 
 
+def _run_and_print(run, format_table, as_json: bool) -> None:
+    """Run a benchmark (a ValueError from it is a bad option: one line, exit 2), print its table, then its JSON."""
+    try:
+        result = run()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for line in format_table(result):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
 @bench.command("gcn")
 @graph_options("a synthetic graph")
 @click.option("--batch", default=64, show_default=True, help="Samples per step.")
@@ -83,18 +102,9 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
       raygex bench gcn --graph ../shared/data/graphs/genemania.adjlist.gz --json
       raygex bench gcn --nodes 2000 --edges 30000 --variant ours --repeats 10
     """
-    from raygex.bench.gcn import VARIANTS, format_table, run_gcn_benchmark
-    from raygex.errors import ConfigError
-
-    try:
-        result = run_gcn_benchmark(graph_path, nodes, edges, batch, embedding, depth, channels, repeats,
-                                   variants or VARIANTS, seed, tune_malloc, log=lambda m: click.echo(m, err=True))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    for line in format_table(result):
-        click.echo(line)
-    if as_json:
-        click.echo(json.dumps(result))
+    _run_and_print(lambda: gcn_bench.run_gcn_benchmark(
+        graph_path, nodes, edges, batch, embedding, depth, channels, repeats, variants or gcn_bench.VARIANTS, seed,
+        tune_malloc, log=lambda m: click.echo(m, err=True)), gcn_bench.format_table, as_json)
 
 
 @bench.command("predict")
@@ -119,18 +129,9 @@ def predict_cmd(graph_path, synthetic, nodes, edges, depth, channels, embedding,
       raygex bench predict --threads 1 --batch 64 --json
       raygex bench predict --synthetic --nodes 2000 --edges 30000 --depth 1
     """
-    from raygex.bench.predict import format_table, run_predict_benchmark
-    from raygex.errors import ConfigError
-
-    try:
-        result = run_predict_benchmark(graph_path, synthetic, nodes, edges, depth, channels, embedding, batch,
-                                       repeats, calls, threads, seed, log=lambda m: click.echo(m, err=True))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    for line in format_table(result):
-        click.echo(line)
-    if as_json:
-        click.echo(json.dumps(result))
+    _run_and_print(lambda: predict_bench.run_predict_benchmark(
+        graph_path, synthetic, nodes, edges, depth, channels, embedding, batch, repeats, calls, threads, seed,
+        log=lambda m: click.echo(m, err=True)), predict_bench.format_table, as_json)
 
 
 @bench.command("search")
@@ -178,8 +179,6 @@ def soak_cmd(trials, concurrent, kills, epochs, seed, baseline, workdir, as_json
     Example:
       raygex bench soak --trials 200 --concurrent 4 --kills 3
     """
-    from raygex.bench.soak import run_soak
-
     result = run_soak(workdir, trials, concurrent, kills, epochs, seed, baseline, log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(result))
@@ -235,11 +234,9 @@ def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_j
       raygex bench hpo --dataset demo --seeds 5
       raygex bench hpo --build-minutes 9          # build the tables in pieces, then rerun
     """
-    from raygex.bench.hpo import REAL_DATASETS, format_table, run_hpo_benchmark
-
-    result = run_hpo_benchmark(datasets or REAL_DATASETS, workdir, shared, seeds, plot or workdir / "hpo.png",
+    result = hpo_bench.run_hpo_benchmark(datasets or hpo_bench.REAL_DATASETS, workdir, shared, seeds, plot or workdir / "hpo.png",
                                workers=workers, build_minutes=build_minutes, log=lambda m: click.echo(m, err=True))
-    for line in format_table(result):
+    for line in hpo_bench.format_table(result):
         click.echo(line)
     if as_json:
         click.echo(json.dumps(result, default=str))
@@ -275,14 +272,12 @@ def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, occupancy_s
       raygex bench scale                                   # ~0.5 GB and ~4 GB
       raygex bench scale --size 2000x1000 --nodes 2 --occupancy-studies 0   # a smoke test, seconds
     """
-    from raygex.bench.scale import DEFAULT_SIZES, format_table, json_line, run_scale_benchmark, sizes_option
-
-    result = run_scale_benchmark(workdir, sizes_option(sizes) if sizes else DEFAULT_SIZES, nodes=nodes,
-                                 cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials,
-                                 occupancy_studies=occupancy_studies, occupancy_trials=occupancy_trials,
-                                 occupancy_epochs=occupancy_epochs)
-    click.echo(format_table(result))
+    result = scale_bench.run_scale_benchmark(
+        workdir, scale_bench.sizes_option(sizes) if sizes else scale_bench.DEFAULT_SIZES, nodes=nodes,
+        cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials,
+        occupancy_studies=occupancy_studies, occupancy_trials=occupancy_trials, occupancy_epochs=occupancy_epochs)
+    click.echo(scale_bench.format_table(result))
     if out_json is not None:
-        Path(out_json).write_text(json_line(result))
+        Path(out_json).write_text(scale_bench.json_line(result))
     if as_json:
-        click.echo(json_line(result))
+        click.echo(scale_bench.json_line(result))

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from raygex.files.storage import check_scheme, is_uri
+from raygex.report.wandb_report import build_wandb_report
+
 
 @click.command()
 @click.argument("experiment", type=click.Path(path_type=str))
@@ -26,7 +29,6 @@ def export(experiment, task, trial_id, out_dir, as_json):
     """
     from raygex.cli.data import check_output
     from raygex.pipeline import export_experiment
-    from raygex.files.storage import check_scheme, is_uri
 
     if out_dir is not None and is_uri(out_dir):
         check_scheme(out_dir)  # before anything is read: an unsupported scheme is one line
@@ -69,7 +71,6 @@ def predict(model_path, input_path, output, allow_missing, layout, batch_size, a
     """
     from raygex.cli.data import check_output
     from raygex.export.predict import predict_file
-    from raygex.files.storage import is_uri
 
     if not is_uri(output):
         output = Path(output)
@@ -93,6 +94,4 @@ def report(experiment, wandb_report):
 
     click.echo(f"report: {report_experiment(experiment)}")
     if wandb_report:
-        from raygex.report.wandb_report import build_wandb_report
-
         click.echo(f"W&B report: {build_wandb_report(experiment)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import click
+import numpy as np
 
 from raygex.graphs.controls import GRAPH_CONTROLS
 
@@ -82,8 +83,6 @@ def info_cmd(path, as_json):
     Example:
       raygex graph info genemania.parquet
     """
-    import numpy as np
-
     from raygex.graphs.store import read_graph
 
     g = read_graph(path)

@@ -8,7 +8,7 @@ import click
 
 from raygex.config import apply_overrides, load_config
 from raygex.errors import ConfigError
-
+from raygex.metrics import MODE as METRICS
 
 TRAIN_SETTINGS = ("max_epochs", "patience", "batch_size", "metric", "seed")
 POSITIVE = ("lr", "batch_size", "max_epochs", "patience")  # numbers that must be > 0 (weight_decay: >= 0)
@@ -37,7 +37,6 @@ def _check_hyperparameters(hparams: dict) -> None:
         raise ConfigError(f"-p {unknown[0]}: not a known hyperparameter (known: {known})")
     if hparams["model"] not in MODEL_FAMILIES:
         raise ConfigError(f"-p model must be one of {list(MODEL_FAMILIES)}, but got {hparams['model']!r}")
-    from raygex.metrics import MODE as METRICS
 
     if hparams["metric"] not in METRICS:
         raise ConfigError(f"-p metric must be one of {list(METRICS)}, but got {hparams['metric']!r}")
@@ -143,8 +142,7 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
                "folds": folds,
                "genes": len(data.genes), "graph_coverage": getattr(data.graph, "coverage", None)}
     if export_path:
-        from raygex.export.winner import write_model
-        from raygex.export.winner import fold_ensemble
+        from raygex.export.winner import fold_ensemble, write_model
 
         # cross-validated: the fold networks at their best epoch, as one ensemble (as `raygex export` does)
         network = fold_ensemble(result.models, data.standardised()) if folds else result.model.cpu()

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from raygex.config import ExperimentConfig
 from raygex.data.canonical import ExpressionDataset, read_dataset
+from raygex.data.splits import resolve_size, stratified_folds
+from raygex.data.tasks import build_task
+from raygex.data.trial_data import TrialData
 from raygex.errors import ConfigError
+from raygex.files.names import SAMPLE_ID
 from raygex.graphs.align import align_graph
 from raygex.graphs.controls import aligned_control, parse_control
 from raygex.graphs.io import import_graph
 from raygex.graphs.store import Graph, read_graph
-from raygex.data.splits import resolve_size, stratified_folds
-from raygex.data.tasks import build_task
-from raygex.data.trial_data import TrialData
 
 
 def _require(path: str | Path, key: str, hint: str = "") -> Path:
@@ -43,8 +46,8 @@ def check_tasks(config: ExperimentConfig) -> None:
     ``where`` columns, a single-gene target missing from the dataset, an input graph that is not configured, a
     missing landmark file. The messages are build_task's. Class counts and splits need the data and stay there.
     """
-    from raygex.data.canonical import label_columns, read_genes, read_schema
     from raygex.config.tasks import ClassifyTask
+    from raygex.data.canonical import label_columns, read_genes, read_schema
     from raygex.data.tasks import read_gene_list
 
     path = _require(config.data.expression, "data.expression", DEMO_HINT)
@@ -75,11 +78,8 @@ def check_folds(config: ExperimentConfig) -> None:
     """Every classification study's labelled samples can fill its cross-validation folds (at least one sample of
     each class per fold), from the label columns alone: cheap, so before Ray starts. Single-gene labels (above
     or below a mean) need the expression and are checked when the folds are cut."""
-    import numpy as np
-
-    from raygex.data.canonical import read_labels
-    from raygex.files.names import SAMPLE_ID
     from raygex.config.tasks import ClassifyTask
+    from raygex.data.canonical import read_labels
 
     studies = [s for s in config.studies() if isinstance(s.task, ClassifyTask)]
     if config.split.folds is None or not studies:
@@ -107,8 +107,6 @@ def check_graphs(config: ExperimentConfig) -> None:
 
     Reads the graphs and the dataset's gene list, never its values: cheap enough to call before Ray starts.
     """
-    import numpy as np
-
     from raygex.data.canonical import read_genes
 
     genes = read_genes(_require(config.data.expression, "data.expression", DEMO_HINT))

@@ -12,8 +12,8 @@ import numpy as np
 
 from raygex.data.batches import StreamData
 from raygex.data.study_rows import SPLITS, StudyPlan, _study_graphs, selected_rows
+from raygex.data.trial_data import TrialData
 from raygex.errors import ConfigError
-
 
 # Maps over blocks already in the object stores run where their block is (Ray's locality-aware default), not
 # spread over the nodes as Ray Data spreads its tasks: a spread map fetches each block to another node first,
@@ -76,8 +76,6 @@ def stream_data(plan: StudyPlan) -> StreamData:
 def _stream_graphs(config, graphs: dict, data: StreamData, plan: StudyPlan) -> dict:
     """The aligned graph choices of a large study (in a Ray task: the co-expression control reads the training
     rows there, never in the driver)."""
-    from raygex.data.trial_data import TrialData
-
     x_train = None
     if any(choice == "coexpression" for choice in config.graph_choices()):
         x_train = np.empty((len(plan.ids["train"]), len(plan.genes)), np.float32)

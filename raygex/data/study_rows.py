@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from raygex.files import names
 from raygex.data import canonical
+from raygex.data.trial_data import TrialData
 from raygex.errors import ConfigError
+from raygex.files import names
 
 SPLITS = ("train", "valid", "test")
 
@@ -147,8 +148,6 @@ def _input_rows(block: np.ndarray, rows: np.ndarray, columns, masked: bool) -> n
 
 def _trial_data(plan: StudyPlan, arrays: dict):
     """The study's raw :class:`~raygex.data.trial_data.TrialData` from its per-split input arrays."""
-    from raygex.data.trial_data import TrialData
-
     return TrialData(arrays["train"], plan.labels["train"], arrays["valid"], plan.labels["valid"], arrays["test"],
                      plan.labels["test"], list(plan.genes), list(plan.classes), test_ids=plan.test_ids,
                      folds=plan.folds)

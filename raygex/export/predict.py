@@ -9,6 +9,7 @@ only when complete.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import pandas as pd
 import torch
 
 from raygex.errors import InputFormatError
-from raygex.files.fileio import atomic_path
 from raygex.export.archive import read_torchscript
+from raygex.files.fileio import atomic_path
+from raygex.files.storage import fetch_file, is_uri, local_input, open_remote, put_file
+from raygex.runtime.ray_session import connect
 
 FILL_POLICIES = ("mean", "zero")
 
@@ -162,7 +165,6 @@ def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None)
     if address is not None or input_path.is_dir():  # a directory of Parquet parts: Ray Data reads them in parallel
         from raygex.data import canonical
         from raygex.data.ray_io import read_expression
-        from raygex.runtime.ray_session import connect
 
         genes = canonical.read_genes(input_path)  # a bad dataset is an error before Ray starts
         connect(None if address in (None, "auto") else address)
@@ -183,13 +185,7 @@ def predict_file(model_path, input_path, output, *, allow_missing: str | None = 
     """Predict every sample of ``input_path`` on ``device`` (cpu, cuda, auto); returns {"samples", "classes"}.
     ``model_path``, ``input_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model and
     the input (a file, or a folder of Parquet parts) are fetched first, the CSV uploaded once complete."""
-    from raygex.files.storage import fetch_file, is_uri, local_input, put_file
-
     if is_uri(output):
-        import tempfile
-
-        from raygex.files.storage import open_remote
-
         open_remote(str(output))  # an unsupported scheme or missing credentials: before any work
         with tempfile.TemporaryDirectory(prefix="raygex-predict-") as folder:
             local = Path(folder) / str(output).rstrip("/").rsplit("/", 1)[-1].split("?")[0]

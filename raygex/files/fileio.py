@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from raygex.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
@@ -48,8 +50,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 4 * 2**20) -> str:
 def read_parquet(path: Path, what: str):
     """The Parquet table at ``path`` as a DataFrame, None when absent; unreadable: one line naming ``what``."""
     import pandas as pd
-
-    from raygex.errors import ConfigError
 
     if not path.exists():
         return None

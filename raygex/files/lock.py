@@ -16,12 +16,14 @@ import fcntl
 import json
 import os
 import socket
+import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 from raygex.errors import ConfigError
 from raygex.files.names import LOCK_FILE
-
-
 
 
 class ExperimentLock:
@@ -133,16 +135,10 @@ class LeaseLock:
         return _parse(self.remote.read_bytes(LOCK_FILE) or b"") or {}
 
     def _record(self) -> dict:
-        import time
-
         return {"token": self._token, "host": socket.gethostname(), "pid": os.getpid(),
                 "started": self._started, "expires": time.time() + self.lease}
 
     def __enter__(self) -> "LeaseLock":
-        import threading
-        import time
-        import uuid
-
         current = self.owner()
         if current and not _lease_dead(current):
             self._refuse(current)
@@ -161,8 +157,6 @@ class LeaseLock:
         return self
 
     def _renew(self) -> None:
-        import sys
-
         while not self._stop.wait(self.lease / 3):
             try:
                 back = self.owner()
@@ -196,8 +190,6 @@ class LeaseLock:
 
 def _lease_dead(owner: dict) -> bool:
     """Whether a lease's owner is gone: its lease expired, or it was a process of this host that has ended."""
-    import time
-
     try:
         if float(owner.get("expires", 0)) < time.time():
             return True

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import ConfigError
+from raygex.files.names import LOCK_FILE
 
 SUPPORTED = ("s3", "gs")
 PROBE = ".raygex-write-test"
@@ -227,8 +228,6 @@ def split(uri: str) -> tuple[str, str]:
 
 def _skipped(relative: str) -> bool:
     """Files a working copy never pushes: the lock, probes, and the temporaries of atomic writes."""
-    from raygex.files.names import LOCK_FILE
-
     parts = PurePosixPath(relative).parts
     return (parts[-1] == LOCK_FILE or parts[-1].startswith(PROBE)
             or any(p.startswith(".") and p.endswith(".tmp") for p in parts))

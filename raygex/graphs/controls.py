@@ -10,6 +10,8 @@ Each control is a new :class:`Graph` named ``<name>:<kind>`` whose provenance sa
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 
@@ -183,8 +185,6 @@ def aligned_control(choice: str, aligned: dict, genes, *, seed: int, x_train=Non
     * ``coexpression``: each gene's top-``k`` absolute Pearson correlations over ``x_train`` (the split seed's
       training rows only).
     """
-    import zlib
-
     from raygex.graphs.align import align_graph
 
     genes = [str(g) for g in genes]

@@ -10,6 +10,8 @@ import time
 from functools import cached_property
 
 from raygex.experiment.layout import ExperimentLayout
+from raygex.runtime.ray_session import check_resources, connect
+from raygex.search.scheduler import decision_epochs
 
 
 class SweepContext:
@@ -30,7 +32,6 @@ class SweepContext:
         """Connect to (or start) Ray and check the per-trial request fits the cluster, once."""
         if self._ray:
             return
-        from raygex.runtime.ray_session import check_resources, connect
 
         started = time.perf_counter()
         connect(self.address)
@@ -64,8 +65,6 @@ class SweepContext:
     def payload(self, study: str) -> dict:
         """What a study's trials share (put in the object store once by Tune): the ObjectRef of its arrays made in
         a Ray task (small studies) or its streamed Ray Datasets (large ones), the aligned graphs and settings."""
-        from raygex.search.scheduler import decision_epochs
-
         config = self.config
         seed = config.split.seeds[0]
         self.ray()

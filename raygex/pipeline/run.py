@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 from raygex.config import ExperimentConfig
-from raygex.runtime.console import chatter_to
 from raygex.errors import ConfigError
 from raygex.experiment.layout import ExperimentLayout
+from raygex.files.names import REPORT_FILE
+from raygex.files.storage import is_uri, join, localize_inputs, open_remote, put_file, split
 from raygex.pipeline.context import SweepContext
 from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
+from raygex.runtime.console import chatter_to
 
 
 def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
@@ -61,7 +63,6 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     if not any(todo.values()) and layout.report_path.exists():
         echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
-    from raygex.files.storage import localize_inputs
 
     local = localize_inputs(config)  # inputs given as s3:// / gs:// URIs, fetched once (the snapshot keeps URIs)
     check_inputs(local)
@@ -127,8 +128,6 @@ def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> No
 def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
-    from raygex.files.storage import split
-
     layout = ExperimentLayout.open(experiment)
     storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
     return run_search(layout.config, address=address, storage=storage, name=name, resume=True, echo=echo,
@@ -153,7 +152,6 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
     if len(missing) == len(names):
         raise ConfigError(f"no task has a leaderboard yet (no sweep has finished; tasks: {names}); continue it "
                           f"with 'raygex resume {layout.where}'", path=layout.where)
-    from raygex.files.storage import is_uri, join, localize_inputs, open_remote, put_file
 
     layout.use_config(localize_inputs(config))
     ctx = SweepContext(layout, echo=lambda *_: None)
@@ -196,8 +194,5 @@ def report_experiment(experiment: str | Path) -> Path:
     path = write_report(layout)
     layout.record_stage(None, "report", time.perf_counter() - started)  # on an object store: pushes the report
     if layout.mirror:
-        from raygex.files.names import REPORT_FILE
-        from raygex.files.storage import join
-
         return join(layout.where, REPORT_FILE)
     return path

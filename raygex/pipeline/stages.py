@@ -20,13 +20,21 @@ report         ``report.html`` (rebuilt when any stage ran)      the HTML report
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
-from raygex.errors import RaygexError
 from raygex.config import selection_column, selection_mode
+from raygex.errors import RaygexError, SweepInterrupted
 from raygex.pipeline.context import SweepContext
+from raygex.report.wandb_summary import log_task_summary
+from raygex.runtime.wandb_guard import is_off, wandb_mode
+from raygex.search.results import read_results, result_rows
+from raygex.search.tune_compat.optuna_store import save_optuna_study
+from raygex.search.tune_compat.saved_state import repair_saved_study
+from raygex.search.tuner import build_tuner, fit, sweep_finished
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,6 @@ class Stage:
 
 def _sweep_done(ctx: SweepContext, study: str) -> bool:
     from raygex.search.space import study_budget
-    from raygex.search.tuner import sweep_finished
 
     return (ctx.layout.leaderboard_path(study).exists()
             or sweep_finished(ctx.layout.trial_states(study), study_budget(ctx.config)[0]))
@@ -62,8 +69,6 @@ def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
     its trials and saves its state); with several, Ctrl-C stops every sweep at its next step, as a killed driver
     would, and ``raygex resume`` continues each from its saved state.
     """
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     from raygex.search.progress import ProgressBoard
     from raygex.search.slots import open_slots
@@ -99,10 +104,6 @@ def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
 
 def _wait_for(ctx: SweepContext, futures: list, stop) -> None:
     """Wait for the sweeps on their threads; Ctrl-C stops them all; the first failure is raised."""
-    from concurrent.futures import FIRST_EXCEPTION, wait
-
-    from raygex.errors import SweepInterrupted
-
     try:
         while not all(f.done() for f in futures):
             wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
@@ -128,8 +129,6 @@ def _sweep_study(ctx: SweepContext, study: str, board, stop, build_lock, seconds
 
 
 def _fit_study(ctx: SweepContext, study: str, tuner, budget: int, seconds: dict, started: float) -> None:
-    from raygex.search.tuner import fit
-
     ctx.timings.setdefault("fit_started_at", time.time())  # wall clock, beside the trials' own (bench search)
     ctx.results[study] = fit(tuner, budget, ctx.layout.where)
     seconds[study] = time.perf_counter() - started
@@ -137,9 +136,8 @@ def _fit_study(ctx: SweepContext, study: str, tuner, budget: int, seconds: dict,
 
 def _study_tuner(ctx: SweepContext, study: str, board, stop):
     """The study's Tuner (fresh or restored) and its trial budget; announces it above the progress lines."""
-    from raygex.search.space import study_budget
     from raygex.search.slots import StopOnEvent
-    from raygex.search.tuner import build_tuner
+    from raygex.search.space import study_budget
     from raygex.search.wandb_trials import trial_callbacks
 
     config, layout = ctx.config, ctx.layout
@@ -163,12 +161,9 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
     process (Tune's in-memory trial states are the final ones), else from the Tune state saved in the study folder
     (a driver that stopped after its sweep finished)."""
     from raygex.analysis import leaderboard
-    from raygex.search.tune_compat.optuna_store import save_optuna_study
-    from raygex.search.results import read_results, result_rows
 
     results = ctx.results.pop(study, None)
     if results is None:  # the sweep ended under a driver that was then killed: its saved files may disagree
-        from raygex.search.tune_compat.saved_state import repair_saved_study
 
         repair_saved_study(ctx.layout.study_dir(study), study, ctx.echo)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
@@ -183,8 +178,8 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
 
 def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, out_dir=None) -> dict | None:
     """Export the winner (or ``trial_id``); a failed export warns and leaves the stage to be retried."""
-    from raygex.export.winner import export_trial
     from raygex.config import metric_name
+    from raygex.export.winner import export_trial
 
     layout = ctx.layout
     board = layout.read_leaderboard(study)
@@ -238,8 +233,6 @@ def run_verdict(ctx: SweepContext, study: str) -> None:
 def run_summary(ctx: SweepContext, study: str) -> None:
     """The study's figures and its W&B summary run; ``summary.json`` records both."""
     from raygex.report.figures import task_figures
-    from raygex.report.wandb_summary import log_task_summary
-    from raygex.runtime.wandb_guard import is_off, wandb_mode
 
     layout = ctx.layout
     figures = task_figures(layout, study)

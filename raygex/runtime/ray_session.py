@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import yaml
+
 from raygex.errors import ConfigError
 
 
@@ -38,8 +40,6 @@ BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cl
 def autoscaler_node_types(path: str | None = None) -> dict[str, dict]:
     """Worker node types the autoscaler may start, name -> resources (``{"CPU": 4, "GPU": 1}``), from the cluster
     file: ``path``, else ``RAYGEX_CLUSTER_CONFIG``, else the copy `ray up` leaves on the head; {} when none."""
-    import yaml
-
     path = path or os.environ.get("RAYGEX_CLUSTER_CONFIG") or os.path.expanduser(BOOTSTRAP_CONFIG)
     if not os.path.isfile(path):
         return {}

@@ -13,6 +13,7 @@ only when the sampled ``model`` uses it, so TPE never models values that had no 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from raygex.errors import ConfigError
@@ -186,8 +187,6 @@ def _finite_values(kind: str, arg) -> list | None:
 def family_points(parsed: dict[str, tuple[str, Any]], model: str) -> list[dict] | None:
     """Every distinct sampled-parameter set of family ``model`` (the ``model`` choice included when it is sampled),
     or None when the family has a continuous parameter."""
-    import itertools
-
     names, values = [], []
     for name, kind, arg in _sampled_params(parsed, model):
         finite = _finite_values(kind, arg)

@@ -12,6 +12,10 @@ import numpy as np
 import torch
 
 from raygex.files.names import CHECKPOINT_FILE
+from raygex.runtime.allocator import keep_freed_memory
+from raygex.runtime.gpu_share import limit_gpu_memory
+from raygex.search.epoch_reports import ReportSchedule
+from raygex.search.memory import private_memory_mb
 
 _trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
@@ -42,10 +46,6 @@ def train_fn(config: dict, payload: dict) -> None:
     import ray
     from ray import tune
 
-    from raygex.runtime.allocator import keep_freed_memory
-    from raygex.runtime.gpu_share import limit_gpu_memory
-    from raygex.search.epoch_reports import ReportSchedule
-    from raygex.search.memory import private_memory_mb
     from raygex.training.loop import run_trial
 
     fixed = payload["fixed"]

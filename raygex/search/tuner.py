@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
+from raygex.files.storage import mirror_of
+from raygex.search.sampling import tpe_sampler
+from raygex.search.scheduler import build_scheduler
 from raygex.search.tune_compat.checkpoint_repair import TUNER_STATE, back_up_tuner_state
 from raygex.search.tune_compat.saved_state import repair_saved_study
 from raygex.search.tune_compat.tune_files import TERMINAL_STATES
@@ -28,12 +31,10 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
 
     from raygex.config import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
-    from raygex.search.sampling import tpe_sampler
-    from raygex.search.scheduler import build_scheduler
-    from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
     from raygex.search.slots import SlotLimiter, slots_for
     from raygex.search.space import choice_points, define_by_run, parse_space, study_budget
     from raygex.search.trainable import train_fn
+    from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
 
     study = study_dir.name
     metric, mode = selection_column(config), selection_mode(config)
@@ -101,8 +102,6 @@ def _read(path: Path) -> bytes | None:
 
 def _remote_study(study_dir: Path):
     """The study's location on the object store when ``study_dir`` is in a working copy, else None."""
-    from raygex.files.storage import mirror_of
-
     found = mirror_of(study_dir)
     return found.remote.child(found.relative(study_dir)) if found else None
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
 from pathlib import Path
+
+from raygex.files.fileio import atomic_path
 
 TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
 
@@ -22,8 +25,6 @@ def _loadable(path: Path) -> bool:
 
 def back_up_tuner_state(study_dir: Path) -> None:
     """Keep a good copy of Tune's ``tuner.pkl``: Tune rewrites it in place, so a kill mid-write truncates it."""
-    from raygex.files.fileio import atomic_path
-
     state = study_dir / TUNER_STATE
     if state.exists() and _loadable(state):
         with atomic_path(study_dir / TUNER_BACKUP) as tmp:
@@ -65,8 +66,6 @@ def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
     (its epoch, weights, optimiser, shuffling) says where training really is, so nothing is lost or repeated.
     Returns the checkpoints put back.
     """
-    import shutil
-
     states = sorted(study_dir.glob("experiment_state-*.json"))
     if not states:
         return []

@@ -5,6 +5,8 @@ still to try (``points_to_evaluate``) as it stands.
 
 from __future__ import annotations
 
+from raygex.search.sampling import DUPLICATE
+
 
 def _rebuild(searcher: dict, leave_out: set[int], requeue: list[dict], notes: list[str]) -> None:
     """Rebuild the saved Optuna study without the trials numbered ``leave_out``, queueing ``requeue`` (fixed
@@ -42,7 +44,6 @@ def _rebuild(searcher: dict, leave_out: set[int], requeue: list[dict], notes: li
 
 def agree_optuna(searcher: dict, trials: list, notes: list[str]) -> bool:
     """Make the saved Optuna study hold each trial the experiment state records once, as it ended there:
-
     - trials it does not record leave the study (a phantom, whose folder is removed and run discarded, which
       Optuna may even have finished; or the errored trial Tune replaced on an earlier resume); a queued
       configuration (``points_to_evaluate``) such a trial had taken is queued again;
@@ -58,7 +59,6 @@ def agree_optuna(searcher: dict, trials: list, notes: list[str]) -> bool:
     import optuna
     from optuna.trial import TrialState
 
-    from raygex.search.sampling import DUPLICATE
     from raygex.search.tune_compat.optuna_searcher import params_key
 
     study, known, done = searcher.get("_ot_study"), searcher.get("_ot_trials"), searcher.get("_completed_trials")

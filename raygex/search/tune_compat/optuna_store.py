@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pickle
 
+from raygex.search.sampling import DUPLICATE
+
 
 def save_optuna_study(layout, study: str, warn=print) -> int | None:
     """Copy the study's Optuna study into its storage (replacing this experiment's earlier copy); returns the
@@ -19,8 +21,6 @@ def save_optuna_study(layout, study: str, warn=print) -> int | None:
     results never depend on this copy). Only finished trials are copied: completed, pruned, and errored ones, not
     the suggestions the searcher turned down as repeats (:data:`raygex.search.sampling.DUPLICATE`)."""
     import optuna
-
-    from raygex.search.sampling import DUPLICATE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" lines on the console
     path = layout.searcher_state(study)

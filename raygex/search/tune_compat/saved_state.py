@@ -12,13 +12,19 @@ agree with it.
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from raygex.files.fileio import atomic_path
+from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
+from raygex.files.storage import mirror_of
 from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
-                                             repair_missing_remote_checkpoints, repair_tuner_state)
+                                                         repair_missing_remote_checkpoints, repair_tuner_state)
 from raygex.search.tune_compat.optuna_repair import agree_optuna
 from raygex.search.tune_compat.tune_files import TERMINAL_STATES
 
@@ -29,8 +35,6 @@ def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
     """:func:`repair_before_restore` on a study folder before anything reads its saved state (Tune's restore, or a
     leaderboard read from a finished sweep a killed driver left): in a working copy of an object store the store
     is repaired and the folder pulled again. Each change is one ``note:`` line through ``echo``."""
-    from raygex.files.storage import mirror_of
-
     found = mirror_of(study_dir)
     relative = found.relative(study_dir) if found else None
     notes = repair_before_restore(study_dir, found.remote.child(relative) if found else None)
@@ -72,14 +76,10 @@ class LocalStudy:
         return path.read_bytes() if path.is_file() else b""
 
     def write(self, name: str, data: bytes) -> None:
-        from raygex.files.fileio import atomic_path
-
         with atomic_path(self.folder / name) as tmp:
             Path(tmp).write_bytes(data)
 
     def remove_folder(self, name: str) -> None:
-        import shutil
-
         shutil.rmtree(self.folder / name, ignore_errors=True)
 
 
@@ -130,8 +130,6 @@ class SavedTrial:
 
 def saved_trials(state_text: str) -> list[SavedTrial]:
     """The trials of one ``experiment_state-*.json`` ([] when it is unreadable)."""
-    import json
-
     found = []
     try:
         entries = json.loads(state_text).get("trial_data", [])
@@ -216,12 +214,7 @@ def _trial_folder(folder: str, trainables: set[str]) -> tuple[str, int] | None:
 
 
 def _fill_histories(study, state_text: str, trials: list[SavedTrial]) -> list[str]:
-    import io
-    import json
-
     import torch
-
-    from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
 
     named: dict[str, str] = {}
     for folder, checkpoint in checkpoint_references(state_text):
