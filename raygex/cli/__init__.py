@@ -11,16 +11,17 @@ import sys
 
 import click
 
-from raygex.version import __version__
+from raygex.cli.bench import bench
 from raygex.cli.data import data
 from raygex.cli.demo import demo
 from raygex.cli.export import export, predict, report
 from raygex.cli.fetch import fetch_graph, fetch_tcga
 from raygex.cli.graph import graph
-from raygex.cli.bench import bench
 from raygex.cli.search import resume, search, status
 from raygex.cli.train import train
 from raygex.errors import RaygexError, SweepInterrupted
+from raygex.search.tune_compat.versions import untested_versions
+from raygex.version import __version__
 
 EXIT_USER_ERROR = 2
 
@@ -52,6 +53,8 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning user errors into one line and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
+    for line in untested_versions():
+        click.echo(f"raygex: warning: {line}", err=True)
     try:
         cli.main(args=argv, prog_name="raygex", standalone_mode=False)
     except click.exceptions.Abort:
