@@ -76,6 +76,15 @@ def _run_and_print(run, format_table, as_json: bool) -> None:
         click.echo(json.dumps(result))
 
 
+def _print_fields(result: dict, width: int, as_json: bool) -> None:
+    """A benchmark's result as one JSON object, or one ``name value`` line per field."""
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:{width}} {value}")
+
+
 @bench.command("gcn")
 @graph_options("a synthetic graph")
 @click.option("--batch", default=64, show_default=True, help="Samples per step.")
@@ -114,9 +123,9 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
 @click.option("--channels", default=32, show_default=True, help="Channels per layer.")
 @click.option("--embedding", default=8, show_default=True, help="Gene embedding size.")
 @click.option("--batch", default=256, show_default=True, help="Samples per call for the throughput.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's own, all cores).")
 @click.option("--repeats", default=5, show_default=True, help="Timed batch calls per predictor (median reported).")
 @click.option("--calls", default=200, show_default=True, help="Timed single-sample calls per predictor (p50, p99).")
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's own, all cores).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic graph, data and weights.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
 def predict_cmd(graph_path, synthetic, nodes, edges, depth, channels, embedding, batch, repeats, calls, threads,
@@ -154,12 +163,8 @@ def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workd
     """
     from raygex.bench.search import run_search_benchmark
 
-    result = run_search_benchmark(workdir, samples, genes, trials, concurrent, epochs, cpus_per_trial)
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    for key, value in result.items():
-        click.echo(f"{key:45} {value}")
+    _print_fields(run_search_benchmark(workdir, samples, genes, trials, concurrent, epochs, cpus_per_trial), 45,
+                  as_json)
 
 
 @bench.command("soak")
@@ -179,12 +184,8 @@ def soak_cmd(trials, concurrent, kills, epochs, seed, baseline, workdir, as_json
     Example:
       raygex bench soak --trials 200 --concurrent 4 --kills 3
     """
-    result = run_soak(workdir, trials, concurrent, kills, epochs, seed, baseline, log=lambda m: click.echo(m, err=True))
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    for key, value in result.items():
-        click.echo(f"{key:28} {value}")
+    _print_fields(run_soak(workdir, trials, concurrent, kills, epochs, seed, baseline,
+                           log=lambda m: click.echo(m, err=True)), 28, as_json)
 
 
 @bench.command("baselines")
