@@ -147,11 +147,11 @@ def predict_cmd(graph_path, synthetic, nodes, edges, depth, channels, embedding,
 @click.option("--samples", default=2000, show_default=True, help="Samples in the generated dataset.")
 @click.option("--genes", default=16000, show_default=True, help="Genes in the generated dataset.")
 @click.option("--trials", default=8, show_default=True, help="Configurations, each run once by the sweep and by the loop.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Parent of the fresh temporary folder each run works in (default: the system's temp folder).")
 @click.option("--concurrent", default=2, show_default=True, help="Trials at a time in the sweep.")
 @click.option("--epochs", default=20, show_default=True, help="Epochs per trial.")
 @click.option("--cpus-per-trial", default=1.0, show_default=True, help="Ray CPUs (and torch threads, at least 1) per trial.")
-@click.option("--workdir", type=click.Path(path_type=Path), default=None,
-              help="Parent of the fresh temporary folder each run works in (default: the system's temp folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (last line).")
 def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workdir, as_json):
     """Zero-copy check (per-trial memory growth / dataset size) and the sweep's trial phase vs a sequential loop
