@@ -99,7 +99,7 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
     cfg = config(controls=["random", "empty"])
     calls = []
 
-    class Remote:
+    class StoreFolder:
         def __init__(self, fn):
             self.fn = fn
 
@@ -109,7 +109,7 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
 
     import ray
 
-    monkeypatch.setattr(ray, "remote", lambda **_: Remote)
+    monkeypatch.setattr(ray, "remote", lambda **_: StoreFolder)
     monkeypatch.setattr(ray, "put", lambda data: data)
     monkeypatch.setattr(ray, "get", lambda jobs: [{"valid": {"auc": 0.5}, "test": {"auc": 0.5}, "epochs": 1,
                                                    "proba": np.full((60, 3), 1 / 3)} for _ in jobs])

@@ -74,9 +74,11 @@ def _credentials_found() -> bool:
 
 
 @dataclass(frozen=True)
-class Remote:
-    """A location on an object store: ``fs`` (a pyarrow FileSystem) and ``path`` (``bucket/prefix``) inside it;
-    ``uri`` is what the user wrote (query parameters kept, so child URIs reach the same endpoint)."""
+class StoreFolder:
+    """A folder in a file system, read and written the same way wherever it is: ``fs`` (a pyarrow FileSystem: an
+    object store's, or the local one from :func:`local_folder`) and ``path`` (``bucket/prefix``, or a local
+    folder) inside it; ``uri`` is what the user wrote (query parameters kept, so child URIs reach the same
+    endpoint). Writes appear whole (an object store's PUT; a local rename)."""
 
     uri: str
     fs: object
@@ -86,8 +88,8 @@ class Remote:
     def name(self) -> str:
         return PurePosixPath(self.path).name
 
-    def child(self, name: str) -> "Remote":
-        return Remote(_child_uri(self.uri, name), self.fs, f"{self.path.rstrip('/')}/{name}")
+    def child(self, name: str) -> "StoreFolder":
+        return StoreFolder(_child_uri(self.uri, name), self.fs, f"{self.path.rstrip('/')}/{name}")
 
     def key(self, relative: str = "") -> str:
         return f"{self.path.rstrip('/')}/{relative}" if relative else self.path
@@ -114,12 +116,39 @@ class Remote:
         except OSError as err:
             raise self.error(f"read of {relative}", err) from None
 
+    @property
+    def is_local(self) -> bool:
+        return self.fs.type_name == "local"
+
     def write_bytes(self, relative: str, data: bytes) -> None:
+        target = self.key(relative)
+        # locally through a temporary sibling and a rename, so a reader never sees half a file
+        written = f"{target}.{os.getpid()}.tmp" if self.is_local else target
         try:
-            with self.fs.open_output_stream(self.key(relative)) as handle:
+            if self.is_local:
+                self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
+            with self.fs.open_output_stream(written) as handle:
                 handle.write(data)
+            if written != target:
+                self.fs.move(written, target)
         except OSError as err:
             raise self.error(f"write of {relative}", err) from None
+
+    def copy(self, relative: str, to: str) -> None:
+        """Copy one file to another path in the same folder."""
+        try:
+            if self.is_local:
+                self.fs.create_dir(str(PurePosixPath(self.key(to)).parent), recursive=True)
+            self.fs.copy_file(self.key(relative), self.key(to))
+        except OSError as err:
+            raise self.error(f"copy of {relative}", err) from None
+
+    def remove_tree(self, relative: str) -> None:
+        """Delete every file under ``relative`` (and, locally, the emptied folders)."""
+        for name in self.files(relative):
+            self.delete(name)
+        if self.is_local:
+            shutil.rmtree(self.key(relative), ignore_errors=True)
 
     def delete(self, relative: str) -> None:
         try:
@@ -141,6 +170,17 @@ class Remote:
         root = self.path.rstrip("/") + "/"
         return sorted(i.path[len(root):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(root)
                       and not i.path.endswith("/"))
+
+    def subfolders(self, relative: str = "") -> list[str]:
+        """The names of the folders directly under ``relative`` (on an object store: the common prefixes)."""
+        from pyarrow import fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.key(relative), recursive=False,
+                                                            allow_not_found=True))
+        except OSError as err:
+            raise self.error("listing", err) from None
+        return sorted(PurePosixPath(i.path).name for i in infos if i.type == pafs.FileType.Directory)
 
     def download(self, relative: str, local: Path) -> bool:
         """Copy one object to ``local`` (atomically); False when it is gone."""
@@ -188,8 +228,8 @@ def check_scheme(uri: str) -> str:
     return scheme
 
 
-def open_remote(uri: str) -> Remote:
-    """A :class:`Remote` for ``uri``: an unsupported scheme or missing S3 credentials are one-line errors."""
+def open_remote(uri: str) -> StoreFolder:
+    """A :class:`StoreFolder` for ``uri``: an unsupported scheme or missing S3 credentials are one-line errors."""
     scheme = check_scheme(uri)
     parts = urllib.parse.urlsplit(uri)
     if not parts.netloc:
@@ -205,7 +245,15 @@ def open_remote(uri: str) -> Remote:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as err:  # ArrowInvalid is a ValueError
         raise ConfigError(f"storage URI is not usable: {_first_line(err)}", path=uri) from None
-    return Remote(uri.rstrip("/") if not parts.query else uri, fs, path.rstrip("/"))
+    return StoreFolder(uri.rstrip("/") if not parts.query else uri, fs, path.rstrip("/"))
+
+
+def local_folder(path: str | os.PathLike) -> StoreFolder:
+    """A local folder behind the same interface as an object store's (pyarrow's ``LocalFileSystem``)."""
+    from pyarrow import fs as pafs
+
+    folder = os.path.abspath(os.fspath(path))
+    return StoreFolder(folder, pafs.LocalFileSystem(), folder)
 
 
 def join(storage: str, name: str) -> str:
@@ -240,7 +288,7 @@ def _is_checkpoint(relative: str) -> bool:
 class Mirror:
     """The working copy of one experiment on an object store (one per URI per process, see :func:`mirror`)."""
 
-    def __init__(self, remote: Remote):
+    def __init__(self, remote: StoreFolder):
         self.remote = remote
         base = os.environ.get("RAYGEX_CACHE") or None
         if base:
@@ -320,7 +368,7 @@ def fetch_file(uri: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="raygex-file-", dir=os.environ.get("RAYGEX_CACHE") or None))
     atexit.register(shutil.rmtree, folder, True)
     local = folder / (remote.name or "file")
-    parent = Remote(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
+    parent = StoreFolder(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
     if parent.read_bytes(remote.name) is None:
         raise ConfigError("no such object", path=uri)
     parent.download(remote.name, local)
@@ -329,7 +377,7 @@ def fetch_file(uri: str) -> Path:
 
 def put_file(local: Path, uri: str) -> None:
     remote = open_remote(uri)
-    Remote(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent)).upload(local, remote.name)
+    StoreFolder(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent)).upload(local, remote.name)
 
 
 # -- inputs given as URIs (data.expression, graphs) -------------------------------------------------------------------
@@ -346,7 +394,7 @@ def local_input(uri: str, key: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="raygex-input-", dir=os.environ.get("RAYGEX_CACHE") or None))
     atexit.register(shutil.rmtree, folder, True)
     local = folder / (remote.name or "input")
-    parent = Remote(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
+    parent = StoreFolder(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
     try:
         if not parent.download(remote.name, local):  # not one object: a folder of them (Parquet parts)
             files = remote.files()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
-from raygex.files.storage import mirror_of
+from raygex.files.storage import StoreFolder, local_folder, mirror_of
 from raygex.search.sampling import tpe_sampler
 from raygex.search.scheduler import build_scheduler
 from raygex.search.tune_compat.checkpoint_repair import TUNER_STATE, back_up_tuner_state
@@ -42,17 +42,15 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     progress = StudyProgress(study, budget, metric, mode, echo, ended_before=(finished_before, 0), board=board)
     run_callbacks = [progress, *result_files(), *callbacks]
     # On an object store (raygex.files.storage) Tune reads and writes the study on the store itself; the repairs of a
-    # killed driver's state (raygex.search.tune_compat.saved_state) are made there too.
-    remote = _remote_study(study_dir)
-    where = {"storage_filesystem": remote.fs} if remote else {}
-    tune_path = remote.path if remote else str(study_dir)
+    # killed driver's state (raygex.search.tune_compat.saved_state) are made there too, by the same code.
+    folder = study_folder(study_dir)
+    where, tune_path = tune_storage(folder)
     restoring = resume and tune.Tuner.can_restore(tune_path, **where)
     if restoring:
         repair_saved_study(study_dir, study, echo)
     # Registered under a name of the study's own (studies sweep side by side in one driver, and Tune's registry
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
-    saved_state = (remote.read_bytes(TUNER_STATE) if remote else _read(study_dir / TUNER_STATE)) if restoring else None
-    name = restored_trainable_name(saved_state) or f"train_fn_{study}"
+    name = (restored_trainable_name(folder.read_bytes(TUNER_STATE)) if restoring else None) or f"train_fn_{study}"
     tune.register_trainable(name, tune.with_resources(tune.with_parameters(train_fn, payload=payload),
                                                       {"cpu": config.resources.cpu, "gpu": config.resources.gpu}))
     if restoring:
@@ -65,8 +63,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         pool = slots_for(slots_key)
         if pool is not None:  # trials Tune restores run without a suggestion: their slots are held for them
             pool.hold(study, unfinished)
-        if not remote:
-            back_up_tuner_state(study_dir)
+        back_up_tuner_state(folder)
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
@@ -82,28 +79,26 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=study, verbose=0,
-                                  storage_path=str(PurePosixPath(remote.path).parent if remote else study_dir.parent),
-                                  # the experiment state reaches the store every few seconds, not every 5 minutes
-                                  sync_config=tune.SyncConfig(sync_period=2) if remote else None, **where,
+                                  storage_path=str(PurePosixPath(tune_path).parent),
+                                  # the experiment state reaches a store every few seconds, not every 5 minutes
+                                  sync_config=tune.SyncConfig(sync_period=2) if where else None, **where,
                                   callbacks=run_callbacks,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=1)))
-    if not remote:
-        back_up_tuner_state(study_dir)
+    back_up_tuner_state(folder)
     return tuner
 
 
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _remote_study(study_dir: Path):
-    """The study's location on the object store when ``study_dir`` is in a working copy, else None."""
+def study_folder(study_dir: Path) -> StoreFolder:
+    """The study's folder: on the object store when ``study_dir`` lies in a working copy of one, else local."""
     found = mirror_of(study_dir)
-    return found.remote.child(found.relative(study_dir)) if found else None
+    return found.remote.child(found.relative(study_dir)) if found else local_folder(study_dir)
+
+
+def tune_storage(folder: StoreFolder) -> tuple[dict, str]:
+    """What Tune needs to find the study: extra ``RunConfig``/``restore`` arguments and the study's path. Tune
+    keeps a local study in place; one on a store it stages locally and syncs (``storage_filesystem``)."""
+    return ({} if folder.is_local else {"storage_filesystem": folder.fs}), folder.path
 
 
 def result_files() -> list:

@@ -233,9 +233,11 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back(tmp_path):
     assert "checkpoint_000000" not in run_metadata
     state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), run_metadata]]}
     (study / "experiment_state-2026-12-01_12-29-17.json").write_text(json.dumps(state))
-    assert repair_missing_checkpoints(study) == [trial / "checkpoint_000000"]
+    from raygex.files.storage import local_folder
+
+    assert repair_missing_checkpoints(local_folder(study)) == [f"{trial.name}/checkpoint_000000"]
     assert (trial / "checkpoint_000000" / "trial_state.pt").read_bytes() == b"epoch 6"
-    assert repair_missing_checkpoints(study) == []  # nothing left to put back
+    assert repair_missing_checkpoints(local_folder(study)) == []  # nothing left to put back
 
 
 def test_a_trial_resumed_after_its_last_epoch_reports_its_final_metrics_again():

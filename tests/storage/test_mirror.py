@@ -85,7 +85,7 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
     from ray.train import Checkpoint
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
-    from raygex.search.tune_compat.checkpoint_repair import repair_missing_remote_checkpoints
+    from raygex.search.tune_compat.checkpoint_repair import repair_missing_checkpoints
 
     study = open_remote(f"s3://{bucket}/results/tiny/subtype")
     trial = "train_fn_51f3cb5d_3_channels=4,depth=2,lr=0.0034,model=gcn_2026-12-01_12-29-06"
@@ -95,6 +95,6 @@ def test_a_checkpoint_the_saved_state_still_names_is_put_back_on_the_store(bucke
                           cls=TuneFunctionEncoder)
     state = {"trial_data": [[json.dumps({"trial_id": "51f3cb5d", "status": "RUNNING"}), metadata]]}
     study.write_bytes("experiment_state-2026-12-01_12-29-17.json", json.dumps(state).encode())
-    assert repair_missing_remote_checkpoints(study) == [f"{trial}/checkpoint_000000"]
+    assert repair_missing_checkpoints(study) == [f"{trial}/checkpoint_000000"]
     assert study.read_bytes(f"{trial}/checkpoint_000000/trial_state.pt") == b"epoch 6"
-    assert repair_missing_remote_checkpoints(study) == []
+    assert repair_missing_checkpoints(study) == []

@@ -59,12 +59,13 @@ def trial_folder(study: Path, trial) -> str:
 def where(request, tmp_path):
     """(the study's folder to write Tune's files into, a function that runs the repairs and returns the folder
     as they left it)."""
+    from raygex.files.storage import local_folder
     from raygex.search.tune_compat.saved_state import repair_before_restore
 
     study = tmp_path / "study"
     study.mkdir()
     if request.param == "local":
-        return study, lambda: (repair_before_restore(study), study)
+        return study, lambda: (repair_before_restore(local_folder(study)), study)
     server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("bucket")
     from raygex.files.storage import open_remote
     from tests.storage.test_s3_sweep import upload
@@ -76,7 +77,7 @@ def where(request, tmp_path):
             upload(server, bucket, study, "exp/study")
             uploaded.append(True)
         remote = open_remote(f"s3://{bucket}/exp/study")
-        notes = repair_before_restore(study, remote)
+        notes = repair_before_restore(remote)
         back = tmp_path / "back"
         for rel in remote.files():
             remote.download(rel, back / rel)

@@ -1,41 +1,44 @@
 """Two repairs of Ray Tune's own files that a killed driver can leave broken: ``tuner.pkl`` truncated by Tune's
-in-place rewrite, and a checkpoint that the experiment state names but Tune had already replaced (locally and on
-an object store). Used by :mod:`raygex.search.tune_compat.saved_state` before a study is restored.
+in-place rewrite, and a checkpoint that the experiment state names but Tune had already replaced. One algorithm
+each, on a local folder or an object store alike (:class:`raygex.files.storage.StoreFolder`). Used by
+:mod:`raygex.search.tune_compat.saved_state` before a study is restored.
 """
 
 from __future__ import annotations
 
 import pickle
 import re
-import shutil
-from pathlib import Path
 
-from raygex.files.fileio import atomic_path
+from raygex.files.storage import StoreFolder
 
 TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
 
 
-def _loadable(path: Path) -> bool:
+def _loadable(data: bytes | None) -> bool:
     try:
-        pickle.loads(path.read_bytes())
-    except Exception:  # empty, truncated, or unreadable: any of them breaks Tuner.restore
+        pickle.loads(data)
+    except Exception:  # absent, empty, truncated, or unreadable: any of them breaks Tuner.restore
         return False
     return True
 
 
-def back_up_tuner_state(study_dir: Path) -> None:
+def back_up_tuner_state(study: StoreFolder) -> None:
     """Keep a good copy of Tune's ``tuner.pkl``: Tune rewrites it in place, so a kill mid-write truncates it."""
-    state = study_dir / TUNER_STATE
-    if state.exists() and _loadable(state):
-        with atomic_path(study_dir / TUNER_BACKUP) as tmp:
-            Path(tmp).write_bytes(state.read_bytes())
+    state = study.read_bytes(TUNER_STATE)
+    if _loadable(state):
+        study.write_bytes(TUNER_BACKUP, state)
 
 
-def repair_tuner_state(study_dir: Path) -> None:
-    """Put the last good ``tuner.pkl`` back when a killed driver left it truncated (found by bench soak)."""
-    state, backup = study_dir / TUNER_STATE, study_dir / TUNER_BACKUP
-    if not _loadable(state) and backup.exists() and _loadable(backup):
-        state.write_bytes(backup.read_bytes())
+def repair_tuner_state(study: StoreFolder) -> bool:
+    """Put the last good ``tuner.pkl`` back when a killed driver left it truncated (found by bench soak); returns
+    whether it did."""
+    if _loadable(study.read_bytes(TUNER_STATE)):
+        return False
+    backup = study.read_bytes(TUNER_BACKUP)
+    if not _loadable(backup):
+        return False
+    study.write_bytes(TUNER_STATE, backup)
+    return True
 
 
 CHECKPOINT_REF = re.compile(rb"([^/\\\"\x00-\x1f]+)/(checkpoint_\d{6})")
@@ -56,7 +59,7 @@ def checkpoint_references(state_text: str) -> set[tuple[str, str]]:
     return {(trial.decode(errors="replace"), name.decode()) for trial, name in found}
 
 
-def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
+def repair_missing_checkpoints(study: StoreFolder) -> list[str]:
     """Put back checkpoints that Tune's saved state still points at but that are gone (found by test_resume).
 
     Tune keeps one checkpoint per trial: when a trial saves checkpoint N+1 it deletes N, and the experiment state
@@ -64,32 +67,15 @@ def repair_missing_checkpoints(study_dir: Path) -> list[Path]:
     checkpoint, and Tune's restore then fails the trial ("Could not recover from checkpoint"). Each missing one is
     replaced by a copy of the newest checkpoint left in that trial's folder: the trainable's own state inside it
     (its epoch, weights, optimiser, shuffling) says where training really is, so nothing is lost or repeated.
-    Returns the checkpoints put back.
+    The same race exists on an object
+    store (Tune deletes checkpoint N on the store before its synced state names N+1), and the same code repairs it
+    there. Returns the checkpoints put back (``<trial folder>/<checkpoint>``).
     """
-    states = sorted(study_dir.glob("experiment_state-*.json"))
-    if not states:
-        return []
-    restored = []
-    for trial, name in sorted(checkpoint_references(states[-1].read_text(errors="replace"))):
-        folder = study_dir / trial
-        missing = folder / name
-        if not folder.is_dir() or missing.exists():
-            continue
-        left = sorted(p for p in folder.glob("checkpoint_*") if p.is_dir())
-        if left:
-            shutil.copytree(left[-1], missing)
-            restored.append(missing)
-    return restored
-
-
-def repair_missing_remote_checkpoints(remote) -> list[str]:
-    """:func:`repair_missing_checkpoints` on an object store (``remote``: the study's :class:`Remote`): the same
-    race exists there (Tune deletes checkpoint N on the store before its synced state names N+1)."""
-    files = remote.files()
+    files = study.files()
     states = sorted(f for f in files if "/" not in f and f.startswith("experiment_state-") and f.endswith(".json"))
     if not states:
         return []
-    text = (remote.read_bytes(states[-1]) or b"").decode(errors="replace")
+    text = (study.read_bytes(states[-1]) or b"").decode(errors="replace")
     restored = []
     for trial, name in sorted(checkpoint_references(text)):
         mine = [f for f in files if f.startswith(f"{trial}/")]
@@ -101,6 +87,6 @@ def repair_missing_remote_checkpoints(remote) -> list[str]:
             continue
         for f in mine:
             if f.startswith(f"{trial}/{left[-1]}/"):
-                remote.fs.copy_file(remote.key(f), remote.key(f.replace(f"/{left[-1]}/", f"/{name}/", 1)))
+                study.copy(f, f.replace(f"/{left[-1]}/", f"/{name}/", 1))
         restored.append(f"{trial}/{name}")
     return restored

@@ -16,15 +16,13 @@ import io
 import json
 import pickle
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from raygex.files.fileio import atomic_path
 from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
-from raygex.files.storage import mirror_of
+from raygex.files.storage import StoreFolder, local_folder, mirror_of
 from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
-                                                         repair_missing_remote_checkpoints, repair_tuner_state)
+                                                         repair_tuner_state)
 from raygex.search.tune_compat.optuna_repair import agree_optuna
 from raygex.search.tune_compat.tune_files import TERMINAL_STATES
 
@@ -37,7 +35,7 @@ def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
     is repaired and the folder pulled again. Each change is one ``note:`` line through ``echo``."""
     found = mirror_of(study_dir)
     relative = found.relative(study_dir) if found else None
-    notes = repair_before_restore(study_dir, found.remote.child(relative) if found else None)
+    notes = repair_before_restore(found.remote.child(relative) if found else local_folder(study_dir))
     if notes and found:
         found.pull(relative)
     for note in notes:
@@ -45,66 +43,35 @@ def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
     return notes
 
 
-def repair_before_restore(study_dir: Path, remote=None) -> list[str]:
-    """Every repair below on the study (``remote``: its :class:`raygex.files.storage.Remote` when it lives on an object
-    store, else the local folder); returns a line for each thing it changed."""
-    notes = []
-    if remote is None:
-        repair_tuner_state(study_dir)
-        notes += [f"checkpoint {p.parent.name}/{p.name} put back" for p in repair_missing_checkpoints(study_dir)]
-        files = LocalStudy(study_dir)
-    else:
-        notes += [f"checkpoint {p} put back" for p in repair_missing_remote_checkpoints(remote)]
-        files = StoredStudy(remote)
-    return notes + agree_with_experiment_state(files)
+def repair_before_restore(study: StoreFolder) -> list[str]:
+    """Every repair below on the study's folder (local or on an object store: the same code); returns a line for
+    each thing it changed."""
+    repair_tuner_state(study)
+    notes = [f"checkpoint {p} put back" for p in repair_missing_checkpoints(study)]
+    return notes + agree_with_experiment_state(StudyFiles(study))
 
 
-class LocalStudy:
-    """A study folder on disk, as :func:`agree_with_experiment_state` reads and changes it."""
+class StudyFiles:
+    """A study folder's files as :func:`agree_with_experiment_state` reads and changes them (listed once)."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def names(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file())
-
-    def trial_folders(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if p.is_dir())
-
-    def read(self, name: str) -> bytes:
-        path = self.folder / name
-        return path.read_bytes() if path.is_file() else b""
-
-    def write(self, name: str, data: bytes) -> None:
-        with atomic_path(self.folder / name) as tmp:
-            Path(tmp).write_bytes(data)
-
-    def remove_folder(self, name: str) -> None:
-        shutil.rmtree(self.folder / name, ignore_errors=True)
-
-
-class StoredStudy(LocalStudy):
-    """A study folder on an object store (each write is one whole-object PUT)."""
-
-    def __init__(self, remote):
-        self.remote = remote
-        self._files = remote.files()
+    def __init__(self, folder: StoreFolder):
+        self.folder = folder
+        self._files = folder.files()
 
     def names(self) -> list[str]:
         return [f for f in self._files if "/" not in f]
 
     def trial_folders(self) -> list[str]:
-        return sorted({f.split("/")[0] for f in self._files if "/" in f})
+        return self.folder.subfolders()
 
     def read(self, name: str) -> bytes:
-        return self.remote.read_bytes(name) or b""
+        return self.folder.read_bytes(name) or b""
 
     def write(self, name: str, data: bytes) -> None:
-        self.remote.write_bytes(name, data)
+        self.folder.write_bytes(name, data)
 
     def remove_folder(self, name: str) -> None:
-        for f in [f for f in self._files if f.startswith(f"{name}/")]:
-            self.remote.delete(f)
+        self.folder.remove_tree(name)
 
 
 @dataclass(frozen=True)
@@ -148,7 +115,7 @@ def saved_trials(state_text: str) -> list[SavedTrial]:
 
 def agree_with_experiment_state(study) -> list[str]:
     """Make the search state, the Optuna study, the trials' histories and the trial folders agree with the
-    experiment state (``study``: a :class:`LocalStudy` or :class:`StoredStudy`); returns a line for each change.
+    experiment state (``study``: a :class:`StudyFiles`); returns a line for each change.
 
     - Tune's trial counter is set to the trials the experiment state holds (Tune restores exactly those). Ahead
       of it (found by tests/storage: "5 of 6 trials finished" after a resume on S3), Tune would create too few
