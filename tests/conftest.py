@@ -50,3 +50,25 @@ def run_cli(capsys):
         return exit_info.value.code, out, err
 
     return run
+
+
+@pytest.fixture
+def raygex_messages():
+    """The messages raygex logs (its ``raygex`` logger's records, info and up) while the test runs."""
+    import logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("raygex"), Collect(logging.INFO)
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)

@@ -15,11 +15,16 @@ and the time a worker takes to start a trial.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+from raygex.runtime.console import quiet
+
+logger = logging.getLogger(__name__)
 
 
 def trial_spans(experiment: Path, studies: list[str]) -> list[tuple[str, float, float]]:
@@ -61,7 +66,7 @@ def _config(workdir: Path, demo: Path, studies: int, trials: int, slots: int, ep
 
 
 def measure_occupancy(*, studies: int = 6, trials: int = 12, nodes: int = 3, epochs: int = 80,
-                      samples: int = 2000, genes: int = 2000, workdir: Path | None = None, echo=print) -> dict:
+                      samples: int = 2000, genes: int = 2000, workdir: Path | None = None) -> dict:
     """Run the experiment side by side and one after another on a ``nodes``-node cluster shaped as the shipped
     cluster files are: a head that advertises no CPUs (the driver's) and ``nodes - 1`` workers of one CPU each,
     one trial slot per worker; returns both occupancies with the trials' count and the sweep phase's span."""
@@ -92,13 +97,14 @@ def measure_occupancy(*, studies: int = 6, trials: int = 12, nodes: int = 3, epo
             config = load_config(path)
             timings: dict = {}
             started = time.perf_counter()
-            experiment = run_search(config, address=cluster.address, echo=lambda *_: None, timings=timings)
+            with quiet():
+                experiment = run_search(config, address=cluster.address, timings=timings)
             spans = trial_spans(experiment, [s.name for s in config.studies()])
             out["runs"][mode] = {
                 "occupancy": round(occupancy([(a, b) for _, a, b in spans], slots), 3), "trials": len(spans),
                 "sweep_phase_s": round(max(e for *_, e in spans) - min(s for _, s, _ in spans), 1),
                 "search_s": round(time.perf_counter() - started, 1)}
-            echo(f"{mode}: occupancy {out['runs'][mode]['occupancy']:.1%} over {len(spans)} trials, sweep phase "
+            logger.info(f"{mode}: occupancy {out['runs'][mode]['occupancy']:.1%} over {len(spans)} trials, sweep phase "
                  f"{out['runs'][mode]['sweep_phase_s']:.1f} s")
     finally:
         ray.shutdown()

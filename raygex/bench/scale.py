@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from raygex.bench.occupancy import measure_occupancy, occupancy
+from raygex.runtime.console import quiet
 from raygex.search.tune_compat.ray_internals import object_store_stats
 
 DEFAULT_SIZES = ((25_000, 5_000), (50_000, 20_000))  # ~0.5 GB and ~4 GB of float32
@@ -145,7 +146,7 @@ if len(sys.argv) > 3 and float(sys.argv[3]) > 0:  # a known allocation during th
     ballast = numpy.ones(int(float(sys.argv[3]) * 2**20) // 8)
     del ballast
 started = time.time()
-experiment = run_search(config, echo=lambda *a: None)
+experiment = run_search(config)
 seconds = time.time() - started
 peak = status("VmHWM:")
 layout = ExperimentLayout.open(experiment)
@@ -269,9 +270,9 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
                 shutil.rmtree(dataset, ignore_errors=True) if dataset.is_dir() else dataset.unlink()
         occupancy_run = None
         if occupancy_studies:
-            occupancy_run = measure_occupancy(studies=occupancy_studies, trials=occupancy_trials, nodes=nodes,
-                                              epochs=occupancy_epochs, workdir=folder / "occupancy",
-                                              echo=lambda *_: None)
+            with quiet():
+                occupancy_run = measure_occupancy(studies=occupancy_studies, trials=occupancy_trials, nodes=nodes,
+                                                  epochs=occupancy_epochs, workdir=folder / "occupancy")
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

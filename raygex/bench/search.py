@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 
 from raygex.runtime.allocator import keep_freed_memory
+from raygex.runtime.console import quiet
 from raygex.runtime.ray_session import connect
 from raygex.search.memory import private_memory_mb
 
@@ -149,7 +150,8 @@ def run_search_benchmark(workdir: Path | None = None, n_samples: int = 2000, n_g
         connect(None)
         idle = _idle_worker_private_mb()
         timings: dict = {}
-        experiment = run_search(config, echo=lambda *_: None, timings=timings)
+        with quiet():
+            experiment = run_search(config, timings=timings)
         sweep_s = time.perf_counter() - started
     finally:
         ray.shutdown()

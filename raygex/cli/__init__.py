@@ -20,6 +20,7 @@ from raygex.cli.graph import graph
 from raygex.cli.search import resume, search, status
 from raygex.cli.train import train
 from raygex.errors import RaygexError, SweepInterrupted
+from raygex.runtime.console import show_messages
 from raygex.search.tune_compat.versions import untested_versions
 from raygex.version import __version__
 
@@ -33,6 +34,7 @@ EXIT_USER_ERROR = 2
 def cli(ctx: click.Context, debug: bool) -> None:
     """Search graph convolutional networks over gene expression, on Ray."""
     ctx.obj = {"debug": debug}
+    show_messages()  # raygex's progress, results and notes (logging records) on the console
 
 
 data.add_command(demo)

@@ -8,15 +8,15 @@ overrides any value before validation, so configs need no machine-specific paths
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NamedTuple, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from raygex.config.tasks import ClassifyTask, SingleGeneTask, TaskSpec
 from raygex.errors import ConfigError
 from raygex.graphs.controls import CONTROL_KINDS, RESERVED_GRAPH_NAMES, control_choices
 from raygex.metrics import MODE
-from raygex.config.tasks import TaskSpec
 
 
 def _control_kind(kind: str) -> str:
@@ -103,7 +103,7 @@ class Study(NamedTuple):
     """One search: a task at one training-set size (``name`` is ``<task>-n<size>`` when there are several)."""
 
     name: str
-    task: object
+    task: Union[ClassifyTask, SingleGeneTask]
     train: Union[int, float]
 
 

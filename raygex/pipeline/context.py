@@ -11,18 +11,17 @@ from functools import cached_property
 
 from raygex.experiment.layout import ExperimentLayout
 from raygex.runtime.ray_session import check_resources, connect
+from raygex.search.payload import TrialPayload, TrialSettings
 from raygex.search.scheduler import decision_epochs
 
 
 class SweepContext:
     """Lazily made inputs of a pipeline run over one experiment."""
 
-    def __init__(self, layout: ExperimentLayout, *, address: str | None = None, echo=print,
-                 timings: dict | None = None):
+    def __init__(self, layout: ExperimentLayout, *, address: str | None = None, timings: dict | None = None):
         self.layout = layout
         self.config = layout.config
         self.address = address
-        self.echo = echo
         self.timings = {} if timings is None else timings
         self.timings.setdefault("trials_s", 0.0)
         self._ray = False
@@ -35,7 +34,7 @@ class SweepContext:
 
         started = time.perf_counter()
         connect(self.address)
-        check_resources(self.config.resources, echo=self.echo)
+        check_resources(self.config.resources)
         self.timings["ray_s"] = self.timings.get("ray_s", 0.0) + time.perf_counter() - started
         self._ray = True
 
@@ -62,7 +61,7 @@ class SweepContext:
 
         return dataset_hash(self.config.data.expression)
 
-    def payload(self, study: str) -> dict:
+    def payload(self, study: str) -> TrialPayload:
         """What a study's trials share (put in the object store once by Tune): the ObjectRef of its arrays made in
         a Ray task (small studies) or its streamed Ray Datasets (large ones), the aligned graphs and settings."""
         config = self.config
@@ -72,10 +71,10 @@ class SweepContext:
         data, aligned, _ = self.dataset.study_data(study, seed)
         self.layout.write_graph_counts(study, {name: {"edges": int(g.n_edges), "nodes": int(g.n_nodes)}
                                                for name, g in aligned.items()})
-        fixed = {"train": {**config.train.model_dump(), "seed": seed},
-                 "cpus_per_trial": config.resources.cpu,
-                 "checkpoint_every": config.search.checkpoint_every,
-                 "checkpoint_min_s": config.search.checkpoint_min_s,
-                 "decision_epochs": decision_epochs(config)}
+        settings = TrialSettings(train={**config.train.model_dump(), "seed": seed},
+                                 cpus_per_trial=config.resources.cpu,
+                                 checkpoint_every=config.search.checkpoint_every,
+                                 checkpoint_min_s=config.search.checkpoint_min_s,
+                                 decision_epochs=tuple(decision_epochs(config)))
         self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
-        return {"data": data, "graphs": aligned, "fixed": fixed}
+        return TrialPayload(data=data, settings=settings, graphs=aligned)

@@ -9,6 +9,7 @@ recorded in the layout's journal (``stages.jsonl``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from raygex.files.storage import is_uri, join, localize_inputs, open_remote, put
 from raygex.pipeline.context import SweepContext
 from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
 from raygex.runtime.console import chatter_to
+
+logger = logging.getLogger(__name__)
 
 
 def plan(layout: ExperimentLayout) -> dict[str, list[str]]:
@@ -43,12 +46,13 @@ def check_inputs(config: ExperimentConfig) -> None:
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,
-               name: str | None = None, resume: bool = False, echo=print, timings: dict | None = None,
+               name: str | None = None, resume: bool = False, timings: dict | None = None,
                verbose: bool = False) -> Path:
     """Run (or, with ``resume``, continue) every study's stages; returns the experiment folder.
 
     Ray's, Tune's and Python warnings' messages go to the experiment's ``logs/driver.log`` (and to the console
-    too when ``verbose``); the console shows each study's progress and results.
+    too when ``verbose``); each study's progress and results are ``logging`` records of the ``raygex`` logger,
+    which the CLI prints (:func:`raygex.runtime.console.show_messages`).
 
     ``timings``, when given, receives the seconds spent starting/connecting Ray (``ray_s``), reading and
     preparing the shared data (``data_s``) and running trials (``trials_s``, summed over studies).
@@ -61,7 +65,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
         layout.read_meta()
     todo = plan(layout) if layout.exists() else {s.name: [st.name for st in STUDY_STAGES] for s in config.studies()}
     if not any(todo.values()) and layout.report_path.exists():
-        echo(f"experiment {layout.where}: every stage of every task is done; nothing to run")
+        logger.info(f"experiment {layout.where}: every stage of every task is done; nothing to run")
         return layout.root
 
     local = localize_inputs(config)  # inputs given as s3:// / gs:// URIs, fetched once (the snapshot keeps URIs)
@@ -69,24 +73,24 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
     layout.check_writable()
     with layout.lock() as lock:
         if lock.stale:
-            echo(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
+            logger.info(f"note: took over the lock of a driver that is gone (pid {lock.stale.get('pid')})")
         if not layout.exists():
             layout.create()
         layout.use_config(local)
         with chatter_to(layout.driver_log, verbose):
-            ctx = SweepContext(layout, address=address, echo=echo, timings=timings)
+            ctx = SweepContext(layout, address=address, timings=timings)
             ran = _run_studies(ctx)
-            echo(f"\nexperiment: {layout.where}" + (f" (working copy {layout.root})" if layout.mirror else ""))
+            logger.info(f"\nexperiment: {layout.where}" + (f" (working copy {layout.root})" if layout.mirror else ""))
             for study in config.studies():
                 model = layout.model_path(study.name)
-                echo(f"  {study.name}: leaderboard {layout.shown(layout.leaderboard_path(study.name))}"
+                logger.info(f"  {study.name}: leaderboard {layout.shown(layout.leaderboard_path(study.name))}"
                      + (f"\n  {' ' * len(study.name)}  model       {layout.shown(model)}" if model.exists() else ""))
-            echo(f"  trials: {layout.where}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
-            echo(f"  logs: {layout.driver_log} (Ray, Tune and warnings; -v shows them here)")
+            logger.info(f"  trials: {layout.where}/<task>/<trial>/ (result.json, progress.csv, checkpoints)")
+            logger.info(f"  logs: {layout.driver_log} (Ray, Tune and warnings; -v shows them here)")
             if ran or not layout.report_path.exists():
                 _timed(layout, None, "report", lambda: run_report(ctx))
             else:
-                echo(f"  report: {layout.report_path}")
+                logger.info(f"  report: {layout.report_path}")
     return layout.root
 
 
@@ -101,9 +105,9 @@ def _run_studies(ctx: SweepContext) -> int:
     pending = {name: [stage for stage in STUDY_STAGES if not stage.done(ctx, name)] for name in studies}
     for name, missing in pending.items():
         if not missing:
-            ctx.echo(f"task {name}: already finished, kept")
+            logger.info(f"task {name}: already finished, kept")
         elif len(missing) < len(STUDY_STAGES):
-            ctx.echo(f"task {name}: running the stages not done yet: {', '.join(s.name for s in missing)}")
+            logger.info(f"task {name}: running the stages not done yet: {', '.join(s.name for s in missing)}")
     sweeping = [name for name, missing in pending.items() if SWEEP in missing]
     if sweeping:
         for name, seconds in run_sweeps(ctx, sweeping).items():
@@ -125,12 +129,12 @@ def _timed(layout: ExperimentLayout, study: str | None, name: str, action) -> No
     layout.record_stage(study, name, time.perf_counter() - started)
 
 
-def resume_experiment(experiment: str | Path, *, address: str | None = None, echo=print,
+def resume_experiment(experiment: str | Path, *, address: str | None = None,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
     layout = ExperimentLayout.open(experiment)
     storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
-    return run_search(layout.config, address=address, storage=storage, name=name, resume=True, echo=echo,
+    return run_search(layout.config, address=address, storage=storage, name=name, resume=True,
                       verbose=verbose)
 
 
@@ -154,7 +158,7 @@ def export_experiment(experiment: str | Path, *, task: str | None = None, trial_
                           f"with 'raygex resume {layout.where}'", path=layout.where)
 
     layout.use_config(localize_inputs(config))
-    ctx = SweepContext(layout, echo=lambda *_: None)
+    ctx = SweepContext(layout)
     exported = [name for name in names if name not in missing]
     if out_dir is None or not is_uri(out_dir):
         return [_export_one(ctx, layout, name, trial_id, out_dir) for name in exported]

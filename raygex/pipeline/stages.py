@@ -20,6 +20,7 @@ report         ``report.html`` (rebuilt when any stage ran)      the HTML report
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -35,6 +36,8 @@ from raygex.search.results import read_results, result_rows
 from raygex.search.tune_compat.optuna_store import save_optuna_study
 from raygex.search.tune_compat.saved_state import repair_saved_study
 from raygex.search.tuner import build_tuner, fit, sweep_finished
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def run_sweeps(ctx: SweepContext, studies: list[str]) -> dict[str, float]:
     at_once = min(len(studies), search.studies_at_once or len(studies))
     cap = f", at most {search.max_concurrent_per_study} per task" if search.max_concurrent_per_study else ""
     if len(studies) > 1:
-        ctx.echo(f"sweeping {len(studies)} tasks ({', '.join(studies)}), {at_once} at a time: "
+        logger.info(f"sweeping {len(studies)} tasks ({', '.join(studies)}), {at_once} at a time: "
                  f"{search.max_concurrent} trials at a time in all{cap}")
     board, stop, build_lock = ProgressBoard(), threading.Event(), threading.Lock()
     seconds: dict[str, float] = {}
@@ -145,10 +148,10 @@ def _study_tuner(ctx: SweepContext, study: str, board, stop):
     per_study = config.search.max_concurrent_per_study or config.search.max_concurrent
     for line in ([capped] if capped else []) + [
             f"task {study}: {budget} trials, up to {min(per_study, config.search.max_concurrent)} at a time"]:
-        board.print_above(line, ctx.echo)
+        board.print_above(line)
     states = layout.trial_states(study)
     extra = [StopOnEvent(stop)] if stop is not None else []
-    tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True, echo=ctx.echo,
+    tuner = build_tuner(config, layout.study_dir(study), ctx.payload(study), resume=True,
                         callbacks=[*trial_callbacks(config, layout.root, study), *extra],
                         finished_before=list(states.values()).count("TERMINATED"),
                         unfinished=[t for t, s in states.items() if s != "TERMINATED"],
@@ -165,15 +168,15 @@ def run_leaderboard(ctx: SweepContext, study: str) -> None:
     results = ctx.results.pop(study, None)
     if results is None:  # the sweep ended under a driver that was then killed: its saved files may disagree
 
-        repair_saved_study(ctx.layout.study_dir(study), study, ctx.echo)
+        repair_saved_study(ctx.layout.study_dir(study), study)
     rows = result_rows(results if results is not None else read_results(ctx.layout.study_dir(study)))
     board = leaderboard.ranked(rows, selection_column(ctx.config), selection_mode(ctx.config),
                                ctx.config.search.select)
-    save_optuna_study(ctx.layout, study, warn=ctx.echo)  # before the board, whose presence marks the stage done
+    save_optuna_study(ctx.layout, study)  # before the board, whose presence marks the stage done
     ctx.layout.write_leaderboard(study, board)
-    ctx.echo(f"\n== {study}: leaderboard ({len(board)} trials, ranked on validation; * = the winner, "
+    logger.info(f"\n== {study}: leaderboard ({len(board)} trials, ranked on validation; * = the winner, "
              f"rule {ctx.config.search.select}, never a control) ==")
-    ctx.echo(leaderboard.format_table(board))
+    logger.info(leaderboard.format_table(board))
 
 
 def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, out_dir=None) -> dict | None:
@@ -189,12 +192,12 @@ def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, ou
     except RaygexError as err:
         if trial_id is not None or out_dir is not None:
             raise
-        ctx.echo(f"warning: task {study}: the winner was not exported: {err} (run 'raygex export {layout.root}' "
+        logger.warning(f"warning: task {study}: the winner was not exported: {err} (run 'raygex export {layout.root}' "
                  f"or 'raygex resume {layout.root}' to retry)")
         return None
     metric = metric_name(ctx.config)
     test = summary["test"].get(metric)
-    ctx.echo(f"{study}: winner {summary['trial_id']} exported to {summary['model']} ({summary['weights']}; "
+    logger.info(f"{study}: winner {summary['trial_id']} exported to {summary['model']} ({summary['weights']}; "
              f"test {metric} {test:.4g})" if test is not None else
              f"{study}: winner {summary['trial_id']} exported to {summary['model']}")
     return summary
@@ -205,7 +208,7 @@ def run_evaluation(ctx: SweepContext, study: str) -> None:
     from raygex.analysis.evaluation import evaluate_seeds
 
     ctx.ray()
-    ctx.echo(f"{study}: retraining the best configuration of each choice on split seeds {ctx.config.split.seeds}")
+    logger.info(f"{study}: retraining the best configuration of each choice on split seeds {ctx.config.split.seeds}")
     evaluate_seeds(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
 
 
@@ -214,7 +217,7 @@ def run_swap(ctx: SweepContext, study: str) -> None:
     from raygex.analysis.swap import swap_graphs
 
     ctx.ray()
-    ctx.echo(f"{study}: the best GCN configuration with each of {len(ctx.config.graph_choices())} graphs swapped in, "
+    logger.info(f"{study}: the best GCN configuration with each of {len(ctx.config.graph_choices())} graphs swapped in, "
              f"on split seeds {ctx.config.split.seeds}")
     swap_graphs(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
 
@@ -227,7 +230,7 @@ def run_verdict(ctx: SweepContext, study: str) -> None:
     ctx.layout.write_verdicts(study, table)
     size = ctx.config.train_size(study)
     for _, row in table.iterrows():
-        ctx.echo(f"{study}: " + sentence(row, size if isinstance(size, int) else None))
+        logger.info(f"{study}: " + sentence(row, size if isinstance(size, int) else None))
 
 
 def run_summary(ctx: SweepContext, study: str) -> None:
@@ -248,7 +251,7 @@ def run_summary(ctx: SweepContext, study: str) -> None:
 def run_report(ctx: SweepContext) -> None:
     from raygex.report.html import write_report
 
-    ctx.echo(f"  report: {write_report(ctx.layout)}")
+    logger.info(f"  report: {write_report(ctx.layout)}")
 
 
 SWEEP = Stage("sweep", _sweep_done, run_sweep)

@@ -3,11 +3,14 @@ trial's resource request can ever be met."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import yaml
 
 from raygex.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -71,10 +74,10 @@ def check_request(cpu: float, gpu: float, total: dict, node_types: dict[str, dic
                       f"{total.get(short, 0):g} {short}s{types}: no trial could ever start")
 
 
-def check_resources(resources, echo=print) -> None:
+def check_resources(resources) -> None:
     """:func:`check_request` against the running cluster and the autoscaler's node types."""
     import ray
 
     note = check_request(resources.cpu, resources.gpu, ray.cluster_resources(), autoscaler_node_types())
     if note:
-        echo(note)
+        logger.info(note)

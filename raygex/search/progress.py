@@ -16,11 +16,14 @@ is printed for good when its sweep ends.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 
 from ray.tune import Callback
+
+logger = logging.getLogger(__name__)
 
 REDRAW_S = 1.0
 
@@ -74,11 +77,11 @@ class ProgressBoard:
                 self._shown = len(self.studies)
             self._drawn = self.clock()
 
-    def print_above(self, text: str, echo) -> None:
+    def print_above(self, text: str) -> None:
         with self._lock:
             if self.live and self._shown:
                 self._clear()
-            echo(text)
+            logger.info(text)
 
     def end(self, study: "StudyProgress") -> None:
         """The study's sweep ended: its last status is printed for good, the others stay live below it."""
@@ -98,10 +101,10 @@ class StudyProgress(Callback):
     ``board``: the display shared with the studies sweeping at the same time (default: one of its own).
     """
 
-    def __init__(self, task: str, total: int, metric: str, mode: str, echo=print, *, live: bool | None = None,
+    def __init__(self, task: str, total: int, metric: str, mode: str, *, live: bool | None = None,
                  stream=None, clock_fn=time.monotonic, ended_before: tuple[int, int] = (0, 0),
                  board: ProgressBoard | None = None):
-        self.task, self.total, self.metric, self.mode, self.echo = task, total, metric, mode, echo
+        self.task, self.total, self.metric, self.mode = task, total, metric, mode
         self.board = board or ProgressBoard(live=live, stream=stream, clock_fn=clock_fn)
         self.clock = clock_fn
         self.started = clock_fn()
@@ -164,7 +167,7 @@ class StudyProgress(Callback):
             best = "-" if self.best is None else f"{self.best:.4f} {self.best_choice}"
             line += (f"  | best {best} | {len(self.running)} running, {self.errored} errored | "
                      f"{clock(self.clock() - self.started)} elapsed, ETA {'-' if eta is None else clock(eta)}")
-        self.board.print_above(line, self.echo)
+        self.board.print_above(line)
         self.board.draw()
 
     def setup(self, **info):

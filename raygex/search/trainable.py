@@ -16,6 +16,7 @@ from raygex.runtime.allocator import keep_freed_memory
 from raygex.runtime.gpu_share import limit_gpu_memory
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.memory import private_memory_mb
+from raygex.search.payload import TrialPayload
 
 _trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
@@ -34,12 +35,9 @@ def shares_memory(data) -> bool:
     return all(isinstance(a, np.ndarray) and not a.flags.writeable and not a.flags.owndata for a in arrays)
 
 
-def train_fn(config: dict, payload: dict) -> None:
-    """Train one sampled configuration on the task's shared arrays; report its epochs to Tune.
-
-    ``payload`` (from ``tune.with_parameters``, stored once in the object store) holds ``data`` (the ObjectRef of
-    a standardised TrialData without graph, made in a Ray task, or a large study's
-    :class:`~raygex.data.batches.StreamData`), ``graphs`` (AlignedGraph per graph choice) and ``fixed``.
+def train_fn(config: dict, payload: TrialPayload) -> None:
+    """Train one sampled configuration (``config``: Tune's sampled hyperparameters) on the study's shared data;
+    report its epochs to Tune. ``payload`` comes from ``tune.with_parameters`` (stored once in the object store).
     """
     global _trials_in_this_worker
     wall_start = time.time()  # when this worker began the trial: `bench search` times the trial phase with it
@@ -48,17 +46,17 @@ def train_fn(config: dict, payload: dict) -> None:
 
     from raygex.training.loop import run_trial
 
-    fixed = payload["fixed"]
-    _threads(fixed.get("cpus_per_trial", 1))
+    settings = payload.settings
+    _threads(settings.cpus_per_trial)
     gpu_share = limit_gpu_memory()  # a fractional GPU: this trial's share of the device's memory
     keep_freed_memory()
-    hparams = {**fixed["train"], **config}
-    graph = payload["graphs"][config["graph"]] if config.get("model") == "gcn" else None
-    data = payload["data"]
+    hparams = {**settings.train, **config}
+    graph = payload.graphs[config["graph"]] if config.get("model") == "gcn" else None
+    data = payload.data
     if isinstance(data, ray.ObjectRef):
         data = ray.get(data)  # zero-copy: the arrays stay in the object store
     data = dataclasses.replace(data, graph=graph)
-    every = int(fixed.get("checkpoint_every", 5))
+    every = int(settings.checkpoint_every)
 
     resume = None
     checkpoint = tune.get_checkpoint()
@@ -76,7 +74,7 @@ def train_fn(config: dict, payload: dict) -> None:
     n_params: dict = {}
 
     # Epochs reach Tune in batches, always at checkpoints and at the scheduler's decisions (epoch_reports)
-    schedule = ReportSchedule(every, float(fixed.get("checkpoint_min_s", 0.0)), fixed.get("decision_epochs", ()))
+    schedule = ReportSchedule(every, float(settings.checkpoint_min_s), settings.decision_epochs)
 
     def report(row: dict, state) -> None:
         if not n_params:

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
 from raygex.files.storage import StoreFolder, local_folder, mirror_of
+from raygex.search.payload import TrialPayload
 from raygex.search.sampling import tpe_sampler
 from raygex.search.scheduler import build_scheduler
 from raygex.search.tune_compat.checkpoint_repair import TUNER_STATE, back_up_tuner_state
@@ -18,7 +19,7 @@ from raygex.search.tune_compat.tune_files import TERMINAL_STATES
 from raygex.search.tune_compat.tuner_state import restored_searcher, restored_trainable_name, use_callbacks
 
 
-def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, callbacks: list,
+def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool, callbacks: list,
                 finished_before: int = 0, unfinished: tuple = (), board=None, slots_key: str | None = None):
     """A fresh Tuner for the study, or the restored one when ``resume`` and Tune's state is there
     (``finished_before``: its trials that had finished, which the progress display counts as done;
@@ -39,7 +40,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     study = study_dir.name
     metric, mode = selection_column(config), selection_mode(config)
     budget = study_budget(config)[0]
-    progress = StudyProgress(study, budget, metric, mode, echo, ended_before=(finished_before, 0), board=board)
+    progress = StudyProgress(study, budget, metric, mode, ended_before=(finished_before, 0), board=board)
     run_callbacks = [progress, *result_files(), *callbacks]
     # On an object store (raygex.files.storage) Tune reads and writes the study on the store itself; the repairs of a
     # killed driver's state (raygex.search.tune_compat.saved_state) are made there too, by the same code.
@@ -47,7 +48,7 @@ def build_tuner(config, study_dir: Path, payload: dict, *, resume: bool, echo, c
     where, tune_path = tune_storage(folder)
     restoring = resume and tune.Tuner.can_restore(tune_path, **where)
     if restoring:
-        repair_saved_study(study_dir, study, echo)
+        repair_saved_study(study_dir, study)
     # Registered under a name of the study's own (studies sweep side by side in one driver, and Tune's registry
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
     name = (restored_trainable_name(folder.read_bytes(TUNER_STATE)) if restoring else None) or f"train_fn_{study}"

@@ -36,8 +36,7 @@ def test_bench_scale_measures_occupancy_side_by_side_and_one_after_another(tmp_p
     every trial ran, and one after another kept the studies apart in time."""
     from raygex.bench.occupancy import measure_occupancy, trial_spans
 
-    run = measure_occupancy(studies=3, trials=2, nodes=3, epochs=2, samples=200, genes=100, workdir=tmp_path,
-                            echo=lambda *_: None)
+    run = measure_occupancy(studies=3, trials=2, nodes=3, epochs=2, samples=200, genes=100, workdir=tmp_path)
     assert run["slots"] == 2 and set(run["runs"]) == {"side_by_side", "one_after_another"}
     for mode, figures in run["runs"].items():
         assert figures["trials"] == 6 and 0 < figures["occupancy"] <= 1, (mode, figures)

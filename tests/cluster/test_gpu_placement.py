@@ -66,7 +66,7 @@ def test_half_gpu_trials_land_two_to_a_gpu_and_train_on_the_cpu_without_cuda(gpu
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        experiment = run_search(config, address=cluster.address, echo=lambda *_: None)
+        experiment = run_search(config, address=cluster.address)
     finally:
         done.set()
         watcher.join(timeout=5)

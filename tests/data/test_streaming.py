@@ -66,16 +66,16 @@ def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
             config = load_config(_config(tmp_path, tiny_demo, f"b{budget}", budget))
             layout = ExperimentLayout.for_config(config)
             layout.create()
-            ctx = SweepContext(layout, echo=lambda *_: None)
+            ctx = SweepContext(layout)
             for study in ("subtype", "sgi"):  # a label and a single-gene target (one gene read in Ray tasks)
                 payload = ctx.payload(study)
                 if small:
-                    assert isinstance(payload["data"], ray.ObjectRef)
-                    data = ray.get(payload["data"])
+                    assert isinstance(payload.data, ray.ObjectRef)
+                    data = ray.get(payload.data)
                     assert data.x_train.shape[0] == len(data.y_train) and not data.x_train.flags.writeable
                 else:
-                    assert isinstance(payload["data"], StreamData)
-                    assert payload["data"].train.count() == len(payload["data"].y_train)
+                    assert isinstance(payload.data, StreamData)
+                    assert payload.data.train.count() == len(payload.data.y_train)
                 splits = split_per_seed(config, study, ctx.dataset, ctx.graphs)
                 assert sorted(splits) == config.split.seeds
             if small:  # export's rows (a small study's sets, never the matrix) are read by Ray tasks too

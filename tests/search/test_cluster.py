@@ -30,7 +30,7 @@ def test_fractional_gpu_trials_spread_over_three_nodes(tiny_demo, tmp_path):
             search={"num_samples": 6, "max_concurrent": 6, "scheduler": {"kind": "fifo"},
                     "space": {"model": ["mlp", "lr"], "hidden": {"choice": [8, 16]},
                               "lr": {"loguniform": ["1e-3", "1e-2"]}}}))
-        experiment = run_search(config, address=cluster.address, echo=lambda *_: None)
+        experiment = run_search(config, address=cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -67,7 +67,7 @@ def test_a_worker_node_dying_mid_trial_restarts_its_trials_elsewhere_from_their_
 
     def sweep():
         try:
-            outcome["experiment"] = run_search(config, address=cluster.address, echo=lambda *_: None)
+            outcome["experiment"] = run_search(config, address=cluster.address)
         except BaseException as err:  # reported by the assertions below
             outcome["error"] = err
 

@@ -21,9 +21,9 @@ class FakeClock:
         return self.now
 
 
-def test_line_mode_prints_one_line_per_ended_trial_with_counts_best_and_eta():
-    lines, now = [], FakeClock()
-    progress = StudyProgress("subtype", 4, "valid_auc", "max", lines.append, live=False, stream=io.StringIO(),
+def test_line_mode_prints_one_line_per_ended_trial_with_counts_best_and_eta(raygex_messages):
+    lines, now = raygex_messages, FakeClock()
+    progress = StudyProgress("subtype", 4, "valid_auc", "max", live=False, stream=io.StringIO(),
                              clock_fn=now)
     gcn = FakeTrial("a", {"model": "gcn", "graph": "true"}, {"valid_auc": 0.9, "epoch": 7})
     mlp = FakeTrial("b", {"model": "mlp"}, {"valid_auc": 0.8, "epoch": 3})
@@ -41,7 +41,7 @@ def test_line_mode_prints_one_line_per_ended_trial_with_counts_best_and_eta():
 
 
 def test_best_follows_the_mode_and_running_results():
-    progress = StudyProgress("t", 3, "valid_loss", "min", lambda _: None, live=False, stream=io.StringIO())
+    progress = StudyProgress("t", 3, "valid_loss", "min", live=False, stream=io.StringIO())
     first = FakeTrial("a", {"model": "lr"}, {"valid_loss": 0.5})
     second = FakeTrial("b", {"model": "mlp"})
     progress.on_trial_complete(0, [], first)
@@ -52,9 +52,9 @@ def test_best_follows_the_mode_and_running_results():
     assert "best valid_loss 0.3000 (mlp)" in progress.status()
 
 
-def test_live_mode_redraws_one_line_in_place_and_prints_finished_trials_above_it():
-    stream, printed, now = io.StringIO(), [], FakeClock()
-    progress = StudyProgress("subtype", 2, "valid_auc", "max", printed.append, live=True, stream=stream,
+def test_live_mode_redraws_one_line_in_place_and_prints_finished_trials_above_it(raygex_messages):
+    stream, printed, now = io.StringIO(), raygex_messages, FakeClock()
+    progress = StudyProgress("subtype", 2, "valid_auc", "max", live=True, stream=stream,
                              clock_fn=now)
     trial = FakeTrial("a", {"model": "mlp"}, {"valid_auc": 0.7, "epoch": 2})
     progress.on_trial_start(0, [], trial)
@@ -72,8 +72,8 @@ def test_live_mode_redraws_one_line_in_place_and_prints_finished_trials_above_it
 
 
 def test_a_resumed_study_counts_its_finished_trials_and_times_only_this_run():
-    lines, now = [], FakeClock()
-    progress = StudyProgress("t", 10, "valid_auc", "max", lines.append, live=False, stream=io.StringIO(),
+    now = FakeClock()
+    progress = StudyProgress("t", 10, "valid_auc", "max", live=False, stream=io.StringIO(),
                              clock_fn=now, ended_before=(6, 0))
     assert progress.eta_s() is None and "6/10 done" in progress.status()
     now.now += 20

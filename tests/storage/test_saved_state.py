@@ -281,7 +281,8 @@ def test_a_configuration_handed_out_after_the_optuna_study_was_saved_is_not_hand
     assert sorted(t.value for t in ot_study.trials if t.state.name == "COMPLETE") == [0.7, 0.8]
 
 
-def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path, s3_server, bucket):
+def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path, s3_server, bucket,
+                                                                       raygex_messages):
     """What `raygex resume` runs before Tune's restore and before a leaderboard read from a sweep that ended
     under a killed driver: on an object store the store is repaired (Tune restores from it) and the driver's
     working copy pulled, so the leaderboard stage's Optuna copy (optuna.db) holds every trial."""
@@ -303,8 +304,8 @@ def test_a_study_in_a_working_copy_is_repaired_on_the_store_and_pulled(tmp_path,
     upload(s3_server, bucket, study, "exp/tiny/subtype")
 
     copy = mirror(f"s3://{bucket}/exp/tiny")
-    said: list[str] = []
-    notes = repair_saved_study(copy.root / "subtype", "subtype", said.append)
+    said = raygex_messages
+    notes = repair_saved_study(copy.root / "subtype", "subtype")
     assert notes and said == [f"note: task subtype: {n} (Tune's saved state, left disagreeing by a kill mid-save)"
                               for n in notes]
     for where in (copy.root / "subtype", None):

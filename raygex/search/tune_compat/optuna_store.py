@@ -10,15 +10,18 @@ running ahead of Tune's saved searcher state when a driver is killed.
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 from raygex.search.sampling import DUPLICATE
 
+logger = logging.getLogger(__name__)
 
-def save_optuna_study(layout, study: str, warn=print) -> int | None:
+
+def save_optuna_study(layout, study: str) -> int | None:
     """Copy the study's Optuna study into its storage (replacing this experiment's earlier copy); returns the
-    trials copied, or None when there is nothing to copy or the storage refused (``warn`` says why: the sweep's
-    results never depend on this copy). Only finished trials are copied: completed, pruned, and errored ones, not
+    trials copied, or None when there is nothing to copy or the storage refused (a warning says why: the
+    sweep's results never depend on this copy). Only finished trials are copied: completed, pruned, and errored ones, not
     the suggestions the searcher turned down as repeats (:data:`raygex.search.sampling.DUPLICATE`)."""
     import optuna
 
@@ -36,7 +39,7 @@ def save_optuna_study(layout, study: str, warn=print) -> int | None:
             existing = None
         if existing is not None:
             if existing.user_attrs.get("experiment") != str(layout.root):
-                warn(f"{study}: Optuna study {name!r} in {url} belongs to another experiment "
+                logger.warning(f"warning: {study}: Optuna study {name!r} in {url} belongs to another experiment "
                      f"({existing.user_attrs.get('experiment')}); not replaced")
                 return None
             optuna.delete_study(study_name=name, storage=url)
@@ -44,6 +47,6 @@ def save_optuna_study(layout, study: str, warn=print) -> int | None:
         target.set_user_attr("experiment", str(layout.root))
         target.add_trials(finished)
     except Exception as err:  # a storage that is down or refuses: say so, keep the sweep's results
-        warn(f"{study}: the Optuna study was not saved to {url} ({type(err).__name__}: {err})")
+        logger.warning(f"warning: {study}: the Optuna study was not saved to {url} ({type(err).__name__}: {err})")
         return None
     return len(finished)

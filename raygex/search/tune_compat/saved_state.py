@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import pickle
 import re
 from dataclasses import dataclass
@@ -26,20 +27,22 @@ from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, 
 from raygex.search.tune_compat.optuna_repair import agree_optuna
 from raygex.search.tune_compat.tune_files import TERMINAL_STATES
 
+logger = logging.getLogger(__name__)
+
 EXPERIMENT_STATE, SEARCH_STATE, SEARCHER_STATE = "experiment_state-", "search_gen_state-", "searcher-state-"
 
 
-def repair_saved_study(study_dir: Path, study: str, echo) -> list[str]:
+def repair_saved_study(study_dir: Path, study: str) -> list[str]:
     """:func:`repair_before_restore` on a study folder before anything reads its saved state (Tune's restore, or a
     leaderboard read from a finished sweep a killed driver left): in a working copy of an object store the store
-    is repaired and the folder pulled again. Each change is one ``note:`` line through ``echo``."""
+    is repaired and the folder pulled again. Each change is one ``note:`` line logged."""
     found = mirror_of(study_dir)
     relative = found.relative(study_dir) if found else None
     notes = repair_before_restore(found.remote.child(relative) if found else local_folder(study_dir))
     if notes and found:
         found.pull(relative)
     for note in notes:
-        echo(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
+        logger.info(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
     return notes
 
 
