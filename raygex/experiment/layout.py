@@ -129,7 +129,7 @@ class ExperimentLayout:
 
     def use_config(self, config: ExperimentConfig) -> None:
         """Work with ``config`` from now on (the snapshot is not rewritten): the same config with its input URIs
-        replaced by local copies (:func:`raygex.files.storage.localize_inputs`)."""
+        replaced by local copies (:func:`raygex.files.remote_files.localize_inputs`)."""
         self._config = config
 
     @property

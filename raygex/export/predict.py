@@ -20,7 +20,8 @@ import torch
 from raygex.errors import InputFormatError
 from raygex.export.archive import read_torchscript
 from raygex.files.fileio import atomic_path
-from raygex.files.storage import fetch_file, is_uri, local_input, open_remote, put_file
+from raygex.files.remote_files import fetch_file, local_input, put_file
+from raygex.files.storage import is_uri, open_remote
 from raygex.runtime.ray_session import connect
 
 FILL_POLICIES = ("mean", "zero")

@@ -18,7 +18,8 @@ from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.experiment.layout import ExperimentLayout
 from raygex.files.names import REPORT_FILE
-from raygex.files.storage import is_uri, join, localize_inputs, open_remote, put_file, split
+from raygex.files.remote_files import localize_inputs, put_file
+from raygex.files.storage import is_uri, join, open_remote, split
 from raygex.pipeline.context import SweepContext
 from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
 from raygex.runtime.console import chatter_to

@@ -64,7 +64,7 @@ def test_a_pull_skips_checkpoints_and_the_lock_and_a_push_uploads_changes_oldest
 
 
 def test_an_input_uri_is_fetched_once_as_a_file_or_a_folder_of_parts(bucket):
-    from raygex.files.storage import local_input
+    from raygex.files.remote_files import local_input
 
     remote = open_remote(f"s3://{bucket}/data")
     remote.write_bytes("one.parquet", b"file")
