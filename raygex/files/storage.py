@@ -266,9 +266,11 @@ def _child_uri(uri: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
-def split(uri: str) -> tuple[str, str]:
-    """``(parent URI, last name)`` of a URI, query parameters kept on the parent."""
-    parts = urllib.parse.urlsplit(uri)
+def split(location: str) -> tuple[str, str]:
+    """``(parent, last name)`` of a folder or a URI (query parameters kept on the parent URI)."""
+    if not is_uri(location):
+        return str(Path(location).parent), Path(location).name
+    parts = urllib.parse.urlsplit(location)
     path = parts.path.rstrip("/")
     parent, _, name = path.rpartition("/")
     return urllib.parse.urlunsplit(parts._replace(path=parent)), name
@@ -350,6 +352,13 @@ def mirror(uri: str) -> Mirror:
         found.pull()
         _MIRRORS[key] = found
     return _MIRRORS[key]
+
+
+def folder_of(local: str | os.PathLike) -> StoreFolder:
+    """The folder ``local`` stands for: its place on the object store when it lies in a working copy (what Tune
+    reads and writes), else the local folder itself."""
+    found = mirror_of(local)
+    return found.remote.child(found.relative(local)) if found else local_folder(local)
 
 
 def mirror_of(local: str | os.PathLike) -> Mirror | None:

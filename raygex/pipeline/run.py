@@ -17,7 +17,6 @@ from pathlib import Path
 from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.experiment.layout import ExperimentLayout
-from raygex.files.names import REPORT_FILE
 from raygex.files.remote_files import localize_inputs, put_file
 from raygex.files.storage import is_uri, join, open_remote, split
 from raygex.pipeline.context import SweepContext
@@ -134,7 +133,7 @@ def resume_experiment(experiment: str | Path, *, address: str | None = None,
                       verbose: bool = False) -> Path:
     """Continue an interrupted sweep from its folder (``<storage>/<name>``): only the stages not done run."""
     layout = ExperimentLayout.open(experiment)
-    storage, name = split(layout.where) if layout.mirror else (str(layout.root.parent), layout.name)
+    storage, name = split(layout.where)
     return run_search(layout.config, address=address, storage=storage, name=name, resume=True,
                       verbose=verbose)
 
@@ -198,6 +197,4 @@ def report_experiment(experiment: str | Path) -> Path:
     started = time.perf_counter()
     path = write_report(layout)
     layout.record_stage(None, "report", time.perf_counter() - started)  # on an object store: pushes the report
-    if layout.mirror:
-        return join(layout.where, REPORT_FILE)
-    return path
+    return layout.shown(path)  # on an object store: its URI

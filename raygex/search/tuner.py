@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
-from raygex.files.storage import StoreFolder, local_folder, mirror_of
+from raygex.files.storage import StoreFolder, folder_of
 from raygex.search.payload import TrialPayload
 from raygex.search.sampling import tpe_sampler
 from raygex.search.scheduler import build_scheduler
@@ -44,7 +44,7 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
     run_callbacks = [progress, *result_files(), *callbacks]
     # On an object store (raygex.files.storage) Tune reads and writes the study on the store itself; the repairs of a
     # killed driver's state (raygex.search.tune_compat.saved_state) are made there too, by the same code.
-    folder = study_folder(study_dir)
+    folder = folder_of(study_dir)
     where, tune_path = tune_storage(folder)
     restoring = resume and tune.Tuner.can_restore(tune_path, **where)
     if restoring:
@@ -88,12 +88,6 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
                                   failure_config=tune.FailureConfig(max_failures=1)))
     back_up_tuner_state(folder)
     return tuner
-
-
-def study_folder(study_dir: Path) -> StoreFolder:
-    """The study's folder: on the object store when ``study_dir`` lies in a working copy of one, else local."""
-    found = mirror_of(study_dir)
-    return found.remote.child(found.relative(study_dir)) if found else local_folder(study_dir)
 
 
 def tune_storage(folder: StoreFolder) -> tuple[dict, str]:

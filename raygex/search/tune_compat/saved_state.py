@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
-from raygex.files.storage import StoreFolder, local_folder, mirror_of
+from raygex.files.storage import StoreFolder, folder_of, mirror_of
 from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
                                                          repair_tuner_state)
 from raygex.search.tune_compat.optuna_repair import agree_optuna
@@ -36,11 +36,10 @@ def repair_saved_study(study_dir: Path, study: str) -> list[str]:
     """:func:`repair_before_restore` on a study folder before anything reads its saved state (Tune's restore, or a
     leaderboard read from a finished sweep a killed driver left): in a working copy of an object store the store
     is repaired and the folder pulled again. Each change is one ``note:`` line logged."""
+    notes = repair_before_restore(folder_of(study_dir))
     found = mirror_of(study_dir)
-    relative = found.relative(study_dir) if found else None
-    notes = repair_before_restore(found.remote.child(relative) if found else local_folder(study_dir))
-    if notes and found:
-        found.pull(relative)
+    if notes and found:  # in a working copy: the repaired files pulled again
+        found.pull(found.relative(study_dir))
     for note in notes:
         logger.info(f"note: task {study}: {note} (Tune's saved state, left disagreeing by a kill mid-save)")
     return notes
