@@ -32,7 +32,7 @@ def search(config_path, address, storage, num_samples, name, overrides, resume, 
 
     overrides = list(overrides) + ([f"search.num_samples={num_samples}"] if num_samples is not None else [])
     config = load_config(config_path, overrides)
-    run_search(config, address=address, storage=storage, name=name, resume=resume, echo=click.echo,
+    run_search(config, address=address, storage=storage, name=name, resume=resume,
                verbose=verbose)
 
 
@@ -49,7 +49,7 @@ def resume(experiment, address, verbose):
     """
     from raygex.pipeline import resume_experiment
 
-    resume_experiment(experiment, address=address, echo=click.echo, verbose=verbose)
+    resume_experiment(experiment, address=address, verbose=verbose)
 
 
 @click.command()

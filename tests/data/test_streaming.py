@@ -54,7 +54,7 @@ def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
     def read_table(source, *args, columns=None, **kwargs):
         if str(source) == str(dataset_file):  # (graph files are read whole)
             read.append(columns)
-            assert columns is not None and canonical.schema.EXPRESSION not in columns, columns
+            assert columns is not None and canonical.names.EXPRESSION not in columns, columns
         return real_read_table(source, *args, columns=columns, **kwargs)
 
     for module, name in ((canonical, "expression_to_numpy"), (canonical, "read_dataset"),

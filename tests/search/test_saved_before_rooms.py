@@ -41,3 +41,7 @@ def test_a_folder_saved_before_the_move_resumes(tmp_path):
         assert row["best_valid_auc"].iloc[0] == pytest.approx(result["best_valid_auc"])
     assert board.filter(like="config/").astype(str).apply(tuple, axis=1).is_unique
     assert (experiment / "models" / "subtype.pt").exists()
+    # every trial, resumed or new, kept its files in the folder it was resumed from, not where it was saved
+    trials = [p for p in (experiment / "subtype").iterdir() if p.is_dir()]
+    assert len(trials) == NUM_SAMPLES and all(any(t.glob("checkpoint_*/trial_state.pt")) for t in trials)
+    assert "set to" in resumed.stdout and "(the study was moved)" in resumed.stdout

@@ -18,7 +18,7 @@ import logging
 import pickle
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
 from raygex.files.storage import StoreFolder, folder_of, mirror_of
@@ -160,7 +160,7 @@ def agree_with_experiment_state(study) -> list[str]:
         search = None
     if searcher and agree_optuna(searcher, trials, notes):
         study.write(searchers[-1], pickle.dumps(searcher))
-    if search and _agree_search(search, trials, _suggested(searcher), notes):
+    if search and (_agree_search(search, trials, _suggested(searcher), notes) | _agree_location(search, study, notes)):
         study.write(search_states[-1], cloudpickle.dumps(search))  # as Tune writes it (cloudpickle)
     notes += _fill_histories(study, text, trials)
     recorded = {t.folder_prefix for t in trials}
@@ -223,6 +223,21 @@ def _suggested(searcher: dict | None) -> set[str] | None:
     if searcher is None or not isinstance(searcher.get("_ot_trials"), dict):
         return None
     return set(searcher["_ot_trials"]) | set(searcher.get("_completed_trials") or ())
+
+
+def _agree_location(search: dict, study: StudyFiles, notes: list[str]) -> bool:
+    """Point the search state's experiment at where the study is now. Tune keeps the ``Experiment`` it creates
+    trials from, storage path included, in the search state, and does not update it when a moved folder is
+    restored: trials created after the resume would keep their checkpoints at the old place (found by
+    tests/search/test_saved_before_rooms.py, a folder saved elsewhere)."""
+    storage = getattr(search.get("experiment"), "storage", None)
+    where = PurePosixPath(study.folder.path)
+    old = (getattr(storage, "storage_fs_path", None), getattr(storage, "experiment_dir_name", None))
+    if storage is None or None in old or old == (str(where.parent), where.name):
+        return False
+    storage.storage_fs_path, storage.experiment_dir_name = str(where.parent), where.name
+    notes.append(f"the search state's experiment folder {old[0]}/{old[1]} set to {where} (the study was moved)")
+    return True
 
 
 def _agree_search(search: dict, trials: list[SavedTrial], suggested: set[str] | None, notes: list[str]) -> bool:
