@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from raygex.files import names
 from raygex.errors import InputFormatError
 from raygex.files.fileio import atomic_path
+from raygex.files.storage import is_uri, open_remote
 
 
 @dataclass
@@ -220,25 +221,65 @@ def write_dataset(dataset: ExpressionDataset, path: str | Path, **kwargs) -> Pat
 
 
 # --------------------------------------------------------------------------------------------------- reading
-def _parquet_files(path: Path) -> list[Path]:
+@dataclass(frozen=True)
+class ParquetParts:
+    """Where a canonical dataset's Parquet files are: ``files`` in ``filesystem`` (None: the local one). A
+    dataset given as an object-store URI is read where it is, by whoever reads it (the driver's footers and label
+    columns, Ray Data's read tasks on any node): never copied to a local disk first."""
+
+    files: list[str]
+    filesystem: object = None
+    single: bool = False  # one file (not a folder of parts)
+
+
+def parquet_parts(path: str | Path) -> ParquetParts:
+    """The dataset's part files (a file, or the ``*.parquet`` files of a folder or object-store prefix)."""
+    if is_uri(str(path)):
+        folder = open_remote(str(path))
+        kind = folder.fs.get_file_info(folder.path).type.name
+        if kind == "File":
+            return ParquetParts([folder.path], folder.fs, single=True)
+        files = [folder.key(f) for f in folder.files() if "/" not in f and f.endswith(".parquet")]
+        if not files:
+            raise InputFormatError("no such object, and no .parquet files under it", path=str(path))
+        return ParquetParts(files, folder.fs)
+    path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.parquet"))
         if not files:
             raise InputFormatError("directory holds no .parquet files", path=path)
-        return files
+        return ParquetParts([str(f) for f in files])
     if not path.is_file():
         raise InputFormatError("file not found", path=path)
-    return [path]
+    return ParquetParts([str(path)], single=True)
+
+
+def read_with_ray(path: str | Path, **read_kwargs):
+    """A lazy ``ray.data.Dataset`` over the dataset's parts, read by Ray's tasks wherever they run (an object
+    store through its pyarrow file system, whose endpoint travels with the tasks; credentials come from each
+    worker's environment, which the driver's connection passes on: :mod:`raygex.runtime.ray_session`)."""
+    import ray.data
+
+    parts = parquet_parts(path)
+    return ray.data.read_parquet(parts.files, filesystem=parts.filesystem, **read_kwargs)
+
+
+def dataset_exists(path: str | Path) -> bool:
+    """Whether the dataset is there to read (a file, a folder of parts, or an object or prefix on a store)."""
+    try:
+        parquet_parts(path)
+    except InputFormatError:
+        return False
+    return True
 
 
 def read_schema(path: str | Path) -> pa.Schema:
     """The schema of a canonical dataset, checked for the required columns and gene metadata."""
-    path = Path(path)
-    files = _parquet_files(path)
+    parts = parquet_parts(path)
     try:
-        sch = pq.read_schema(files[0])
+        sch = pq.read_schema(parts.files[0], filesystem=parts.filesystem)
     except (pa.ArrowInvalid, OSError) as err:
-        raise InputFormatError(f"not a readable Parquet file ({err})", path=files[0]) from None
+        raise InputFormatError(f"not a readable Parquet file ({err})", path=parts.files[0]) from None
     meta = sch.metadata or {}
     if meta.get(names.META_FORMAT, b"").decode(errors="replace").startswith("graph/"):
         raise InputFormatError("a raygex gene graph, not an expression dataset", path=path)
@@ -266,7 +307,9 @@ def read_provenance(path: str | Path) -> dict:
 
 def read_content_hash(path: str | Path) -> str | None:
     """The content hash recorded when the dataset was written (None for a dataset written before it was)."""
-    value = (pq.read_metadata(_parquet_files(Path(path))[-1]).metadata or {}).get(names.META_CONTENT_SHA256)
+    parts = parquet_parts(path)
+    value = (pq.read_metadata(parts.files[-1], filesystem=parts.filesystem).metadata or {}).get(
+        names.META_CONTENT_SHA256)
     return value.decode() if value else None
 
 
@@ -276,9 +319,10 @@ def label_columns(sch: pa.Schema) -> list[str]:
 
 def read_labels(path: str | Path) -> pd.DataFrame:
     """The sample ids and label columns of a canonical dataset, without the expression (cheap: for checks)."""
-    path = Path(path)
     columns = [names.SAMPLE_ID, *label_columns(read_schema(path))]
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in _parquet_files(path)]).to_pandas()
+    parts = parquet_parts(path)
+    return pa.concat_tables([pq.read_table(f, columns=columns, filesystem=parts.filesystem)
+                             for f in parts.files]).to_pandas()
 
 
 def expression_to_numpy(column: pa.ChunkedArray | pa.Array, n_genes: int) -> np.ndarray:
@@ -302,25 +346,26 @@ def iter_batches(path: str | Path, batch_rows: int = 4096) -> Iterator[tuple[np.
     """Yield (sample_ids, expression block, label frame) from a canonical dataset, a bounded block at a time."""
     sch = read_schema(path)
     n_genes = len(json.loads(sch.metadata[names.META_GENES]))
-    dataset = pads.dataset([str(p) for p in _parquet_files(Path(path))], format="parquet")
+    parts = parquet_parts(path)
+    dataset = pads.dataset(parts.files, format="parquet", filesystem=parts.filesystem)
     for batch in dataset.to_batches(batch_size=batch_rows):
         yield batch_to_arrays(batch, n_genes)
 
 
 def matrix_bytes(path: str | Path) -> int:
     """float32 bytes of the dataset's whole expression matrix (samples x genes), from the Parquet footers."""
-    path = Path(path)
-    rows = sum(pq.read_metadata(f).num_rows for f in _parquet_files(path))
+    parts = parquet_parts(path)
+    rows = sum(pq.read_metadata(f, filesystem=parts.filesystem).num_rows for f in parts.files)
     return rows * len(read_genes(path)) * 4
 
 
 def read_dataset(path: str | Path) -> ExpressionDataset:
     """Read a canonical dataset (file or directory of parts) fully into memory."""
-    path = Path(path)
     sch = read_schema(path)
     meta = sch.metadata
     genes = json.loads(meta[names.META_GENES])
-    table = pads.dataset([str(p) for p in _parquet_files(path)], format="parquet").to_table()
+    parts = parquet_parts(path)
+    table = pads.dataset(parts.files, format="parquet", filesystem=parts.filesystem).to_table()
     ids, expression, obs = batch_to_arrays(table, len(genes))
     provenance = json.loads(meta.get(names.META_PROVENANCE, b"{}"))
     return ExpressionDataset(ids, expression, genes, obs, provenance)

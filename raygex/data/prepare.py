@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from raygex.config import ExperimentConfig
-from raygex.data.canonical import ExpressionDataset, read_dataset
+from raygex.data.canonical import ExpressionDataset, dataset_exists, read_dataset
 from raygex.data.splits import resolve_size, stratified_folds
 from raygex.data.tasks import build_task
 from raygex.data.trial_data import TrialData
 from raygex.errors import ConfigError
+from raygex.files.storage import is_uri
 from raygex.files.names import SAMPLE_ID
 from raygex.graphs.align import align_graph
 from raygex.graphs.controls import aligned_control, parse_control
@@ -22,7 +23,12 @@ from raygex.graphs.io import import_graph
 from raygex.graphs.store import Graph, read_graph
 
 
-def _require(path: str | Path, key: str, hint: str = "") -> Path:
+def _require(path: str | Path, key: str, hint: str = "") -> str | Path:
+    """``path`` when there is something at it (a file, a folder, or an object or prefix on a store)."""
+    if is_uri(str(path)):
+        if not dataset_exists(path):
+            raise ConfigError(f"{key}: no such object or folder{hint}", path=str(path))
+        return str(path)
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{key}: file not found{hint}", path=path)

@@ -15,10 +15,8 @@ from raygex.data import canonical
 
 def read_expression(path: str | Path, **read_kwargs):
     """A ``ray.data.Dataset`` over a canonical dataset (file or directory of parts), schema checked first."""
-    import ray.data
-
     canonical.read_schema(path)  # a clear RaygexError before Ray starts reading
-    return ray.data.read_parquet(str(path), **read_kwargs)
+    return canonical.read_with_ray(path, **read_kwargs)
 
 
 def collect(path: str | Path, **read_kwargs) -> canonical.ExpressionDataset:

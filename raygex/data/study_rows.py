@@ -81,11 +81,9 @@ def _gene_batch(batch, position: int, n_genes: int):
 def gene_column(path, gene: str, sample_ids: np.ndarray) -> np.ndarray:
     """One gene's values over every sample, in the order of ``sample_ids``: Ray tasks cut the gene's position out
     of each block; the driver receives one float per sample."""
-    import ray.data
-
     genes = canonical.read_genes(path)
     position = genes.index(gene)
-    ds = ray.data.read_parquet(str(path)).select_columns([names.SAMPLE_ID, names.EXPRESSION])
+    ds = canonical.read_with_ray(path).select_columns([names.SAMPLE_ID, names.EXPRESSION])
     parts = ds.map_batches(_gene_batch, fn_kwargs={"position": position, "n_genes": len(genes)},
                            batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
     frame = parts.to_pandas()
@@ -180,10 +178,8 @@ class _Select:
 
 def selected_rows(plan: StudyPlan):
     """A lazy Ray Dataset of the study's rows (every split), read and cut in Ray tasks."""
-    import ray.data
-
     n_genes = len(canonical.read_genes(plan.path))
-    ds = ray.data.read_parquet(plan.path).select_columns([names.SAMPLE_ID, names.EXPRESSION])
+    ds = canonical.read_with_ray(plan.path).select_columns([names.SAMPLE_ID, names.EXPRESSION])
     return ds.map_batches(_Select(plan, n_genes), batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
 
 

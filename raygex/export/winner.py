@@ -21,7 +21,8 @@ from raygex.config import ExperimentConfig
 from raygex.errors import ConfigError
 from raygex.export.archive import FORMAT, write_exported_program, write_torchscript
 from raygex.export.module import ExpressionClassifier
-from raygex.files.fileio import sha256_file
+from raygex.files.fileio import sha256_file, sha256_stream
+from raygex.files.storage import is_uri
 from raygex.experiment.layout import ExperimentLayout
 from raygex.config import metric_name
 from raygex.metrics import classification_metrics
@@ -93,15 +94,19 @@ def restore_network(layout: ExperimentLayout, hparams: dict, data, folder: Path,
 def dataset_hash(path: str | Path) -> str:
     """The dataset's hash: its content hash recorded when it was written (import, demo: read from its footer, not
     recomputed), else sha256 of the dataset file, or of its parts' hashes for a directory dataset."""
-    from raygex.data.canonical import read_content_hash
+    from raygex.data.canonical import parquet_parts, read_content_hash
 
-    path = Path(path)
     try:
         recorded = read_content_hash(path)
     except Exception:  # not a canonical dataset (or unreadable): hash the bytes as before
         recorded = None
     if recorded:
         return recorded
+    if is_uri(str(path)):  # on an object store: each part's bytes streamed, never stored
+        parts = parquet_parts(path)
+        hashes = [sha256_stream(name, parts.filesystem) for name in parts.files]
+        return hashes[0] if parts.single else hashlib.sha256("".join(hashes).encode()).hexdigest()
+    path = Path(path)
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()

@@ -78,3 +78,12 @@ def table_to_arrow(board):
         if board[column].dtype == object:
             board[column] = board[column].map(lambda v: None if v is None or v != v else str(v))
     return pa.Table.from_pandas(board, preserve_index=False)
+
+
+def sha256_stream(name: str, filesystem) -> str:
+    """sha256 of one file of ``filesystem`` (a pyarrow FileSystem), streamed."""
+    digest = hashlib.sha256()
+    with filesystem.open_input_stream(name) as handle:
+        while block := handle.read(8 * 2**20):
+            digest.update(block)
+    return digest.hexdigest()

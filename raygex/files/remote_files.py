@@ -1,5 +1,5 @@
 """Files outside an experiment given as object-store URIs: a model or an output file (`raygex predict`), and the
-inputs of a config (``data.expression``, ``graphs``), fetched once per process into a private temporary folder."""
+graphs of a config, fetched once per process into a private temporary folder."""
 
 from __future__ import annotations
 
@@ -13,11 +13,19 @@ from raygex.errors import ConfigError
 from raygex.files.storage import StoreFolder, is_uri, open_remote
 
 
+def cache_dir() -> str | None:
+    """Where private copies go: ``RAYGEX_CACHE`` (made when missing), else the system's temporary folder."""
+    base = os.environ.get("RAYGEX_CACHE") or None
+    if base:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    return base
+
+
 # -- single files given as URIs (raygex predict's model and output) --------------------------------------------------
 def fetch_file(uri: str) -> Path:
     """A local copy of the object at ``uri`` (same file name, in a private temporary folder removed at exit)."""
     remote = open_remote(uri)
-    folder = Path(tempfile.mkdtemp(prefix="raygex-file-", dir=os.environ.get("RAYGEX_CACHE") or None))
+    folder = Path(tempfile.mkdtemp(prefix="raygex-file-", dir=cache_dir()))
     atexit.register(shutil.rmtree, folder, True)
     local = folder / (remote.name or "file")
     parent = StoreFolder(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
@@ -43,7 +51,7 @@ def local_input(uri: str, key: str) -> Path:
     if uri in _LOCAL_INPUTS:
         return _LOCAL_INPUTS[uri]
     remote = open_remote(uri)
-    folder = Path(tempfile.mkdtemp(prefix="raygex-input-", dir=os.environ.get("RAYGEX_CACHE") or None))
+    folder = Path(tempfile.mkdtemp(prefix="raygex-input-", dir=cache_dir()))
     atexit.register(shutil.rmtree, folder, True)
     local = folder / (remote.name or "input")
     parent = StoreFolder(remote.uri, remote.fs, str(PurePosixPath(remote.path).parent))
@@ -64,13 +72,11 @@ def local_input(uri: str, key: str) -> Path:
 
 
 def localize_inputs(config):
-    """``config`` with every input given as a URI (``data.expression``, ``graphs``) replaced by a local copy
-    (:func:`local_input`); the config itself (and the experiment's snapshot) keeps the URIs."""
-    data = config.data
+    """``config`` with every graph given as a URI replaced by a local copy (:func:`local_input`: the driver
+    reads graphs whole); the expression dataset keeps its URI, read where it is by whoever reads it
+    (:func:`raygex.data.canonical.parquet_parts`). The config itself (and the experiment's snapshot) keeps the
+    URIs."""
     changes = {}
-    if is_uri(data.expression):
-        changes["data"] = data.model_copy(update={"expression": str(local_input(data.expression,
-                                                                                  "data.expression"))})
     if any(is_uri(path) for path in config.graphs.values()):
         changes["graphs"] = {name: str(local_input(path, f"graphs.{name}")) if is_uri(path) else path
                              for name, path in config.graphs.items()}

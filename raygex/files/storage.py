@@ -180,7 +180,11 @@ class StoreFolder:
                                                             allow_not_found=True))
         except OSError as err:
             raise self.error("listing", err) from None
-        return sorted(PurePosixPath(i.path).name for i in infos if i.type == pafs.FileType.Directory)
+        listed = {PurePosixPath(i.path).name for i in infos if i.type == pafs.FileType.Directory}
+        # a store may list no folders, only the objects under them (GCS): the first part of each object's name
+        prefix = f"{relative.strip('/')}/" if relative.strip("/") else ""
+        inside = [f[len(prefix):] for f in self.files(relative) if f.startswith(prefix)]
+        return sorted(listed | {f.split("/")[0] for f in inside if "/" in f})
 
     def download(self, relative: str, local: Path) -> bool:
         """Copy one object to ``local`` (atomically); False when it is gone."""
@@ -241,8 +245,14 @@ def open_remote(uri: str) -> StoreFolder:
                           path=uri)
     from pyarrow import fs as pafs
 
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST") if scheme == "gs" else None
     try:
-        fs, path = pafs.FileSystem.from_uri(uri)
+        if emulator:  # Google's variable for a GCS emulator: no credentials, its own endpoint
+            where = urllib.parse.urlsplit(emulator if "://" in emulator else f"http://{emulator}")
+            fs = pafs.GcsFileSystem(anonymous=True, endpoint_override=where.netloc, scheme=where.scheme or "http")
+            path = f"{parts.netloc}{parts.path}"
+        else:
+            fs, path = pafs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as err:  # ArrowInvalid is a ValueError
         raise ConfigError(f"storage URI is not usable: {_first_line(err)}", path=uri) from None
     return StoreFolder(uri.rstrip("/") if not parts.query else uri, fs, path.rstrip("/"))

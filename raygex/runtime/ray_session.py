@@ -32,9 +32,23 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        env = storage_env()
+        # the nodes read the inputs from the store themselves (Ray Data's read tasks): they need the driver's
+        # endpoint and credentials, as the job's environment
+        ray.init(address=address, log_to_driver=False, **({"runtime_env": {"env_vars": env}} if env else {}))
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+
+
+# What reaches an object store from any node: endpoints, regions and credentials given as values. Variables that
+# name a file on the driver's machine (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE's ~/.aws) mean nothing elsewhere.
+STORAGE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
+               "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "RAYGEX_S3_INSTANCE_CREDENTIALS", "STORAGE_EMULATOR_HOST")
+
+
+def storage_env() -> dict[str, str]:
+    """The driver's object-store settings (:data:`STORAGE_ENV`) that are set, for the job's workers."""
+    return {name: os.environ[name] for name in STORAGE_ENV if os.environ.get(name)}
 
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster file on the head node

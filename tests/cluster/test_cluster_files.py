@@ -159,6 +159,21 @@ def test_cloud_clusters_have_a_cpu_head_autoscaling_gpu_workers_and_the_official
         "shared storage for the experiment state, mounted on every node and in its container"
 
 
+def test_the_s3_cluster_needs_no_shared_file_system_and_writes_no_key():
+    """cluster-s3.yaml: the AWS cluster without EFS; every node reaches S3 through an instance profile."""
+    config = prepared(CLUSTER / "cluster-s3.yaml")
+    aws = prepared(CLUSTER / "cluster.yaml")
+    assert config["available_node_types"].keys() == aws["available_node_types"].keys()
+    setup = " ".join(commands(config))
+    assert "/mnt/raygex" not in setup and "nfs" not in setup
+    assert not any("/mnt/raygex" in o for o in config["docker"]["run_options"])
+    assert "--env RAYGEX_S3_INSTANCE_CREDENTIALS=1" in config["docker"]["run_options"]
+    for name, node_type in config["available_node_types"].items():
+        if name != config["head_node_type"]:
+            assert node_type["node_config"]["IamInstanceProfile"]["Name"].startswith("raygex-s3")
+    assert "pip install -q -r ~/raygex/cluster/requirements.txt" in setup
+
+
 def test_local_cluster_installs_raygex_in_a_venv_and_puts_it_on_path():
     setup = prepared(CLUSTER / "local.yaml")["setup_commands"]
     assert any("pip install -q -r ~/raygex/cluster/requirements.txt" in c for c in setup)
@@ -203,5 +218,6 @@ def test_the_readme_walks_through_the_cluster():
     for needed in ("ray up cluster/cluster.yaml", "ray dashboard cluster/cluster.yaml", "ray job submit",
                    "RAY_AUTH_MODE=token", "ray[default]", "raygex search configs/", "--address auto",
                    "--storage /mnt/raygex/results", "raygex resume", "ray rsync-down", "ray down",
-                   "WANDB_API_KEY", "CVE-2023-48022", "cluster/local.yaml"):
+                   "WANDB_API_KEY", "CVE-2023-48022", "cluster/local.yaml", "cluster/cluster-s3.yaml",
+                   "--storage s3://"):
         assert needed in text, needed
