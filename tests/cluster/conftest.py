@@ -12,7 +12,3 @@ __all__ = ["write_config"]
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory):
     return write_demo(tmp_path_factory.mktemp("cluster-demo"))
-
-
-# the S3-compatible server (moto on 127.0.0.1) of tests/storage, for clusters whose nodes share only the store
-from tests.storage.conftest import bucket, s3_env, s3_server  # noqa: E402,F401

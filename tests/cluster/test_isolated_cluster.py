@@ -1,40 +1,51 @@
-"""A cluster whose nodes share nothing but the object store: the isolation itself, then a search through the CLI
-with data, graphs and experiment on S3 (moto on 127.0.0.1), every trial on a worker node."""
+"""A cluster whose nodes share nothing but the object store (tests/cluster/isolated.py): the isolation itself, then
+a search through the CLI with data, graphs and experiment on S3, every trial and read task on a worker node."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 
-import pandas as pd
 import pytest
 
 from tests.cluster.isolated import IsolatedCluster, missing_tools
 from tests.search.conftest import write_config, write_demo
 from tests.search.test_resume import SPACE
-from tests.storage.test_s3_sweep import upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
 
 @pytest.fixture
-def cluster(tmp_path, s3_env):
-    with IsolatedCluster(tmp_path / "cluster", workers=2, cpus=2, env=s3_env) as running:
+def cluster(tmp_path):
+    with IsolatedCluster(tmp_path / "cluster", workers=2, cpus=2) as running:
         yield running
 
 
-def run_driver(cluster: IsolatedCluster, script: str, cwd, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=cluster.env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+def python_json(cluster: IsolatedCluster, script: str, cwd=None, timeout: float = 300):
+    """Run a script in the cluster's network; its last stdout line, as JSON."""
+    done = cluster.python(textwrap.dedent(script), cwd=cwd, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def upload(cluster: IsolatedCluster, bucket: str, files: dict) -> None:
+    """Local files to the cluster's S3 server: {key: path}."""
+    python_json(cluster, f"""
+        import boto3, json
+        client = boto3.client("s3", endpoint_url={cluster.s3_endpoint!r}, region_name="us-east-1")
+        client.create_bucket(Bucket={bucket!r})
+        for key, path in {json.dumps({k: str(v) for k, v in files.items()})}.items():
+            client.upload_file(path, {bucket!r}, key)
+        print(json.dumps(True))
+        """)
 
 
 def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
     """A file the driver writes in its folder is not there for a task on a worker; what a task writes in its
     working directory or /tmp stays on its node; tasks never land on the head (CPU: 0)."""
     (tmp_path / "driver").mkdir()
-    done = run_driver(cluster, f"""
+    out = python_json(cluster, f"""
         import json, os, ray
         from pathlib import Path
         Path("written-by-the-driver.txt").write_text("here")
@@ -46,31 +57,33 @@ def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
             Path("written-by-a-task.txt").write_text("there")
             Path("/tmp/written-by-a-task.txt").write_text("there")
             return {{"node": ray.get_runtime_context().get_node_id(), "sees_driver_file": Path(driver_file).exists(),
-                     "cwd": os.getcwd()}}
+                     "storage_env": sorted(k for k in os.environ if k.startswith("AWS_"))}}
 
         seen = ray.get([look.options(resources={{f"worker_{{i}}": 0.1}}).remote(
             str(Path("written-by-the-driver.txt").resolve())) for i in range(2)])
         print(json.dumps({{"head": head, "tasks": seen,
                           "task_file_here": Path("/tmp/written-by-a-task.txt").exists()}}))
         """, cwd=tmp_path / "driver")
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(out["head"]) == 1
-    assert {t["node"] for t in out["tasks"]}.isdisjoint(out["head"]) and len({t["node"] for t in out["tasks"]}) == 2
+    nodes = {t["node"] for t in out["tasks"]}
+    assert len(nodes) == 2 and nodes.isdisjoint(out["head"])
     assert not any(t["sees_driver_file"] for t in out["tasks"]), out
-    assert not out["task_file_here"]
-    assert not any((tmp_path / "driver" / "written-by-a-task.txt").exists() for _ in out["tasks"])
+    assert not out["task_file_here"] and not (tmp_path / "driver" / "written-by-a-task.txt").exists()
+    assert not any({"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"} & set(t["storage_env"]) for t in out["tasks"]), \
+        "the nodes themselves hold no storage setting (only a job's environment brings one)"
 
 
-def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tmp_path, s3_server, bucket):
-    """`raygex search --address` on the cluster: the dataset read from the store by the workers' read tasks
-    (``data.read_in_driver_mb: 0``), the graph and the experiment on the store; the winner exported."""
+def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tmp_path):
+    """`raygex search --address` on the cluster with ``data.read_in_driver_mb: 0``: the dataset read from the
+    store by the workers' read tasks (the endpoint and credentials reach them only through the job), the graph and
+    the experiment on the store; every trial on a worker; status and export from the URI."""
     (tmp_path / "demo").mkdir()
     demo = write_demo(tmp_path / "demo")
-    upload(s3_server, bucket, demo / "expression.parquet", "data/expression.parquet")
-    upload(s3_server, bucket, demo / "graph_true.parquet", "data/graph_true.parquet")
-    uri = f"s3://{bucket}/data/expression.parquet"
-    config = write_config(tmp_path / "tiny.yaml", demo, data={"expression": uri, "read_in_driver_mb": 0},
+    bucket = "raygex-cluster"
+    upload(cluster, bucket, {"data/expression.parquet": demo / "expression.parquet",
+                             "data/graph_true.parquet": demo / "graph_true.parquet"})
+    config = write_config(tmp_path / "tiny.yaml", demo,
+                          data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
                           graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"],
                           train={"max_epochs": 3, "patience": 3, "batch_size": 32},
@@ -78,21 +91,26 @@ def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tm
                                   "space": SPACE})
     (tmp_path / "driver").mkdir()
     experiment = f"s3://{bucket}/exp/tiny"
-    done = subprocess.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                           "--storage", f"s3://{bucket}/exp"], env=cluster.env, cwd=tmp_path / "driver",
-                          capture_output=True, text=True, timeout=900)
+    done = cluster.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                        "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    status = subprocess.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], env=cluster.env,
-                            cwd=tmp_path / "driver", capture_output=True, text=True, timeout=300)
+    status = cluster.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], cwd=tmp_path / "driver")
     assert status.returncode == 0, status.stderr[-2000:]
-    nodes = {n["id"]: n["resources"] for n in cluster.alive_nodes()}
-    head = {node for node, resources in nodes.items() if resources.get("CPU", 0) == 0}
-    from raygex.experiment.layout import ExperimentLayout
-
-    layout = ExperimentLayout.open(experiment)
-    board = layout.read_leaderboard("subtype")
-    assert len(board) == 4 and (board["status"] == "TERMINATED").all()
-    ran_on = set()
-    for _, row in board.iterrows():
-        ran_on |= set(pd.DataFrame(layout.trial_history("subtype", row))["node_id"].dropna())
-    assert ran_on and ran_on.isdisjoint(head), (ran_on, head)
+    out = python_json(cluster, f"""
+        import json, ray
+        import pandas as pd
+        from raygex.experiment.layout import ExperimentLayout
+        ray.init(address={cluster.address!r}, logging_level="ERROR")
+        head = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) == 0]
+        layout = ExperimentLayout.open({experiment!r})
+        board = layout.read_leaderboard("subtype")
+        nodes = set()
+        for _, row in board.iterrows():
+            nodes |= set(pd.DataFrame(layout.trial_history("subtype", row))["node_id"].dropna())
+        print(json.dumps({{"head": head, "trial_nodes": sorted(nodes), "trials": len(board),
+                          "finished": int((board["status"] == "TERMINATED").sum()),
+                          "model": "models/subtype.pt" in layout.mirror.remote.files()}}))
+        """, cwd=tmp_path / "driver")
+    assert out["trials"] == out["finished"] == 4
+    assert out["trial_nodes"] and set(out["trial_nodes"]).isdisjoint(out["head"]), out
+    assert out["model"]
