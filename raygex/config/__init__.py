@@ -137,6 +137,9 @@ class SearchConfig(_Model):
     # ... and seconds at least between them (the last epoch always checkpoints): each costs a copy to storage and a
     # snapshot of Tune's experiment state, which for 10-ms epochs every 5 epochs cost more than the training
     checkpoint_min_s: float = Field(2.0, ge=0)
+    # Times a failed trial is started again from its last checkpoint (its node was lost, or it raised): a trial on
+    # a cluster of preemptible nodes may lose its node more than once.
+    max_failures: int = Field(3, ge=0)
     # How the winner is chosen among real choices (controls never win): `one_se` (the simplest configuration
     # within one standard error of the best) or `best` (see raygex.analysis.leaderboard).
     select: Literal["one_se", "best"] = "one_se"

@@ -85,7 +85,7 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
                                   sync_config=tune.SyncConfig(sync_period=2) if where else None, **where,
                                   callbacks=run_callbacks,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                  failure_config=tune.FailureConfig(max_failures=1)))
+                                  failure_config=tune.FailureConfig(max_failures=config.search.max_failures)))
     back_up_tuner_state(folder)
     return tuner
 

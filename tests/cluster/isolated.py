@@ -114,6 +114,12 @@ class IsolatedCluster:
         return subprocess.run([*where, *args], env=env or self.env, cwd=cwd, capture_output=True, text=True,
                               timeout=timeout)
 
+    def popen(self, args: list[str], *, cwd, log: Path) -> subprocess.Popen:
+        """:meth:`run` in the background (a driver to be watched or killed); its output goes to ``log``."""
+        where = [*self.enter_head, f"--wd={Path(cwd).resolve()}"]
+        return subprocess.Popen([*where, *args], env=self.env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
     def python(self, script: str, *, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
         return self.run([sys.executable, "-c", script], cwd=cwd, timeout=timeout)
 
