@@ -42,6 +42,21 @@ def upload(cluster: IsolatedCluster, bucket: str, files: dict) -> None:
         """)
 
 
+def study_on_s3(cluster: IsolatedCluster, tmp_path, bucket: str, **changes):
+    """The tiny demo's dataset and true graph uploaded to ``bucket``, and a one-task config reading them from the
+    store (``data.read_in_driver_mb: 0``: the rows are read by Ray tasks on the workers); the driver's folder
+    ``tmp_path/driver`` made."""
+    (tmp_path / "demo").mkdir()
+    demo = write_demo(tmp_path / "demo")
+    upload(cluster, bucket, {"data/expression.parquet": demo / "expression.parquet",
+                             "data/graph_true.parquet": demo / "graph_true.parquet"})
+    (tmp_path / "driver").mkdir()
+    return write_config(tmp_path / "tiny.yaml", demo,
+                        data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
+                        tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+                        graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"], **changes)
+
+
 def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
     """A file the driver writes in its folder is not there for a task on a worker; what a task writes in its
     working directory or /tmp stays on its node; tasks never land on the head (CPU: 0)."""
@@ -78,19 +93,10 @@ def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tm
     """`raygex search --address` on the cluster with ``data.read_in_driver_mb: 0``: the dataset read from the
     store by the workers' read tasks (the endpoint and credentials reach them only through the job), the graph and
     the experiment on the store; every trial on a worker; status and export from the URI."""
-    (tmp_path / "demo").mkdir()
-    demo = write_demo(tmp_path / "demo")
     bucket = "raygex-cluster"
-    upload(cluster, bucket, {"data/expression.parquet": demo / "expression.parquet",
-                             "data/graph_true.parquet": demo / "graph_true.parquet"})
-    config = write_config(tmp_path / "tiny.yaml", demo,
-                          data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
-                          tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"],
-                          train={"max_epochs": 3, "patience": 3, "batch_size": 32},
-                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                  "space": SPACE})
-    (tmp_path / "driver").mkdir()
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 3, "patience": 3, "batch_size": 32},
+                         search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
+                                 "space": SPACE})
     experiment = f"s3://{bucket}/exp/tiny"
     done = cluster.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
                         "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
@@ -140,20 +146,10 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster, tm
     """SIGKILL a worker node (its raylet, object store and workers) while trials run on it: the sweep finishes on
     the other node, each interrupted trial resumes from its last checkpoint on the store, the study's rows that
     lived in the lost node's object store are rebuilt, nothing is lost and no configuration runs twice."""
-    (tmp_path / "demo").mkdir()
-    demo = write_demo(tmp_path / "demo")
     bucket = "raygex-kill"
-    upload(cluster, bucket, {"data/expression.parquet": demo / "expression.parquet",
-                             "data/graph_true.parquet": demo / "graph_true.parquet"})
-    config = write_config(tmp_path / "tiny.yaml", demo,
-                          data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
-                          tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"],
-                          train={"max_epochs": 60, "patience": 60, "batch_size": 16},
-                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
-                                  "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3,
-                                  "space": SPACE})
-    (tmp_path / "driver").mkdir()
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 60, "patience": 60, "batch_size": 16},
+                         search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
     lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
     driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
                             "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
