@@ -9,10 +9,11 @@ import textwrap
 import time
 
 import pytest
+import yaml
 
 from tests.cluster.isolated import IsolatedCluster, missing_tools
 from tests.search.conftest import write_config, write_demo
-from tests.search.test_resume import SPACE
+from tests.search.test_resume import SPACE, TWO_TASKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -89,14 +90,21 @@ def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
         "the nodes themselves hold no storage setting (only a job's environment brings one)"
 
 
-def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tmp_path):
-    """`raygex search --address` on the cluster with ``data.read_in_driver_mb: 0``: the dataset read from the
-    store by the workers' read tasks (the endpoint and credentials reach them only through the job), the graph and
-    the experiment on the store; every trial on a worker; status and export from the URI."""
+def test_two_studies_with_everything_on_s3_run_every_trial_on_a_worker(cluster, tmp_path):
+    """`raygex search --address` on the cluster with ``data.read_in_driver_mb: 0`` and two studies side by side,
+    one above ``data.in_memory_budget_mb`` (its batches stream to the trials from Ray Datasets) and one under it
+    (its arrays shared through the object store): the dataset read from the store by the workers' read tasks (the
+    endpoint and credentials reach them only through the job), the graph and the experiment on the store; every
+    trial on a worker; both winners exported; status from the URI."""
     bucket = "raygex-cluster"
     config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 3, "patience": 3, "batch_size": 32},
                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                  "space": SPACE})
+    # subtype: 160 samples x 150 genes = 96 kB of float32 (streamed); sgi: 40 BFS genes = 26 kB (in memory)
+    raw = yaml.safe_load(config.read_text())
+    raw["tasks"] = TWO_TASKS
+    raw["data"]["in_memory_budget_mb"] = 0.05
+    config.write_text(yaml.safe_dump(raw))
     experiment = f"s3://{bucket}/exp/tiny"
     done = cluster.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
                         "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
@@ -110,17 +118,23 @@ def test_a_search_with_everything_on_s3_runs_every_trial_on_a_worker(cluster, tm
         ray.init(address={cluster.address!r}, logging_level="ERROR")
         head = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) == 0]
         layout = ExperimentLayout.open({experiment!r})
-        board = layout.read_leaderboard("subtype")
-        nodes = set()
-        for _, row in board.iterrows():
-            nodes |= set(pd.DataFrame(layout.trial_history("subtype", row))["node_id"].dropna())
-        print(json.dumps({{"head": head, "trial_nodes": sorted(nodes), "trials": len(board),
-                          "finished": int((board["status"] == "TERMINATED").sum()),
-                          "model": "models/subtype.pt" in layout.mirror.remote.files()}}))
+        files = layout.mirror.remote.files()
+        studies = {{}}
+        for study in ("subtype", "sgi"):
+            board = layout.read_leaderboard(study)
+            rows = pd.concat([pd.DataFrame(layout.trial_history(study, row)) for _, row in board.iterrows()])
+            studies[study] = {{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
+                               "nodes": sorted(set(rows["node_id"].dropna())),
+                               "shares_memory": sorted(set(rows["shares_memory"].dropna().astype(bool))),
+                               "model": f"models/{{study}}.pt" in files}}
+        print(json.dumps({{"head": head, "studies": studies}}))
         """, cwd=tmp_path / "driver")
-    assert out["trials"] == out["finished"] == 4
-    assert out["trial_nodes"] and set(out["trial_nodes"]).isdisjoint(out["head"]), out
-    assert out["model"]
+    print(f"\n[two studies on S3] {json.dumps(out['studies'])}")
+    for study, figures in out["studies"].items():
+        assert figures["trials"] == figures["finished"] == 4 and figures["model"], (study, figures)
+        assert figures["nodes"] and set(figures["nodes"]).isdisjoint(out["head"]), (study, figures, out["head"])
+    assert out["studies"]["subtype"]["shares_memory"] == [False]  # streamed batches
+    assert out["studies"]["sgi"]["shares_memory"] == [True]  # zero-copy arrays from the object store
 
 
 STORE_STATE = """
