@@ -34,7 +34,10 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         env = storage_env()
         # the nodes read the inputs from the store themselves (Ray Data's read tasks): they need the driver's
-        # endpoint and credentials, as the job's environment
+        # endpoint and credentials, as the job's environment. Inside a `ray job submit` job these variables came
+        # from the job's own runtime environment (same values): Ray refuses to merge the two unless told to.
+        if env:
+            os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
         ray.init(address=address, log_to_driver=False, **({"runtime_env": {"env_vars": env}} if env else {}))
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")

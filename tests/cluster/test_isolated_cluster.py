@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -207,3 +208,30 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster, tm
     assert on_lost and resumed == on_lost & set(epochs), (on_lost, resumed)
     for trial, seen in epochs.items():  # every trial's history whole: epochs 1..last, none missing
         assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
+
+
+def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches_the_job_logs(cluster, tmp_path):
+    """`ray job submit --working-dir ... -- raygex search ... --address auto` to the head's dashboard (token
+    auth on): the job's driver runs on the head, reads everything from the store, and its progress lines reach
+    `ray job logs`."""
+    bucket = "raygex-job"
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 3, "patience": 3, "batch_size": 32},
+                         search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
+                                 "space": SPACE})
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "tiny.yaml").write_text(config.read_text())
+    storage = {k: cluster.env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                           "AWS_REGION", "AWS_ENDPOINT_URL")}
+    ray = str(Path(sys.executable).with_name("ray"))
+    submitted = cluster.run([ray, "job", "submit", "--address", cluster.dashboard, "--submission-id", "search-1",
+                             "--working-dir", str(job), "--runtime-env-json", json.dumps({"env_vars": storage}),
+                             "--", "python", "-m", "raygex", "search", "tiny.yaml", "--address", "auto",
+                             "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
+    assert submitted.returncode == 0, submitted.stderr[-3000:] + submitted.stdout[-3000:]
+    logs = cluster.run([ray, "job", "logs", "--address", cluster.dashboard, "search-1"], cwd=tmp_path / "driver")
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    assert "[subtype 4/4]" in logs.stdout and "winner" in logs.stdout, logs.stdout[-3000:]
+    status = cluster.run([sys.executable, "-m", "raygex", "status", f"s3://{bucket}/exp/tiny", "--json"],
+                         cwd=tmp_path / "driver")
+    assert status.returncode == 0, status.stderr[-2000:]
