@@ -19,8 +19,16 @@ from tests.search.test_resume import SPACE, TWO_TASKS
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster for the tests that leave it whole (each uses a bucket of its own)."""
+    with IsolatedCluster(tmp_path_factory.mktemp("cluster"), workers=2, cpus=2) as running:
+        yield running
+
+
 @pytest.fixture
-def cluster(tmp_path):
+def cluster_to_break(tmp_path):
+    """A cluster of its own, for a test that kills one of its nodes."""
     with IsolatedCluster(tmp_path / "cluster", workers=2, cpus=2) as running:
         yield running
 
@@ -57,6 +65,80 @@ def study_on_s3(cluster: IsolatedCluster, tmp_path, bucket: str, **changes):
                         data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
                         tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
                         graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"], **changes)
+
+
+STORE_STATE = """
+    import json, boto3
+    client = boto3.client("s3", endpoint_url={endpoint!r}, region_name="us-east-1")
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket={bucket!r}, Prefix="exp/")
+            for o in page.get("Contents", [])]
+    rows = []
+    for key in keys:
+        if key.endswith("/result.json"):
+            body = client.get_object(Bucket={bucket!r}, Key=key)["Body"].read().decode()
+            for line in body.splitlines():
+                if line.strip():
+                    report = json.loads(line)
+                    for row in report.get("earlier_epochs", []) + [report]:
+                        rows.append({{"trial": key.split("/")[-2], "epoch": row.get("epoch"),
+                                     "node": report.get("node_id")}})
+    print(json.dumps({{"checkpoints": sum("/checkpoint_" in k for k in keys), "rows": rows}}))
+"""
+
+
+def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_break, tmp_path):
+    """SIGKILL a worker node (its raylet, object store and workers) while trials run on it: the sweep finishes on
+    the other node, each interrupted trial resumes from its last checkpoint on the store, nothing is lost and no
+    configuration runs twice. (First in
+    the module: its cluster is gone before the shared one starts.)"""
+    cluster = cluster_to_break
+    bucket = "raygex-kill"
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 60, "patience": 60, "batch_size": 16},
+                         search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
+    lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
+    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
+    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        state = python_json(cluster, state_script)
+        if state["checkpoints"] and any(row["node"] == lost for row in state["rows"]):
+            break
+        time.sleep(1)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    before = python_json(cluster, state_script)["rows"]
+    cluster.kill("worker_1")
+    try:
+        driver.wait(timeout=900)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    log = (tmp_path / "driver.log").read_text(errors="replace")
+    assert driver.returncode == 0, log[-3000:]
+
+    after = python_json(cluster, state_script)["rows"]
+    on_lost = {row["trial"] for row in before if row["node"] == lost}
+    resumed = {row["trial"] for row in after if row["trial"] in on_lost and row["node"] != lost}
+    epochs: dict = {}
+    for row in after:
+        epochs.setdefault(row["trial"], []).append(row["epoch"])
+    rerun = sum(len(e) - len(set(e)) for e in epochs.values())
+    out = python_json(cluster, f"""
+        import json
+        from raygex.experiment.layout import ExperimentLayout
+        board = ExperimentLayout.open("s3://{bucket}/exp/tiny").read_leaderboard("subtype")
+        configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
+        print(json.dumps({{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
+                          "unique": bool(configs.is_unique)}}))
+        """, cwd=tmp_path / "driver")
+    print(f"\n[worker lost] trials on the lost node: {len(on_lost)}, resumed on the other: {len(resumed)}, "
+          f"epochs run again: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
+          f"{0 if out['unique'] else 'some'}")
+    assert out == {"trials": 6, "finished": 6, "unique": True}
+    assert on_lost and resumed == on_lost & set(epochs), (on_lost, resumed)
+    for trial, seen in epochs.items():  # every trial's history whole: epochs 1..last, none missing
+        assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
 
 
 def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
@@ -136,78 +218,6 @@ def test_two_studies_with_everything_on_s3_run_every_trial_on_a_worker(cluster, 
         assert figures["nodes"] and set(figures["nodes"]).isdisjoint(out["head"]), (study, figures, out["head"])
     assert out["studies"]["subtype"]["shares_memory"] == [False]  # streamed batches
     assert out["studies"]["sgi"]["shares_memory"] == [True]  # zero-copy arrays from the object store
-
-
-STORE_STATE = """
-    import json, boto3
-    client = boto3.client("s3", endpoint_url={endpoint!r}, region_name="us-east-1")
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket={bucket!r}, Prefix="exp/")
-            for o in page.get("Contents", [])]
-    rows = []
-    for key in keys:
-        if key.endswith("/result.json"):
-            body = client.get_object(Bucket={bucket!r}, Key=key)["Body"].read().decode()
-            for line in body.splitlines():
-                if line.strip():
-                    report = json.loads(line)
-                    for row in report.get("earlier_epochs", []) + [report]:
-                        rows.append({{"trial": key.split("/")[-2], "epoch": row.get("epoch"),
-                                     "node": report.get("node_id")}})
-    print(json.dumps({{"checkpoints": sum("/checkpoint_" in k for k in keys), "rows": rows}}))
-"""
-
-
-def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster, tmp_path):
-    """SIGKILL a worker node (its raylet, object store and workers) while trials run on it: the sweep finishes on
-    the other node, each interrupted trial resumes from its last checkpoint on the store, the study's rows that
-    lived in the lost node's object store are rebuilt, nothing is lost and no configuration runs twice."""
-    bucket = "raygex-kill"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 60, "patience": 60, "batch_size": 16},
-                         search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
-                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
-    lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
-    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
-    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None:
-        state = python_json(cluster, state_script)
-        if state["checkpoints"] and any(row["node"] == lost for row in state["rows"]):
-            break
-        time.sleep(1)
-    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-    before = python_json(cluster, state_script)["rows"]
-    cluster.kill("worker_1")
-    try:
-        driver.wait(timeout=900)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    log = (tmp_path / "driver.log").read_text(errors="replace")
-    assert driver.returncode == 0, log[-3000:]
-
-    after = python_json(cluster, state_script)["rows"]
-    on_lost = {row["trial"] for row in before if row["node"] == lost}
-    resumed = {row["trial"] for row in after if row["trial"] in on_lost and row["node"] != lost}
-    epochs: dict = {}
-    for row in after:
-        epochs.setdefault(row["trial"], []).append(row["epoch"])
-    rerun = sum(len(e) - len(set(e)) for e in epochs.values())
-    out = python_json(cluster, f"""
-        import json
-        from raygex.experiment.layout import ExperimentLayout
-        board = ExperimentLayout.open("s3://{bucket}/exp/tiny").read_leaderboard("subtype")
-        configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
-        print(json.dumps({{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
-                          "unique": bool(configs.is_unique)}}))
-        """, cwd=tmp_path / "driver")
-    print(f"\n[worker lost] trials on the lost node: {len(on_lost)}, resumed on the other: {len(resumed)}, "
-          f"epochs run again: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
-          f"{0 if out['unique'] else 'some'}")
-    assert out == {"trials": 6, "finished": 6, "unique": True}
-    assert on_lost and resumed == on_lost & set(epochs), (on_lost, resumed)
-    for trial, seen in epochs.items():  # every trial's history whole: epochs 1..last, none missing
-        assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
 
 
 def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches_the_job_logs(cluster, tmp_path):
