@@ -41,6 +41,8 @@ def missing_tools() -> str | None:
     """Why this machine cannot host the cluster (None when it can)."""
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None or shutil.which("nsenter") is None:
         return "needs Linux with util-linux's unshare and nsenter"
+    if shutil.which("ip") is None:
+        return "needs iproute2's ip (to bring up the loopback of the cluster's network)"
     if os.geteuid() != 0:
         return "needs root (network, PID and mount namespaces)"
     probe = subprocess.run(["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c",
