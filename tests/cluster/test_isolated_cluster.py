@@ -236,7 +236,7 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches
     ray = str(Path(sys.executable).with_name("ray"))
     submitted = cluster.run([ray, "job", "submit", "--address", cluster.dashboard, "--submission-id", "search-1",
                              "--working-dir", str(job), "--runtime-env-json", json.dumps({"env_vars": storage}),
-                             "--", "python", "-m", "raygex", "search", "tiny.yaml", "--address", "auto",
+                             "--", sys.executable, "-m", "raygex", "search", "tiny.yaml", "--address", "auto",
                              "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
     assert submitted.returncode == 0, submitted.stderr[-3000:] + submitted.stdout[-3000:]
     logs = cluster.run([ray, "job", "logs", "--address", cluster.dashboard, "search-1"], cwd=tmp_path / "driver")
