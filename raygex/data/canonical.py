@@ -236,7 +236,10 @@ def parquet_parts(path: str | Path) -> ParquetParts:
     """The dataset's part files (a file, or the ``*.parquet`` files of a folder or object-store prefix)."""
     if is_uri(str(path)):
         folder = open_remote(str(path))
-        kind = folder.fs.get_file_info(folder.path).type.name
+        try:
+            kind = folder.fs.get_file_info(folder.path).type.name
+        except OSError as err:  # unreachable endpoint, refused credentials: one line naming the URI
+            raise folder.error("read", err) from None
         if kind == "File":
             return ParquetParts([folder.path], folder.fs, single=True)
         files = [folder.key(f) for f in folder.files() if "/" not in f and f.endswith(".parquet")]

@@ -27,7 +27,7 @@ def _require(path: str | Path, key: str, hint: str = "") -> str | Path:
     """``path`` when there is something at it (a file, a folder, or an object or prefix on a store)."""
     if is_uri(str(path)):
         if not dataset_exists(path):
-            raise ConfigError(f"{key}: no such object or folder{hint}", path=str(path))
+            raise ConfigError(f"{key}: no such object or folder", path=str(path))
         return str(path)
     path = Path(path)
     if not path.exists():

@@ -112,3 +112,22 @@ def test_predict_from_an_input_uri_that_does_not_exist_is_one_line(run_cli, demo
     write_model(config, "subtype", result.model, data, hparams, model)
     refused(run_cli, ["predict", model, f"s3://{bucket}/data/none.parquet", "-o", "out.csv"], names="none.parquet")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_input_uri_that_cannot_be_read_is_one_line_before_any_trial(run_cli, demo, tmp_path, monkeypatch,
+                                                                        s3_server, bucket):
+    """A dataset URI naming nothing, or on an endpoint nobody answers: one line naming the URI, exit 2, nothing
+    made (the check runs in the driver before Ray starts)."""
+    monkeypatch.chdir(tmp_path)
+    missing = write_config(tmp_path / "missing.yaml", demo, tasks=[{"name": "subtype", "kind": "classify",
+                                                                     "label": "subtype"}],
+                           data={"expression": f"s3://{bucket}/no/such/expression.parquet"})
+    line = refused(run_cli, ["search", missing], names=f"s3://{bucket}/no/such/expression.parquet")
+    assert "data.expression" in line and "no such object" in line
+    unreachable = f"s3://{bucket}/data/expression.parquet?endpoint_override=http://127.0.0.1:{free_port()}"
+    cut_off = write_config(tmp_path / "unreachable.yaml", demo, tasks=[{"name": "subtype", "kind": "classify",
+                                                                         "label": "subtype"}],
+                           data={"expression": unreachable})
+    line = refused(run_cli, ["search", cut_off], names=unreachable)
+    assert "cannot be reached" in line, line
+    nothing_here(tmp_path)
