@@ -172,7 +172,12 @@ class StoreFolder:
                       and not i.path.endswith("/"))
 
     def subfolders(self, relative: str = "") -> list[str]:
-        """The names of the folders directly under ``relative`` (on an object store: the common prefixes)."""
+        """The names of the folders directly under ``relative``: a local folder's own (empty ones too); on an
+        object store, which may list no folders at all (GCS), the first part of the names of the objects under it."""
+        if not self.is_local:
+            prefix = f"{relative.strip('/')}/" if relative.strip("/") else ""
+            inside = [f[len(prefix):] for f in self.files(relative) if f.startswith(prefix)]
+            return sorted({f.split("/")[0] for f in inside if "/" in f})
         from pyarrow import fs as pafs
 
         try:
@@ -180,11 +185,7 @@ class StoreFolder:
                                                             allow_not_found=True))
         except OSError as err:
             raise self.error("listing", err) from None
-        listed = {PurePosixPath(i.path).name for i in infos if i.type == pafs.FileType.Directory}
-        # a store may list no folders, only the objects under them (GCS): the first part of each object's name
-        prefix = f"{relative.strip('/')}/" if relative.strip("/") else ""
-        inside = [f[len(prefix):] for f in self.files(relative) if f.startswith(prefix)]
-        return sorted(listed | {f.split("/")[0] for f in inside if "/" in f})
+        return sorted(PurePosixPath(i.path).name for i in infos if i.type == pafs.FileType.Directory)
 
     def download(self, relative: str, local: Path) -> bool:
         """Copy one object to ``local`` (atomically); False when it is gone."""
