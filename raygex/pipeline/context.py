@@ -6,6 +6,7 @@ A resume whose stages are all done therefore starts no Ray and reads no data.
 
 from __future__ import annotations
 
+import os
 import time
 from functools import cached_property
 
@@ -35,6 +36,11 @@ class SweepContext:
         started = time.perf_counter()
         connect(self.address)
         check_resources(self.config.resources)
+        if (self.address or os.environ.get("RAY_ADDRESS")) and not self.dataset.holds_matrix:
+            # a cluster's nodes may not see what the driver sees: each reads the dataset's schema first
+            from raygex.data.ray_io import check_nodes_read
+
+            check_nodes_read(self.config.data.expression)
         self.timings["ray_s"] = self.timings.get("ray_s", 0.0) + time.perf_counter() - started
         self._ray = True
 

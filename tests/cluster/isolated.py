@@ -133,13 +133,13 @@ class IsolatedCluster:
         self.nodes[name] = process
         return process
 
-    def start_node(self, name: str, command: str, *, private_tmp: bool) -> None:
+    def start_node(self, name: str, command: str, *, private_tmp: bool, env: dict | None = None) -> None:
         if private_tmp:  # a node of its own: /tmp a fresh tmpfs only it sees, its working directory inside it
             command = f"mount -t tmpfs -o size=4g tmpfs /tmp && mkdir -p /tmp/node && cd /tmp/node && exec {command}"
         else:
             command = f"exec {command}"
         self._spawn(name, ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", command],
-                    self.node_env)
+                    {**self.node_env, **(env or {})})
 
     def start(self, timeout: float = 180) -> "IsolatedCluster":
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -160,12 +160,13 @@ class IsolatedCluster:
         self.wait_for(1 + self.n_workers, timeout)
         return self
 
-    def start_worker(self, i: int) -> None:
+    def start_worker(self, i: int, env: dict | None = None) -> None:
+        """Worker node ``i`` (resource ``worker_i``); ``env``: variables of its own (a node set up differently)."""
         resources = json.dumps({f"worker_{i}": 1})
         self.start_node(f"worker_{i}", f"{RAY} start --address {self.address} --num-cpus {self.cpus} "
                                        f"--resources '{resources}' --node-ip-address 127.0.0.1 "
                                        f"--object-store-memory {self.store_mb * 2**20} --block "
-                                       f"--disable-usage-stats --num-gpus 0", private_tmp=True)
+                                       f"--disable-usage-stats --num-gpus 0", private_tmp=True, env=env)
 
     def alive_nodes(self) -> list[dict]:
         """The cluster's live nodes (id, resources), asked from a short-lived driver."""

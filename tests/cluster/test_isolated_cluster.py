@@ -4,6 +4,8 @@ a search through the CLI with data, graphs and experiment on S3, every trial and
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import textwrap
 import time
@@ -86,6 +88,26 @@ STORE_STATE = """
 """
 
 
+def epochs_per_trial(rows: list[dict]) -> tuple[dict, int]:
+    """Each trial's reported epochs (from :data:`STORE_STATE`'s rows), and how many epochs were run again."""
+    epochs: dict = {}
+    for row in rows:
+        epochs.setdefault(row["trial"], []).append(row["epoch"])
+    return epochs, sum(len(e) - len(set(e)) for e in epochs.values())
+
+
+def board_summary(cluster: IsolatedCluster, experiment: str, cwd) -> dict:
+    """The subtype study's leaderboard read from the URI: trials, finished ones, configurations all distinct."""
+    return python_json(cluster, f"""
+        import json
+        from raygex.experiment.layout import ExperimentLayout
+        board = ExperimentLayout.open({experiment!r}).read_leaderboard("subtype")
+        configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
+        print(json.dumps({{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
+                          "unique": bool(configs.is_unique)}}))
+        """, cwd=cwd)
+
+
 def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_break, tmp_path):
     """SIGKILL a worker node (its raylet, object store and workers) while trials run on it: the sweep finishes on
     the other node, each interrupted trial resumes from its last checkpoint on the store, nothing is lost and no
@@ -93,7 +115,7 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     the module: its cluster is gone before the shared one starts.)"""
     cluster = cluster_to_break
     bucket = "raygex-kill"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 60, "patience": 60, "batch_size": 16},
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 40, "patience": 40, "batch_size": 16},
                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
                                  "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
     lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
@@ -120,18 +142,8 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     after = python_json(cluster, state_script)["rows"]
     on_lost = {row["trial"] for row in before if row["node"] == lost}
     resumed = {row["trial"] for row in after if row["trial"] in on_lost and row["node"] != lost}
-    epochs: dict = {}
-    for row in after:
-        epochs.setdefault(row["trial"], []).append(row["epoch"])
-    rerun = sum(len(e) - len(set(e)) for e in epochs.values())
-    out = python_json(cluster, f"""
-        import json
-        from raygex.experiment.layout import ExperimentLayout
-        board = ExperimentLayout.open("s3://{bucket}/exp/tiny").read_leaderboard("subtype")
-        configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
-        print(json.dumps({{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
-                          "unique": bool(configs.is_unique)}}))
-        """, cwd=tmp_path / "driver")
+    epochs, rerun = epochs_per_trial(after)
+    out = board_summary(cluster, f"s3://{bucket}/exp/tiny", cwd=tmp_path / "driver")
     print(f"\n[worker lost] trials on the lost node: {len(on_lost)}, resumed on the other: {len(resumed)}, "
           f"epochs run again: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
           f"{0 if out['unique'] else 'some'}")
@@ -245,3 +257,92 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches
     status = cluster.run([sys.executable, "-m", "raygex", "status", f"s3://{bucket}/exp/tiny", "--json"],
                          cwd=tmp_path / "driver")
     assert status.returncode == 0, status.stderr[-2000:]
+
+
+def test_the_driver_killed_mid_sweep_resume_from_another_folder_finishes_it_from_the_uri(cluster, tmp_path):
+    """SIGKILL the driver while trials run: `raygex resume s3://...` started from another working directory (the
+    first driver's folder is not there for it) finishes the experiment from what is on the store, no configuration
+    twice, every trial's history whole; then `status`, `export`, `report` and `predict` work from the URI, from a
+    third folder."""
+    bucket = "raygex-driver"
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 20, "patience": 20, "batch_size": 16},
+                         search={"num_samples": 6, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE})
+    experiment = f"s3://{bucket}/exp/tiny"
+    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
+    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        state = python_json(cluster, state_script)
+        if state["checkpoints"] and len({row["trial"] for row in state["rows"]}) >= 3:
+            break
+        time.sleep(1)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=60)
+    before = python_json(cluster, state_script)["rows"]
+
+    for name in ("elsewhere", "third"):
+        (tmp_path / name).mkdir()
+    resumed = cluster.run([sys.executable, "-m", "raygex", "resume", experiment, "--address", cluster.address],
+                          cwd=tmp_path / "elsewhere", timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:] + resumed.stdout[-2000:]
+    after = python_json(cluster, state_script)["rows"]
+    epochs, rerun = epochs_per_trial(after)
+    out = board_summary(cluster, experiment, cwd=tmp_path / "third")
+    print(f"\n[driver killed] trials seen before the kill: {len({r['trial'] for r in before})}, epochs run again "
+          f"after resume: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
+          f"{0 if out['unique'] else 'some'}")
+    assert out == {"trials": 6, "finished": 6, "unique": True}
+    for trial, seen in epochs.items():
+        assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
+
+    third = tmp_path / "third"
+    status = cluster.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], cwd=third)
+    assert status.returncode == 0, status.stderr[-2000:]
+    exported = cluster.run([sys.executable, "-m", "raygex", "export", experiment], cwd=third)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    report = cluster.run([sys.executable, "-m", "raygex", "report", experiment], cwd=third)
+    assert report.returncode == 0 and "report.html" in report.stdout, report.stderr[-2000:] + report.stdout
+    predicted = cluster.run([sys.executable, "-m", "raygex", "predict", f"{experiment}/models/subtype.pt",
+                             f"s3://{bucket}/data/expression.parquet", "-o", f"s3://{bucket}/predictions.csv"],
+                            cwd=third)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    rows = python_json(cluster, f"""
+        import io, json, boto3
+        import pandas as pd
+        client = boto3.client("s3", endpoint_url={cluster.s3_endpoint!r}, region_name="us-east-1")
+        body = client.get_object(Bucket={bucket!r}, Key="predictions.csv")["Body"].read()
+        print(json.dumps(len(pd.read_csv(io.BytesIO(body)))))
+        """)
+    assert rows == 160
+    assert sorted(p.name for p in third.iterdir()) == [], "nothing is written in the folder the commands ran from"
+
+
+def test_a_node_that_cannot_reach_the_store_is_one_line_before_any_trial(cluster, tmp_path):
+    """A third worker node whose image points the S3 client elsewhere (its own ``AWS_ENDPOINT_URL_S3``, which
+    wins over the job's ``AWS_ENDPOINT_URL``): the driver reaches the store, that node does not. The search
+    stops with one line naming the dataset, the node and what failed, exit 2, before any trial starts. (Last in
+    the module: it leaves the shared cluster with a node that cannot read.)"""
+    bucket = "raygex-unreachable"
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 2, "patience": 2, "batch_size": 32},
+                         search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
+                                 "space": SPACE})
+    cluster.start_worker(2, env={"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"})
+    cluster.wait_for(4, 120)
+    done = cluster.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                        "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=600)
+    # (Ray's C++ core warns once that this network has no route out: the cluster's, not raygex's, line)
+    lines = [line for line in done.stderr.strip().splitlines() if "network_util.cc" not in line]
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"s3://{bucket}/data/expression.parquet" in lines[0] and "cannot be read from the node" in lines[0]
+    assert "endpoint cannot be reached" in lines[0], lines[0]
+    trials = python_json(cluster, f"""
+        import json, boto3
+        client = boto3.client("s3", endpoint_url={cluster.s3_endpoint!r}, region_name="us-east-1")
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket={bucket!r}).get("Contents", [])]
+        print(json.dumps([k for k in keys if "/subtype/" in k and "result.json" in k]))
+        """)
+    assert trials == []
