@@ -131,8 +131,12 @@ import raygex.training.loop, raygex.data.prepare, raygex.search.tune_compat.optu
 from raygex.config import load_config
 from raygex.experiment.layout import ExperimentLayout
 from raygex.pipeline import run_search
-from raygex.runtime.ray_session import connect
+from raygex.runtime.ray_session import connect, storage_env
+import os
 config = load_config(sys.argv[1])
+if os.environ.get("RAYGEX_COUNT_READS"):  # read tasks anywhere count their bytes: the job's environment says so
+    ray.init(address=sys.argv[2], log_to_driver=False, runtime_env={"env_vars": {
+        **storage_env(), "RAYGEX_COUNT_READS": os.environ["RAYGEX_COUNT_READS"]}})
 connect(sys.argv[2])
 try:
     with open("/proc/self/clear_refs", "w") as f:
@@ -162,15 +166,15 @@ print("RAYGEX-SCALE " + json.dumps({"rss_before_kib": before, "peak_kib": peak, 
 """
 
 
-def scale_config(folder: Path, dataset: Path, n_samples: int, n_genes: int, *, concurrent: int, epochs: int,
-                 trials: int) -> Path:
+def scale_config(folder: Path, dataset: Path | str, n_samples: int, n_genes: int, *, concurrent: int, epochs: int,
+                 trials: int, storage: str | None = None) -> Path:
     """Two studies of the demo's subtype: train 200 (valid 100, test 500: the issue's) and a third of the
     samples; the in-memory budget sits between them, so the small one is in-memory and the large one streams."""
     small_mb = (200 + 100 + 500) * n_genes * 4 / 2**20
     config = {
         "name": "scale", "data": {"expression": str(dataset), "in_memory_budget_mb": round(1.5 * small_mb, 3),
                                    "read_in_driver_mb": 0},  # the path that scales, at every size
-        "storage": str(folder / "results"),
+        "storage": storage or str(folder / "results"),
         "tasks": [{"name": "subtype", "kind": "classify", "label": "subtype"}],
         "split": {"train": [200, n_samples // 3], "valid": 100, "test": 500, "seeds": [0], "folds": None},
         "train": {"max_epochs": epochs, "patience": epochs, "batch_size": 256},
@@ -203,27 +207,39 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
         cluster.wait_for_nodes()
         sampler = StoreSampler([(f"node{i}", node.node_ip_address, node.node_manager_port)
                                 for i, node in enumerate(cluster.list_all_nodes())])
-        sampler.start()
-        env = {**os.environ, "RAY_ADDRESS": cluster.address, "WANDB_MODE": "disabled"}
-        try:
-            proc = subprocess.run([sys.executable, "-c", _DRIVER, str(config), cluster.address, str(ballast_mb)], env=env,
-                                  capture_output=True, text=True, timeout=timeout_s)
-        finally:
-            sampler.stop()
+        out = run_driver(config, cluster.address, sampler, ballast_mb=ballast_mb, timeout_s=timeout_s)
     finally:
         cluster.shutdown()
     (folder / "store_series.json").write_text(json.dumps(sampler.series))  # (used, primary) bytes per node over time
+    row = figures(out, sampler, size=size, data_nodes=nodes, slots=min(concurrent, nodes * cpus_per_node))
+    return {"samples": n_samples, "genes": n_genes, **row, "nodes": nodes, "object_store_mb_per_node": store_mb}
+
+
+def run_driver(config: Path, address: str, sampler: "StoreSampler", *, ballast_mb: float = 0,
+               timeout_s: float = 1800, env: dict | None = None) -> dict:
+    """The search of ``config`` in a fresh driver process on the cluster at ``address``, ``sampler`` sampling the
+    nodes' stores meanwhile: what the driver measured of itself (RSS, trials)."""
+    sampler.start()
+    env = {**os.environ, "RAY_ADDRESS": address, "WANDB_MODE": "disabled", **(env or {})}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, str(config), address, str(ballast_mb)], env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        sampler.stop()
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RAYGEX-SCALE ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the search's driver failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
-    out = json.loads(lines[-1][len("RAYGEX-SCALE "):])
+    return json.loads(lines[-1][len("RAYGEX-SCALE "):])
+
+
+def figures(out: dict, sampler: "StoreSampler", *, size: int, data_nodes: int, slots: int) -> dict:
+    """The driver's growth against the dataset, each node's store peaks against 1.5 x dataset / ``data_nodes``,
+    the trials and the slots' occupancy."""
     growth = max(0, out["peak_kib"] - out["rss_before_kib"]) * 1024
-    limit = 1.5 * size / nodes
+    limit = 1.5 * size / data_nodes
     intervals = [(t["start"], t["end"]) for t in out["trials"]]
-    slots = min(concurrent, nodes * cpus_per_node)
     return {
-        "samples": n_samples, "genes": n_genes, "dataset_bytes": size, "dataset_gb": round(size / 1e9, 3),
-        "nodes": nodes, "object_store_mb_per_node": store_mb,
+        "dataset_bytes": size, "dataset_gb": round(size / 1e9, 3),
         "driver_rss_before_mb": round(out["rss_before_kib"] / 1024, 1),
         "driver_peak_mb": round(out["peak_kib"] / 1024, 1), "driver_peak_reset": out["peak_reset"],
         "driver_growth_mb": round(growth / 2**20, 1), "driver_growth_over_dataset": round(growth / size, 4),
@@ -291,6 +307,10 @@ def format_table(result: dict) -> str:
                      f"{primary:>23} {peaks:>17} {r['store_limit_mb']:9.0f} {'yes' if r['store_ok'] else 'NO':>3} "
                      f"{r['trials_terminated']:>3}/{r['trials']:<2} {r['occupancy']:6.2f} "
                      f"{r['search_s']:8.1f}")
+        if "read_from_store_mb" in r:  # on a running cluster: what each node read from the store, and spilled
+            lines.append(f"{'':>17} read from the store per node (MB): " + ", ".join(
+                f"{k} {v:.0f}" for k, v in r["read_from_store_mb"].items()) + f" ({r['read_over_dataset']:.2f}x "
+                f"the dataset); spilled (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in r["store_spilled_mb"].items()))
     run = result.get("occupancy")
     if run:
         lines.append(f"occupancy, {run['studies']} studies x {run['trials_per_study']} trials on {run['slots']} slots "

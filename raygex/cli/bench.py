@@ -11,8 +11,10 @@ from raygex.bench import gcn as gcn_bench
 from raygex.bench import hpo as hpo_bench
 from raygex.bench import predict as predict_bench
 from raygex.bench import scale as scale_bench
+from raygex.bench import scale_cluster
 from raygex.bench.soak import run_soak
 from raygex.errors import ConfigError
+from raygex.files.storage import open_remote
 
 
 @click.group()
@@ -260,10 +262,15 @@ def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_j
               help="Epochs per trial of the occupancy experiment (80: ~5 s trials on a 2-core machine).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None,
               help="Where the temporary datasets go (default: the system's temporary folder); deleted after.")
+@click.option("--address", default=None,
+              help="Measure on this running cluster instead of a simulated one (with --store-uri).")
+@click.option("--store-uri", default=None, metavar="URI",
+              help="With --address: where the datasets and the experiment go (s3://bucket/prefix); the nodes read "
+                   "the data there, and the bytes each node reads are counted.")
 @click.option("--out", "out_json", type=click.Path(path_type=Path), default=None, help="Write the results as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
 def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, occupancy_studies, occupancy_trials,
-              occupancy_epochs, workdir, out_json, as_json):
+              occupancy_epochs, address, store_uri, workdir, out_json, as_json):
     """Driver memory and object-store bytes per node of a search on a simulated multi-node cluster, per dataset
     size (targets: driver growth <= 5 % of the dataset; each node's store <= 1.5 x dataset / nodes), and the
     occupancy of the trial slots.
@@ -272,11 +279,19 @@ def scale_cmd(sizes, nodes, cpus_per_node, store_mb, epochs, trials, occupancy_s
     Examples:
       raygex bench scale                                   # ~0.5 GB and ~4 GB
       raygex bench scale --size 2000x1000 --nodes 2 --occupancy-studies 0   # a smoke test, seconds
+      raygex bench scale --address auto --store-uri s3://my-bucket/raygex-bench --size 50000x20000
     """
-    result = scale_bench.run_scale_benchmark(
-        workdir, scale_bench.sizes_option(sizes) if sizes else scale_bench.DEFAULT_SIZES, nodes=nodes,
-        cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials,
-        occupancy_studies=occupancy_studies, occupancy_trials=occupancy_trials, occupancy_epochs=occupancy_epochs)
+    if (address is None) != (store_uri is None):
+        raise ConfigError("--address and --store-uri go together (a running cluster and the store its nodes read)")
+    if address is not None:
+        open_remote(store_uri).probe()  # one line before anything is generated
+        result = scale_cluster.run_on_cluster(address, store_uri, scale_bench.sizes_option(sizes) if sizes else
+                                scale_bench.DEFAULT_SIZES, epochs=epochs, trials=trials, workdir=workdir)
+    else:
+        result = scale_bench.run_scale_benchmark(
+            workdir, scale_bench.sizes_option(sizes) if sizes else scale_bench.DEFAULT_SIZES, nodes=nodes,
+            cpus_per_node=cpus_per_node, store_mb=store_mb, epochs=epochs, trials=trials,
+            occupancy_studies=occupancy_studies, occupancy_trials=occupancy_trials, occupancy_epochs=occupancy_epochs)
     click.echo(scale_bench.format_table(result))
     if out_json is not None:
         Path(out_json).write_text(scale_bench.json_line(result))

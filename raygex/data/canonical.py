@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from raygex.files import names
 from raygex.errors import InputFormatError
 from raygex.files.fileio import atomic_path
+from raygex.files.counted_reads import counted, read_counter_name
 from raygex.files.storage import is_uri, open_remote
 
 
@@ -264,7 +265,12 @@ def read_with_ray(path: str | Path, **read_kwargs):
     import ray.data
 
     parts = parquet_parts(path)
-    return ray.data.read_parquet(parts.files, filesystem=parts.filesystem, **read_kwargs)
+    filesystem = parts.filesystem
+    if counter := read_counter_name():  # `raygex bench scale`: bytes read per node, counted by the read tasks
+        from pyarrow import fs as pafs
+
+        filesystem = counted(filesystem or pafs.LocalFileSystem(), counter)
+    return ray.data.read_parquet(parts.files, filesystem=filesystem, **read_kwargs)
 
 
 def dataset_exists(path: str | Path) -> bool:

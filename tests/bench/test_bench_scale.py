@@ -4,6 +4,7 @@ growth is a real measurement (a known allocation made during the search shows), 
 from __future__ import annotations
 
 import json
+import time
 
 
 def test_bench_scale_measures_driver_growth_and_node_stores(tmp_path):
@@ -46,3 +47,50 @@ def test_bench_scale_measures_occupancy_side_by_side_and_one_after_another(tmp_p
                 for study, _, _ in spans}
     ordered = sorted(by_study.values())
     assert all(first[1] <= second[0] for first, second in zip(ordered, ordered[1:])), by_study
+
+
+def test_read_tasks_count_the_bytes_they_read_per_node(tmp_path, monkeypatch):
+    """With ``RAYGEX_COUNT_READS`` naming a counter, Ray Data's read tasks (here on a 2-node simulated cluster)
+    add what they read to it under their node's id: the whole dataset (and each part's footer read again), split between the nodes the tasks ran on; without the variable nothing is counted."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from raygex.data.canonical import read_with_ray, write_dataset
+    from raygex.data.demo import make_demo_cohort
+    from raygex.files.counted_reads import COUNT_READS_ENV, start_counter
+
+    dataset, _, _ = make_demo_cohort(0, n_samples=3000, n_genes=400)
+    path = write_dataset(dataset, tmp_path / "expression.parquet", part_bytes=2**20, row_group_bytes=2**19)
+    parts = list(path.glob("*.parquet"))
+    size = sum(p.stat().st_size for p in parts)
+    assert len(parts) > 2
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, runtime_env={"env_vars": {COUNT_READS_ENV: "counter-test"}},
+                 log_to_driver=False, logging_level="ERROR")
+        counter = start_counter("counter-test")
+        assert read_with_ray(path).count() == 3000  # not counted: this driver has no variable
+        assert ray.get(counter.totals.remote())["bytes"] == {}
+        monkeypatch.setenv(COUNT_READS_ENV, "counter-test")
+        rows = sum(len(b) for b in read_with_ray(path).iter_batches(batch_format="pyarrow", batch_size=None))
+        del rows
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # reports are sent without waiting for them
+            counted = ray.get(counter.totals.remote())["bytes"]
+            if sum(counted.values()) >= size:
+                break
+            time.sleep(0.2)
+        nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert set(counted) <= nodes and counted, counted
+    # every byte once, plus each part's footer read again by schema inference and by its read task (pyarrow
+    # reads a file's last 64 KiB to find the footer): at most four such reads a part
+    assert size <= sum(counted.values()) <= size + 4 * 65536 * len(parts), (counted, size)
+
+
+def test_bench_scale_on_a_running_cluster_needs_the_store_its_nodes_read(run_cli):
+    code, _, err = run_cli("bench", "scale", "--address", "127.0.0.1:1")
+    assert code == 2 and "--address and --store-uri go together" in err
