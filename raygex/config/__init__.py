@@ -71,6 +71,18 @@ class SplitConfig(_Model):
             raise ValueError(f"split.folds must be at least 2 (or auto, or null for one split), but got {folds}")
         return folds
 
+    @field_validator("test")
+    @classmethod
+    def _test(cls, test):
+        # the evaluation, the graph swap and the verdict all score on the held-out test set: without one there is
+        # nothing they could score honestly (validation data chose the winner, so it cannot judge it)
+        if test is not None and test <= 0:
+            raise ValueError(f"split.test must be positive (a fraction or a count of samples), but got {test}: the "
+                             "evaluation, the graph swap and the verdict score each model on a test set that "
+                             "selection never sees; to score on samples kept elsewhere, export the winner and run "
+                             "'raygex predict' on them")
+        return test
+
     @model_validator(mode="after")
     def _validation_somewhere(self) -> "SplitConfig":
         if self.folds is None and self.valid == 0:

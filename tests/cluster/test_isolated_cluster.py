@@ -144,9 +144,20 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     resumed = {row["trial"] for row in after if row["trial"] in on_lost and row["node"] != lost}
     epochs, rerun = epochs_per_trial(after)
     out = board_summary(cluster, f"s3://{bucket}/exp/tiny", cwd=tmp_path / "driver")
+    # where the study's arrays were made (the Ray task that read its rows from the store), and whether Ray ran it
+    # again after the loss (lineage reconstruction) or kept a copy that another node already held
+    made = python_json(cluster, f"""
+        import json, ray
+        from ray.util.state import list_tasks
+        ray.init(address={cluster.address!r}, logging_level="ERROR")
+        print(json.dumps([{{"node": t.node_id, "attempt": t.attempt_number, "state": t.state}}
+                          for t in list_tasks(filters=[("name", "=", "_prepare_small")], detail=True)]))
+        """)
     print(f"\n[worker lost] trials on the lost node: {len(on_lost)}, resumed on the other: {len(resumed)}, "
           f"epochs run again: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
-          f"{0 if out['unique'] else 'some'}")
+          f"{0 if out['unique'] else 'some'}; the study's arrays made on the "
+          f"{'lost' if any(t['node'] == lost for t in made) else 'other'} node, task attempts "
+          f"{sorted(t['attempt'] for t in made)}")
     assert out == {"trials": 6, "finished": 6, "unique": True}
     assert on_lost and resumed == on_lost & set(epochs), (on_lost, resumed)
     for trial, seen in epochs.items():  # every trial's history whole: epochs 1..last, none missing
