@@ -88,7 +88,7 @@ def test_the_test_set_is_fixed_and_never_trains_or_validates(cohort):
         assert len(seen[0].test_ids) == 60
 
 
-def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
+def test_the_swap_changes_only_the_graph(cohort, monkeypatch, tmp_path):
     """Every swapped run of one seed has the same hyperparameters, split and initialisation seed."""
     import pandas as pd
 
@@ -111,8 +111,9 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
 
     monkeypatch.setattr(ray, "remote", lambda **_: StoreFolder)
     monkeypatch.setattr(ray, "put", lambda data: data)
-    monkeypatch.setattr(ray, "get", lambda jobs: [{"valid": {"auc": 0.5}, "test": {"auc": 0.5}, "epochs": 1,
-                                                   "proba": np.full((60, 3), 1 / 3)} for _ in jobs])
+    monkeypatch.setattr(ray, "get", lambda job: {"valid": {"auc": 0.5}, "test": {"auc": 0.5}, "epochs": 1,
+                                                 "proba": np.full((60, 3), 1 / 3)})
+    monkeypatch.setattr(ray, "wait", lambda jobs, num_returns: (jobs[:num_returns], jobs[num_returns:]))
 
     class Layout(ExperimentLayout):
         def trial_params(self, study, row):
@@ -121,7 +122,7 @@ def test_the_swap_changes_only_the_graph(cohort, monkeypatch):
         def write_swap(self, study, table, predictions):
             self.written = (table, predictions)
 
-    layout = Layout("/tmp/unused-swap", cfg)
+    layout = Layout(tmp_path / "experiment", cfg)
     board = pd.DataFrame({"status": ["TERMINATED"], "config/model": ["gcn"], "trial_id": ["a"], "path": ["x"]})
     table = swap.swap_graphs(layout, "subtype", board, dataset, graphs)
     assert len(calls) == len(cfg.split.seeds) * len(cfg.graph_choices()) == len(table)

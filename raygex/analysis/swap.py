@@ -13,50 +13,19 @@ and the test predictions (seed, graph, test row, label, class probabilities).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from raygex.analysis.retrain import plan, run_missing, swap_tables
 from raygex.experiment.layout import ExperimentLayout
-from raygex.config import metric_name
-
-
-def best_gcn_params(layout: ExperimentLayout, study: str, board: pd.DataFrame) -> dict | None:
-    """The hyperparameters of the best finished GCN trial (leaderboard order: validation), or None."""
-    gcn = board[(board["status"] != "ERROR") & (board["config/model"].astype(str) == "gcn")]
-    return None if gcn.empty else layout.trial_params(study, gcn.iloc[0])
 
 
 def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, dataset, graphs) -> pd.DataFrame:
-    """Retrain the best GCN configuration with every graph choice on every split seed (as Ray tasks); write the
-    swap table and its test predictions (both empty when the study has no finished GCN trial)."""
-    config = layout.config
-    metric = metric_name(config)
-    params = best_gcn_params(layout, study, board)
-    if params is None:
-        empty = pd.DataFrame(columns=["seed", "graph", "epochs", "edges", f"valid_{metric}", f"test_{metric}"])
-        layout.write_swap(study, empty, pd.DataFrame(columns=["seed", "graph", "row", "sample", "y"]))
-        return empty
-    import ray
-
-    from raygex.analysis.evaluation import remote_trainer, split_per_seed
-
-    train = remote_trainer(config)
-    jobs, keys = [], []
-    for seed, (raw, shared) in split_per_seed(config, study, dataset, graphs).items():
-        by_choice = raw.graphs  # each real graph aligned once per seed, controls from it
-        for choice in config.graph_choices():
-            aligned = by_choice[choice]
-            hparams = {**config.train.model_dump(), **params, "graph": choice, "seed": seed}
-            jobs.append(train.remote(hparams, shared, aligned))
-            keys.append((seed, choice, aligned.n_edges, raw))
-    rows, predictions = [], []
-    for (seed, choice, edges, raw), result in zip(keys, ray.get(jobs)):
-        rows.append({"seed": seed, "graph": choice, "epochs": result["epochs"], "edges": edges,
-                     f"valid_{metric}": result["valid"].get(metric), f"test_{metric}": result["test"].get(metric)})
-        proba = result["proba"]
-        predictions.append(pd.DataFrame({"seed": seed, "graph": choice, "row": np.arange(len(raw.y_test)),
-                                         "sample": raw.test_ids, "y": np.asarray(raw.y_test, dtype=np.int64),
-                                         **{f"p{c}": proba[:, c] for c in range(proba.shape[1])}}))
-    table = pd.DataFrame(rows)
-    layout.write_swap(study, table, pd.concat(predictions, ignore_index=True))
+    """The best GCN configuration with every graph choice on every split seed: the trainings the evaluation
+    recorded (any still missing run now, as Ray tasks); write the swap table and its test predictions (both
+    empty when the study has no finished GCN trial)."""
+    rows, trainings = plan(layout, study, board)
+    swap_keys = {run.key for run in rows if run.role == "best" and run.graph is not None}
+    results = run_missing(layout, study, {k: trainings[k] for k in swap_keys}, dataset, graphs)
+    table, predictions = swap_tables(layout, [run for run in rows if run.key in swap_keys], results)
+    layout.write_swap(study, table, predictions)
     return table

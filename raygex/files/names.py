@@ -41,6 +41,7 @@ OPTUNA_FILE = "optuna.db"
 GRAPHS_FILE = "graphs.json"
 SWAP_FILE = "swap.parquet"
 SWAP_PREDICTIONS_FILE = "swap_predictions.parquet"
+RETRAININGS_DIR = "retrainings"  # one record per later-stage training (raygex.experiment.retrainings)
 VERDICTS_FILE = "verdicts.parquet"
 MODELS_DIR = "models"
 REPORT_DIR = "report"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygex.analysis.choices import choice_kind, controls_of, graph_of
+from raygex.analysis.choices import choice_kind, choice_of, controls_of, graph_of
 from raygex.experiment.layout import ExperimentLayout
 from raygex.config import metric_name
 from raygex.metrics import MODE
@@ -45,7 +45,9 @@ def winner_test(layout: ExperimentLayout, study: str) -> dict | None:
     winner = winner_row(board)
     if winner is None:
         return None
-    rows = seeds[seeds["trial_id"] == str(winner["trial_id"])]
+    # the winner's own runs: its trial's configuration on its own choice (the best GCN's configuration is also
+    # trained with every other graph, under the same trial id)
+    rows = seeds[(seeds["trial_id"] == str(winner["trial_id"])) & (seeds["choice"] == choice_of(winner))]
     mean, sd, low, high = interval(rows[f"test_{metric}"])
     return {"study": study, "trial_id": str(winner["trial_id"]), "model": winner.get("config/model"),
             "graph": winner.get("config/graph") if winner.get("config/model") == "gcn" else None,

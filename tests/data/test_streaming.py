@@ -38,7 +38,7 @@ def test_the_driver_reads_only_ids_and_labels(tiny_demo, tmp_path, monkeypatch):
     from raygex.config import load_config
     from raygex.data import canonical, ray_io
     from raygex.data.batches import StreamData
-    from raygex.analysis.evaluation import split_per_seed
+    from raygex.analysis.retrain import split_per_seed
     from raygex.experiment.layout import ExperimentLayout
     from raygex.pipeline.context import SweepContext
     from raygex import prepare

@@ -10,6 +10,8 @@ import json
 import pandas as pd
 import pytest
 
+from raygex.analysis.choices import choice_of
+
 from tests.pipeline.test_stages import run_cli
 from tests.search.conftest import write_config
 
@@ -91,7 +93,9 @@ def test_evaluation_and_swap_ran_on_the_folds(folded_sweep):
     winner = board[board["winner"]].iloc[0]
     assert str(winner["trial_id"]) in set(seeds["trial_id"].astype(str))  # the winner is re-evaluated
     # seed 0 is the search's own split and folds: the retrained configuration reproduces its leaderboard row
-    again = seeds[(seeds["trial_id"].astype(str) == str(winner["trial_id"])) & (seeds["seed"] == 0)]
+    again = seeds[(seeds["trial_id"].astype(str) == str(winner["trial_id"])) & (seeds["seed"] == 0)
+                  & (seeds["choice"] == choice_of(winner))]
+    assert len(again) == 1
     assert again["valid_auc"].iloc[0] == pytest.approx(winner["best_valid_auc"], abs=1e-6)
 
 

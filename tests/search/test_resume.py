@@ -256,3 +256,34 @@ def test_a_trial_resumed_after_its_last_epoch_reports_its_final_metrics_again():
     run_trial({"model": "lr", "max_epochs": 3, "patience": 3}, data, lambda row, state: reported.append(row),
               resume_from=saved["checkpoint"])
     assert len(reported) == 1 and reported[0] == first.history[-1]
+
+
+def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny_demo, tmp_path):
+    """SIGKILL the driver once the evaluation has recorded some of its trainings (each is recorded as it ends):
+    `raygex resume` keeps those records as they are, runs only the missing trainings, and the evaluation and the
+    graph swap then read every planned training (the swap's runs are the evaluation's: none twice)."""
+    config = sweep_config(tiny_demo, tmp_path)
+    experiment = tmp_path / "results" / "tiny"
+    records = experiment / "subtype" / "retrainings"
+    run_until(config, lambda: len(list(records.glob("*.json"))) >= 2
+              and not (experiment / "subtype" / "seeds.parquet").exists())
+    kept = {path.name: path.stat().st_mtime_ns for path in records.glob("*.json")}
+    resumed = subprocess.run([sys.executable, "-m", "raygex", "resume", str(experiment)], env=ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = {path.name: path.stat().st_mtime_ns for path in records.glob("*.json")}
+    assert {name: after[name] for name in kept} == kept, "a recorded training was run again"
+
+    from raygex.analysis.retrain import plan
+    from raygex.experiment.layout import ExperimentLayout
+
+    layout = ExperimentLayout.open(experiment)
+    rows, trainings = plan(layout, "subtype", layout.read_leaderboard("subtype"))
+    assert set(after) == {f"{key}.json" for key in trainings}, "every planned training recorded, nothing else"
+    if len(kept) < len(trainings):
+        assert f"{len(kept)} of {len(trainings)} trainings already recorded" in resumed.stdout, resumed.stdout[-2000:]
+    seeds = layout.read_seeds("subtype", winner_rows=True)
+    swap, _ = layout.read_swap("subtype")
+    assert len(seeds) == len(rows) and set(swap["graph"]) == set(layout.config.graph_choices())
+    # the swap's run of the best GCN on its own graph is the evaluation's: one training per (config, graph, seed)
+    assert len(trainings) == len({(r.trial_id if r.graph is None else "gcn", r.graph, r.seed) for r in rows})

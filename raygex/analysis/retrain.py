@@ -1,0 +1,213 @@
+"""The later stages' trainings, planned once per study and each run once: the evaluation over split seeds and the
+graph swap share them.
+
+What the report and the verdict need, per split seed:
+
+* the best configuration of each baseline family (``mlp``, ``lr``): role ``best``;
+* the study's best GCN configuration with every graph choice swapped in (each real graph, each control): the
+  equal-budget swap behind the verdict, and the per-graph figures (role ``best`` for every ``gcn/<graph>``
+  choice: one configuration, only the graph differs);
+* the winner, when the selection rule took it from below those (role ``winner``).
+
+A training is identified by its hyperparameters, graph and seed (:func:`training_key`), so the swap's run of the
+best GCN on its own graph is the evaluation's, not a second one. Each training is recorded as it ends
+(:class:`raygex.experiment.retrainings.RetrainingRecords`), so a run killed during these stages loses only the
+trainings then running, and ``resume`` runs only the missing ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from raygex.analysis.choices import best_per_choice, choice_of
+from raygex.config import metric_name
+from raygex.experiment.layout import ExperimentLayout
+from raygex.experiment.retrainings import RetrainingRecords
+from raygex.runtime.gpu_share import limit_gpu_memory
+
+logger = logging.getLogger(__name__)
+
+
+def training_key(hparams: dict) -> str:
+    """A training's identity: its hyperparameters (graph and seed included), as a short hash."""
+    text = json.dumps({k: hparams[k] for k in sorted(hparams)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One row of the evaluation table: which choice, from which trial, in which role, on which seed."""
+
+    choice: str
+    trial_id: str
+    role: str
+    seed: int
+    graph: str | None
+    key: str
+
+
+def best_gcn_row(board: pd.DataFrame):
+    """The best finished GCN trial (leaderboard order: validation), or None."""
+    gcn = board[(board["status"] != "ERROR") & (board["config/model"].astype(str) == "gcn")]
+    return None if gcn.empty else gcn.iloc[0]
+
+
+def plan(layout: ExperimentLayout, study: str, board: pd.DataFrame) -> tuple[list[PlannedRun], dict[str, dict]]:
+    """The study's evaluation rows and the distinct trainings behind them (key -> hyperparameters)."""
+    from raygex.analysis.leaderboard import winner
+
+    config = layout.config
+    seeds = list(config.split.seeds)
+    rows: list[PlannedRun] = []
+    trainings: dict[str, dict] = {}
+
+    def add(row, choice: str, role: str, graph: str | None, params: dict) -> None:
+        for seed in seeds:
+            hparams = {**config.train.model_dump(), **params, "graph": graph, "seed": seed}
+            key = training_key(hparams)
+            trainings.setdefault(key, hparams)
+            rows.append(PlannedRun(choice, str(row["trial_id"]), role, seed, graph, key))
+
+    best = best_per_choice(board)
+    covered = set()
+    for _, row in best[best["config/model"].astype(str) != "gcn"].iterrows():
+        add(row, choice_of(row), "best", None, layout.trial_params(study, row))
+        covered.add(str(row["trial_id"]))
+    gcn = best_gcn_row(board)
+    if gcn is not None:
+        params = layout.trial_params(study, gcn)
+        for graph in config.graph_choices():
+            add(gcn, f"gcn/{graph}", "best", graph, params)
+        covered.add(str(gcn["trial_id"]))
+    chosen = winner(board)
+    if chosen is not None and str(chosen["trial_id"]) not in covered:
+        params = layout.trial_params(study, chosen)
+        graph = params.get("graph") if params.get("model") == "gcn" else None
+        add(chosen, choice_of(chosen), "winner", graph, params)
+    return rows, trainings
+
+
+def remote_trainer(config):
+    """A Ray task that trains ``hparams`` on a split (standardised, shared once per seed through the object store)
+    with ``graph`` attached, on the trial's resources (CUDA when the task gets a GPU); it returns the best
+    validation metrics, the test metrics of that epoch, the epochs run and the test-set probabilities (with folds:
+    the mean over the folds' networks, whose metrics the test metrics are)."""
+    import ray
+
+    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
+    def train(hparams: dict, data, graph=None) -> dict:
+        import torch
+
+        from raygex.training.loop import run_trial
+
+        torch.set_num_threads(max(1, int(config.resources.cpu)))
+        limit_gpu_memory()
+        data = dataclasses.replace(data, graph=graph)
+        result = run_trial(hparams, data)  # on the seed's folds when the study cross-validates
+        return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,
+                "proba": np.asarray(result.test_proba)}
+
+    return train
+
+
+@dataclass
+class SeedSplit:
+    """What the driver keeps of a split seed: the test labels and ids, and every graph choice aligned to it."""
+
+    y_test: np.ndarray
+    test_ids: list[str]
+    graphs: dict
+
+
+def split_per_seed(config, study: str, dataset, graphs) -> dict:
+    """Seed → (:class:`SeedSplit`, what its trainings share). From a :class:`raygex.data.study_source.StudySource`
+    (a run's stages) the split's rows are made in Ray tasks and reused from the sweep for its seed; the driver
+    keeps labels and graphs only. From an in-memory dataset, the standardised arrays are put in the object store."""
+    import ray
+
+    from raygex.data.prepare import study_graphs, trial_data
+    from raygex.data.study_source import StudySource
+
+    splits = {}
+    for seed in config.split.seeds:
+        if isinstance(dataset, StudySource):
+            shared, aligned, plan = dataset.study_data(study, seed)
+            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned), shared)
+            continue
+        raw = trial_data(config, study, dataset, graphs, seed=seed, graph=None)
+        splits[seed] = (SeedSplit(raw.y_test, raw.test_ids, study_graphs(config, graphs, raw, seed=seed)),
+                        ray.put(raw.standardised()))
+    return splits
+
+
+def run_missing(layout: ExperimentLayout, study: str, trainings: dict[str, dict], dataset, graphs) -> dict[str, dict]:
+    """Every training of ``trainings`` that has no record yet, as Ray tasks; each recorded as it ends. Returns
+    every training's result (recorded earlier or now)."""
+    records = RetrainingRecords(layout, study)
+    done = records.read_all()
+    missing = {key: hparams for key, hparams in trainings.items() if key not in done}
+    if done and missing:
+        logger.info(f"{study}: {len(trainings) - len(missing)} of {len(trainings)} trainings already recorded; "
+                    f"running the {len(missing)} missing")
+    if not missing:
+        return {key: done[key] for key in trainings}
+    import ray
+
+    config = layout.config
+    train = remote_trainer(config)
+    splits = split_per_seed(config, study, dataset, graphs)
+    pending = {}
+    for key, hparams in missing.items():
+        split, shared = splits[hparams["seed"]]
+        graph = hparams.get("graph")
+        aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
+        about = {"edges": None if aligned is None else int(aligned.n_edges), "test_ids": list(split.test_ids),
+                 "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
+        pending[train.remote(hparams, shared, aligned)] = (key, about)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            key, about = pending.pop(ref)
+            done[key] = records.write(key, trainings[key], {**ray.get(ref), **about})
+    return {key: done[key] for key in trainings}
+
+
+def seeds_table(layout: ExperimentLayout, rows: list[PlannedRun], results: dict[str, dict]) -> pd.DataFrame:
+    """The evaluation table: one row per (choice, role, seed) with its validation and test metric and epochs."""
+    metric = metric_name(layout.config)
+    out = []
+    for run in rows:
+        result = results[run.key]
+        out.append({"choice": run.choice, "trial_id": run.trial_id, "role": run.role, "seed": run.seed,
+                    "epochs": result["epochs"], f"valid_{metric}": result["valid"].get(metric),
+                    f"test_{metric}": result["test"].get(metric)})
+    return pd.DataFrame(out)
+
+
+def swap_tables(layout: ExperimentLayout, rows: list[PlannedRun],
+                results: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The graph swap's table and test predictions, from the best GCN's runs with every graph (role ``best``)."""
+    metric = metric_name(layout.config)
+    table, predictions = [], []
+    for run in rows:
+        if run.role != "best" or run.graph is None:
+            continue
+        result = results[run.key]
+        y_test, test_ids = result["y_test"], result["test_ids"]
+        proba = np.asarray(result["proba"], dtype=np.float64)
+        table.append({"seed": run.seed, "graph": run.graph, "epochs": result["epochs"], "edges": result["edges"],
+                      f"valid_{metric}": result["valid"].get(metric), f"test_{metric}": result["test"].get(metric)})
+        predictions.append(pd.DataFrame({"seed": run.seed, "graph": run.graph, "row": np.arange(len(y_test)),
+                                         "sample": test_ids, "y": np.asarray(y_test, dtype=np.int64),
+                                         **{f"p{c}": proba[:, c] for c in range(proba.shape[1])}}))
+    columns = ["seed", "graph", "epochs", "edges", f"valid_{metric}", f"test_{metric}"]
+    return (pd.DataFrame(table, columns=columns),
+            pd.concat(predictions, ignore_index=True) if predictions else
+            pd.DataFrame(columns=["seed", "graph", "row", "sample", "y"]))
