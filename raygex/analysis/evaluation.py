@@ -21,7 +21,7 @@ def evaluate_seeds(layout: ExperimentLayout, study: str, board: pd.DataFrame, da
     configurations, the best GCN configuration with every graph, the winner), each run once and recorded as it
     ends; write the seed-run table. The graph swap reads the same trainings."""
     rows, trainings = plan(layout, study, board)
-    results = run_missing(layout, study, trainings, dataset, graphs)
+    results = run_missing(layout, study, rows, trainings, dataset, graphs)
     table = seeds_table(layout, rows, results)
     layout.write_seeds(study, table)
     return table

@@ -147,36 +147,91 @@ def split_per_seed(config, study: str, dataset, graphs) -> dict:
     return splits
 
 
-def run_missing(layout: ExperimentLayout, study: str, trainings: dict[str, dict], dataset, graphs) -> dict[str, dict]:
+def run_missing(layout: ExperimentLayout, study: str, rows: list[PlannedRun], trainings: dict[str, dict], dataset,
+                graphs) -> dict[str, dict]:
     """Every training of ``trainings`` that has no record yet, as Ray tasks; each recorded as it ends. Returns
     every training's result (recorded earlier or now)."""
-    records = RetrainingRecords(layout, study)
-    done = records.read_all()
-    missing = {key: hparams for key, hparams in trainings.items() if key not in done}
-    if done and missing:
-        logger.info(f"{study}: {len(trainings) - len(missing)} of {len(trainings)} trainings already recorded; "
-                    f"running the {len(missing)} missing")
-    if not missing:
-        return {key: done[key] for key in trainings}
+    return run_studies_missing(layout, {study: (rows, trainings)}, dataset, graphs)[study]
+
+
+def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], trainings: dict[str, dict],
+               board: pd.DataFrame) -> dict[str, dict]:
+    """Records for the trainings a sweep trial already is: a trial on the search split (the first split seed)
+    that ran to its own end (``max_epochs`` or ``patience`` epochs without improving, not stopped by the
+    scheduler) is that seed's run of its configuration. The graph swap's runs keep their own training: the swap
+    needs their test-set probabilities, which a sweep trial does not keep."""
+    first = layout.config.split.seeds[0]
+    swap = {run.key for run in rows if run.graph is not None and run.role == "best"}
+    by_id = {str(t): row for t, row in zip(board["trial_id"].astype(str), board.to_dict("records"))}
+    out = {}
+    for run in rows:
+        if run.seed != first or run.key in swap or run.key in out or run.trial_id not in by_id:
+            continue
+        history = layout.trial_history(study, by_id[run.trial_id])
+        hparams = trainings[run.key]
+        if history.empty or "best_epoch" not in history:
+            continue
+        last = history.iloc[-1]
+        epoch, best = int(last["epoch"]), int(last["best_epoch"])
+        if epoch < int(hparams["max_epochs"]) and epoch - best < int(hparams["patience"]):
+            continue  # stopped by the scheduler: its own end is unknown
+        valid = {k[len("best_valid_"):]: float(v) for k, v in last.items()
+                 if k.startswith("best_valid_") and not k.endswith("_se") and pd.notna(v)}
+        test = {k[len("best_test_"):]: float(v) for k, v in last.items() if k.startswith("best_test_") and pd.notna(v)}
+        out[run.key] = {"valid": valid, "test": test, "epochs": epoch, "from_trial": run.trial_id}
+    return out
+
+
+def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[PlannedRun], dict[str, dict]]],
+                        dataset, graphs, in_flight: int | None = None) -> dict[str, dict[str, dict]]:
+    """Several studies' trainings (study -> (plan rows, key -> hyperparameters)) drawn from one budget: those a
+    sweep trial already is are recorded from it (:func:`from_sweep`), the others run as Ray tasks, at most
+    ``in_flight`` (default: the experiment's ``search.max_concurrent``, the sweeps' budget of trial slots) at once,
+    the next one submitted as one ends, whichever study it belongs to; each recorded as it ends. Returns every
+    training's result per study (recorded earlier or now)."""
+    queue, results, records = [], {}, {}
+    for study, (rows, trainings) in wanted.items():
+        records[study] = RetrainingRecords(layout, study)
+        done = records[study].read_all()
+        if any(key not in done for key in trainings):
+            taken = {key: record for key, record in
+                     from_sweep(layout, study, rows, trainings, layout.read_leaderboard(study)).items()
+                     if key not in done}
+            for key, record in taken.items():
+                done[key] = records[study].write(key, trainings[key], record)
+            if taken:
+                logger.info(f"{study}: {len(taken)} run(s) on the first split seed taken from sweep trials that ran "
+                            f"to their end (not trained again)")
+        results[study] = {key: done[key] for key in trainings if key in done}
+        missing = [(study, key, hparams) for key, hparams in trainings.items() if key not in done]
+        if done and missing:
+            logger.info(f"{study}: {len(trainings) - len(missing)} of {len(trainings)} trainings already recorded; "
+                        f"running the {len(missing)} missing")
+        queue.extend(missing)
+    if not queue:
+        return results
     import ray
 
     config = layout.config
     train = remote_trainer(config)
-    splits = split_per_seed(config, study, dataset, graphs)
-    pending = {}
-    for key, hparams in missing.items():
-        split, shared = splits[hparams["seed"]]
-        graph = hparams.get("graph")
-        aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
-        about = {"edges": None if aligned is None else int(aligned.n_edges), "test_ids": list(split.test_ids),
-                 "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
-        pending[train.remote(hparams, shared, aligned)] = (key, about)
-    while pending:
+    splits = {study: split_per_seed(config, study, dataset, graphs) for study in {s for s, _, _ in queue}}
+    limit = max(1, in_flight or config.search.max_concurrent)
+    pending: dict = {}
+    queue.reverse()  # submitted in plan order
+    while queue or pending:
+        while queue and len(pending) < limit:
+            study, key, hparams = queue.pop()
+            split, shared = splits[study][hparams["seed"]]
+            graph = hparams.get("graph")
+            aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
+            about = {"edges": None if aligned is None else int(aligned.n_edges), "test_ids": list(split.test_ids),
+                     "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
+            pending[train.remote(hparams, shared, aligned)] = (study, key, hparams, about)
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            key, about = pending.pop(ref)
-            done[key] = records.write(key, trainings[key], {**ray.get(ref), **about})
-    return {key: done[key] for key in trainings}
+            study, key, hparams, about = pending.pop(ref)
+            results[study][key] = records[study].write(key, hparams, {**ray.get(ref), **about})
+    return results
 
 
 def seeds_table(layout: ExperimentLayout, rows: list[PlannedRun], results: dict[str, dict]) -> pd.DataFrame:

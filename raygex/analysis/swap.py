@@ -24,8 +24,9 @@ def swap_graphs(layout: ExperimentLayout, study: str, board: pd.DataFrame, datas
     recorded (any still missing run now, as Ray tasks); write the swap table and its test predictions (both
     empty when the study has no finished GCN trial)."""
     rows, trainings = plan(layout, study, board)
-    swap_keys = {run.key for run in rows if run.role == "best" and run.graph is not None}
-    results = run_missing(layout, study, {k: trainings[k] for k in swap_keys}, dataset, graphs)
-    table, predictions = swap_tables(layout, [run for run in rows if run.key in swap_keys], results)
+    swap_rows = [run for run in rows if run.role == "best" and run.graph is not None]
+    results = run_missing(layout, study, swap_rows, {run.key: trainings[run.key] for run in swap_rows}, dataset,
+                          graphs)
+    table, predictions = swap_tables(layout, swap_rows, results)
     layout.write_swap(study, table, predictions)
     return table

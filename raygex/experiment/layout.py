@@ -6,7 +6,7 @@
       config.yaml              the validated config (what `raygex resume` reruns)
       raygex.json              which raygex made the folder, and its format version
       .raygex.lock             held by the one driver working on the experiment
-      stages.jsonl             one line per stage run: study, stage, seconds, when
+      stages.jsonl             one line per stage run: study, stage, seconds, when, driver peak MiB
       <study>/                 Ray Tune's experiment (tuner.pkl, experiment_state-*.json, searcher state)
         <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
         leaderboard.parquet    every trial ranked, the winner marked          (stage: leaderboard)
@@ -46,6 +46,7 @@ from raygex.files.names import (CHECKPOINT_FILE, CONFIG_SNAPSHOT, EXPERIMENT_FOR
                                 REPORT_FILE, RESULT_FILE, SEEDS_FILE, SUMMARY_FILE, SWAP_FILE, SWAP_PREDICTIONS_FILE,
                                 VERDICTS_FILE, WANDB_DIR)
 from raygex.files.storage import check_scheme, is_uri, join, mirror
+from raygex.runtime.memory import peak_rss_mb
 from raygex.search.tune_compat.tune_files import newest_searcher_state, trial_epochs, trial_states
 from raygex.version import __version__
 
@@ -204,8 +205,9 @@ class ExperimentLayout:
 
     # -- the journal of stage runs ------------------------------------------------------------------------------
     def record_stage(self, study: str | None, stage: str, seconds: float) -> None:
-        """Append one line to ``stages.jsonl``: which stage ran for which study, and for how long."""
-        line = {"study": study, "stage": stage, "seconds": round(seconds, 3),
+        """Append one line to ``stages.jsonl``: which stage ran for which study, for how long, and the driver's
+        peak resident memory when it ended (a peak so far: the stage that raised it is the one where it grew)."""
+        line = {"study": study, "stage": stage, "seconds": round(seconds, 3), "driver_peak_mb": round(peak_rss_mb(), 1),
                 "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         with open(self.root / JOURNAL_FILE, "a") as handle:
             handle.write(json.dumps(line) + "\n")

@@ -41,9 +41,9 @@ def node_dropout(h: Tensor, p: float, training: bool) -> Tensor:
     """
     if not training or p == 0.0:
         return h
-    shape = list(h.shape)
-    shape[-1] = 1
-    keep = torch.empty(shape, dtype=h.dtype, device=h.device).bernoulli_(1.0 - p).div_(1.0 - p)
+    # empty_like of a channel slice: the mask is made like ``h`` (under torch.func.vmap, batched like it, so every
+    # fold of a batched cross-validation draws its own mask)
+    keep = torch.empty_like(h[..., :1]).bernoulli_(1.0 - p).div_(1.0 - p)
     return h * keep
 
 

@@ -89,17 +89,33 @@ class _SparseMatmul(torch.autograd.Function):
     torch's own backward for a CSR product transposes the matrix into CSC and converts it back to CSR at every
     call (a sort of all stored values: on GeneMANIA about as long as the product itself); the layer keeps
     :math:`\hat{A}^T` (which is :math:`\hat{A}` for an undirected graph) instead. No gradient for the matrix.
+
+    Under ``torch.func.vmap`` (folds trained as one batched model: :mod:`raygex.training.fold_group`) the batch of
+    ``Z`` matrices is laid side by side as the columns of one matrix, so the k folds' products are one sparse
+    product (torch has no batching rule for a sparse product: it would run one product per fold).
     """
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, adjacency_t: Tensor, z: Tensor) -> Tensor:
-        ctx.adjacency_t = adjacency_t
+    def forward(adjacency: Tensor, adjacency_t: Tensor, z: Tensor) -> Tensor:
         return torch.sparse.mm(adjacency, z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.adjacency_t = inputs[1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         return None, None, torch.sparse.mm(ctx.adjacency_t, grad.contiguous())
+
+    @staticmethod
+    def vmap(info, in_dims, adjacency: Tensor, adjacency_t: Tensor, z: Tensor):
+        if in_dims[0] is not None or in_dims[1] is not None:
+            raise ValueError("a graph convolution's adjacency is shared: it cannot be batched")
+        z = z.movedim(in_dims[2], 1)  # (N, batch, K)
+        n, batch, width = z.shape
+        out = _SparseMatmul.apply(adjacency, adjacency_t, z.reshape(n, batch * width))
+        return out.view(n, batch, width).transpose(0, 1).contiguous(), 0  # each member's (N, K) contiguous
 
 
 class SharedGraphConv(nn.Module):
@@ -207,7 +223,8 @@ class SharedGraphConv(nn.Module):
 
     @torch.jit.unused
     def _propagate_eager(self, z: Tensor) -> Tensor:
-        if not (torch.is_grad_enabled() and z.requires_grad):
+        # (under vmap a batched ``z`` reports requires_grad False even when it does: grad mode alone decides)
+        if not torch.is_grad_enabled():
             return torch.sparse.mm(self.adjacency(), z)
         return _SparseMatmul.apply(self.adjacency(), self.adjacency_transposed(), z)
 

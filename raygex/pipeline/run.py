@@ -20,7 +20,7 @@ from raygex.experiment.layout import ExperimentLayout
 from raygex.files.remote_files import localize_inputs, put_file
 from raygex.files.storage import is_uri, join, open_remote, split
 from raygex.pipeline.context import SweepContext
-from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_sweeps
+from raygex.pipeline.stages import STUDY_STAGES, SWEEP, run_export, run_report, run_retrainings, run_sweeps
 from raygex.runtime.console import chatter_to
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ def _run_studies(ctx: SweepContext) -> int:
     """Every study's missing stages; returns how many stages ran.
 
     The sweeps come first, side by side (:func:`raygex.pipeline.stages.run_sweeps`: one budget of trial slots for
-    the experiment keeps a cluster busy), then each study's later stages in order.
+    the experiment keeps a cluster busy), then each study's leaderboard and export, then every study's later-stage
+    trainings from that same budget (:func:`raygex.pipeline.stages.run_retrainings`), then each study's later
+    stages in order (which find their trainings recorded).
     """
     ran = 0
     studies = [study.name for study in ctx.config.studies()]
@@ -114,12 +116,20 @@ def _run_studies(ctx: SweepContext) -> int:
             ctx.layout.pull(name)  # on an object store: Tune's results, for the stages after it (no-op for a folder)
             ctx.layout.record_stage(name, "sweep", seconds)
         ran += len(sweeping)
-    for name in studies:
-        for stage in STUDY_STAGES:
-            if stage.done(ctx, name):  # asked again: an earlier stage may have been the one missing
-                continue
-            _timed(ctx.layout, name, stage.name, lambda: stage.run(ctx, name))
-            ran += 1
+    first = STUDY_STAGES[:[stage.name for stage in STUDY_STAGES].index("evaluation")]
+    for stages in (first, None, STUDY_STAGES):
+        if stages is None:  # every study's later-stage trainings at once, from the one budget of trial slots
+            started = time.perf_counter()
+            if run_retrainings(ctx, studies):
+                ctx.layout.record_stage(None, "retrainings", time.perf_counter() - started)
+                ran += 1
+            continue
+        for name in studies:
+            for stage in stages:
+                if stage.done(ctx, name):  # asked again: an earlier stage may have been the one missing
+                    continue
+                _timed(ctx.layout, name, stage.name, lambda: stage.run(ctx, name))
+                ran += 1
     return ran
 
 

@@ -29,6 +29,7 @@ from typing import Callable
 
 from raygex.config import selection_column, selection_mode
 from raygex.errors import RaygexError, SweepInterrupted
+from raygex.experiment.retrainings import RetrainingRecords
 from raygex.pipeline.context import SweepContext
 from raygex.report.wandb_summary import log_task_summary
 from raygex.runtime.wandb_guard import is_off, wandb_mode
@@ -203,12 +204,33 @@ def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, ou
     return summary
 
 
+def run_retrainings(ctx: SweepContext, studies: list[str]) -> int:
+    """The evaluation's and the swap's trainings of every study that still needs them, side by side, at most
+    ``search.max_concurrent`` at a time; returns how many were not recorded yet (0: nothing ran)."""
+    from raygex.analysis.retrain import plan, run_studies_missing
+
+    wanted, missing = {}, 0
+    for study in studies:
+        if (ctx.layout.seeds_path(study).exists() and ctx.layout.swap_path(study).exists()) or \
+                not ctx.layout.leaderboard_path(study).exists():
+            continue
+        wanted[study] = plan(ctx.layout, study, ctx.layout.read_leaderboard(study))
+        missing += len(set(wanted[study][1]) - set(RetrainingRecords(ctx.layout, study).read_all()))
+    if not missing:
+        return 0
+    ctx.ray()
+    logger.info(f"retraining on split seeds {ctx.config.split.seeds}: {missing} trainings over {len(wanted)} "
+                f"task(s) (each baseline's best, the best GCN configuration with every graph, the winner)")
+    run_studies_missing(ctx.layout, wanted, ctx.dataset, ctx.graphs)
+    return missing
+
+
 def run_evaluation(ctx: SweepContext, study: str) -> None:
-    """Retrain the best configuration of each choice on every split seed."""
+    """The seed-run table from the study's recorded trainings (any still missing run now)."""
     from raygex.analysis.evaluation import evaluate_seeds
 
     ctx.ray()
-    logger.info(f"{study}: retraining the best configuration of each choice on split seeds {ctx.config.split.seeds}")
+    logger.info(f"{study}: evaluation over split seeds {ctx.config.split.seeds}")
     evaluate_seeds(ctx.layout, study, ctx.layout.read_leaderboard(study), ctx.dataset, ctx.graphs)
 
 

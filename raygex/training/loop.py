@@ -26,6 +26,7 @@ from torch import nn
 
 from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
+from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
 from raygex.training.optimiser import Adam
 
 def default_hyperparameters(model: str = "gcn") -> dict:
@@ -197,8 +198,8 @@ def fold_mean(per_fold: list[dict]) -> dict:
 class TrainingState:
     """Everything a trial needs to continue exactly where it stopped (for Tune checkpoints and resume)."""
 
-    def __init__(self, runs: list[FoldRun], device: torch.device | None = None):
-        self.runs = runs
+    def __init__(self, folds, device: torch.device | None = None):
+        self.folds = folds  # a SequentialFolds or BatchedFolds (raygex.training.fold_group)
         self.device = device or torch.device("cpu")
         self.epoch = 0
         self.best_value: float | None = None
@@ -210,11 +211,11 @@ class TrainingState:
 
     @property
     def model(self) -> nn.Module:
-        return self.runs[0].model
+        return self.folds.models()[0]
 
     def checkpoint(self) -> dict:
         """A torch-saveable dict; tensors are copied so later training cannot change it."""
-        return {"folds": [run.checkpoint() for run in self.runs], "torch_rng": torch.get_rng_state(),
+        return {"folds": self.folds.checkpoint(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
                 "best_valid": self.best_valid, "best_test": self.best_test, "stale": self.stale,
@@ -222,10 +223,9 @@ class TrainingState:
 
     def restore(self, saved: dict, device: torch.device) -> None:
         folds = saved_folds(saved)
-        if len(folds) != len(self.runs):
-            raise ValueError(f"the checkpoint holds {len(folds)} folds, but this trial has {len(self.runs)}")
-        for run, fold in zip(self.runs, folds):
-            run.restore(fold, device)
+        if len(folds) != len(self.folds.views):
+            raise ValueError(f"the checkpoint holds {len(folds)} folds, but this trial has {len(self.folds.views)}")
+        self.folds.restore(folds, device)
         torch.set_rng_state(saved["torch_rng"])
         if saved.get("cuda_rng") and torch.cuda.is_available() and len(saved["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(saved["cuda_rng"])  # dropout on the GPU draws from these
@@ -241,7 +241,8 @@ def saved_folds(saved: dict) -> list[dict]:
 
 
 def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingState], None] | None = None,
-              device: str | None = None, resume_from: dict | None = None) -> TrialResult:
+              device: str | None = None, resume_from: dict | None = None,
+              batched_folds: bool | None = None) -> TrialResult:
     """Train ``config`` on ``data`` (on each of its folds in lockstep, if it has folds); ``report(metrics,
     state)`` is called after every epoch.
 
@@ -249,7 +250,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
     its best epoch); selection never looks at them. Without validation rows,
-    training runs ``max_epochs`` and keeps the last epoch.
+    training runs ``max_epochs`` and keeps the last epoch. Several in-memory folds train as one batched model
+    (:mod:`raygex.training.fold_group`) unless ``batched_folds`` is False.
     """
     config = with_defaults(config)
     started = time.perf_counter()
@@ -259,32 +261,30 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     n_classes = len(data.classes)
     seed = int(config["seed"])
     seed_everything(seed)  # before the models exist: initial weights follow the seed
-    runs = [FoldRun(config, view, n_classes, dev, seed + 7919 * i) for i, view in enumerate(views)]
-    state = TrainingState(runs, dev)
+    folds = fold_group(config, views, n_classes, dev, seed, batched=batched_folds)
+    state = TrainingState(folds, dev)
     if resume_from is not None:
         state.restore(resume_from, dev)
-    loss_fn = nn.CrossEntropyLoss()
     metric, patience, max_epochs = config["metric"], int(config["patience"]), int(config["max_epochs"])
     batch_size, lr = int(config["batch_size"]), float(config["lr"])
     has_valid, has_test = len(views[0].y_valid) > 0, len(data.y_test) > 0
     finished_before = resume_from is not None and not (state.epoch < max_epochs and state.stale < patience)
 
     while state.epoch < max_epochs and state.stale < patience:
-        for run in runs:
-            run.train_epoch(loss_fn, batch_size, state.epoch + 1, lr)
+        folds.train_epoch(batch_size, state.epoch + 1, lr)
         state.epoch += 1
-        train_m = fold_mean([classification_metrics(r.data.y_train, r.proba("train"), n_classes) for r in runs])
-        valid_m = fold_mean([classification_metrics(r.data.y_valid, r.proba("valid"), n_classes)
-                             for r in runs]) if has_valid else {}
+        train_m = fold_mean([classification_metrics(v.y_train, p, n_classes)
+                             for v, p in zip(views, folds.probas("train"))])
+        valid_m = fold_mean([classification_metrics(v.y_valid, p, n_classes)
+                             for v, p in zip(views, folds.probas("valid"))]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0
-            for run in runs:
-                run.keep_best()
+            folds.keep_best()
             if has_test:
-                state.best_test = classification_metrics(data.y_test, _mean_test_proba(runs), n_classes)
+                state.best_test = classification_metrics(data.y_test, _mean_test_proba(folds), n_classes)
         else:
             state.stale += 1
         row[f"best_valid_{metric}"] = state.best_value
@@ -299,16 +299,30 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         # Resumed from a checkpoint taken after the last epoch (a driver killed before it recorded the end): say
         # the final epoch's metrics again, so whoever collects reports sees where the trial really ended.
         report(state.history[-1], state)
-    for run in runs:
-        if run.best_state is not None:
-            run.model.load_state_dict(run.best_state)
-    test_proba = _mean_test_proba(runs) if has_test else None
+    folds.load_best()
+    test_proba = _mean_test_proba(folds) if has_test else None
+    models = folds.models()
     return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
-                       runs[0].model, data.mean, data.std, time.perf_counter() - started, str(dev),
-                       stopped_early=state.epoch < max_epochs, test_proba=test_proba,
-                       models=[run.model for run in runs])
+                       models[0], data.mean, data.std, time.perf_counter() - started, str(dev),
+                       stopped_early=state.epoch < max_epochs, test_proba=test_proba, models=models,
+                       extra={"batched_folds": folds.batched})
 
 
-def _mean_test_proba(runs: list[FoldRun]) -> np.ndarray:
+def fold_group(config: dict, views: list[TrialData], n_classes: int, device: torch.device, seed: int,
+               batched: bool | None = None):
+    """The trial's fold networks, built in fold order (the initial weights follow the seed either way): one
+    batched model when there are several in-memory folds (``batched`` None or True), else one after another."""
+    runs = [FoldRun(config, view, n_classes, device, seed + 7919 * i) for i, view in enumerate(views)]
+    if batched is False or len(runs) < 2 or any(run.streaming for run in runs):
+        return SequentialFolds(runs)
+    try:
+        return BatchedFolds([run.model for run in runs], [run.data for run in runs], device,
+                            [seed + 7919 * i for i in range(len(runs))], float(config["lr"]),
+                            float(config["weight_decay"]))
+    except NotBatchable:
+        return SequentialFolds(runs)
+
+
+def _mean_test_proba(folds) -> np.ndarray:
     """Test-set class probabilities averaged over the folds' networks as they are now."""
-    return np.mean([run.proba("test") for run in runs], axis=0)
+    return np.mean(folds.probas("test"), axis=0)

@@ -59,8 +59,9 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
     layout = ExperimentLayout.open(tmp_path / "results" / "tiny")
     first = snapshot(layout, "subtype")
     assert len(first["trials"]) == 2 and len(first["wandb_runs"]) == 3  # two trial runs and the summary run
-    assert [e["stage"] for e in layout.journal()] == ["sweep", "leaderboard", "export", "evaluation", "swap",
-                                                      "verdict", "summary", "report"]
+    assert [e["stage"] for e in layout.journal()] == ["sweep", "leaderboard", "export", "retrainings", "evaluation",
+                                                      "swap", "verdict", "summary", "report"]
+    assert all(e["driver_peak_mb"] > 0 for e in layout.journal())
 
     # 1. A finished experiment: no trial, no retraining, no export, no W&B run, and Ray never starts.
     session = ray_session()
@@ -74,7 +75,8 @@ def test_resume_redoes_nothing_finished_and_runs_only_missing_stages(tiny_demo, 
     assert snapshot(layout, "subtype") == first
     assert layout.seeds_path("subtype").exists() and layout.report_path.exists()
 
-    # 2. A driver killed after the export (the seed runs, summary and report were never written): only those run.
+    # 2. A driver killed after the evaluation's trainings ended (the seed table, summary and report were never
+    # written): only those stages run, from the recorded trainings (no "retrainings" stage: nothing is trained).
     layout.seeds_path("subtype").unlink()
     layout.summary_path("subtype").unlink()
     layout.report_path.unlink()

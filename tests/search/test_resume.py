@@ -282,6 +282,11 @@ def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny
     assert set(after) == {f"{key}.json" for key in trainings}, "every planned training recorded, nothing else"
     if len(kept) < len(trainings):
         assert f"{len(kept)} of {len(trainings)} trainings already recorded" in resumed.stdout, resumed.stdout[-2000:]
+    recorded = {path.stem: json.loads(path.read_text()) for path in records.glob("*.json")}
+    first = [run for run in rows if run.seed == 0 and run.graph is None]  # the baselines' bests on seed 0
+    assert first and all(recorded[run.key].get("from_trial") == run.trial_id for run in first), \
+        "a sweep trial that ran to its end (FIFO, every trial to max_epochs) is seed 0's run, not trained again"
+    assert not any("from_trial" in recorded[run.key] for run in rows if run.graph is not None)  # the swap's own
     seeds = layout.read_seeds("subtype", winner_rows=True)
     swap, _ = layout.read_swap("subtype")
     assert len(seeds) == len(rows) and set(swap["graph"]) == set(layout.config.graph_choices())
