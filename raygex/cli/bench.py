@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from raygex.bench import folds as folds_bench
 from raygex.bench import gcn as gcn_bench
 from raygex.bench import hpo as hpo_bench
 from raygex.bench import predict as predict_bench
@@ -116,6 +117,39 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
     _run_and_print(lambda: gcn_bench.run_gcn_benchmark(
         graph_path, nodes, edges, batch, embedding, depth, channels, repeats, variants or gcn_bench.VARIANTS, seed,
         tune_malloc, log=lambda m: click.echo(m, err=True)), gcn_bench.format_table, as_json)
+
+
+@bench.command("folds")
+@click.option("--case", "cases", multiple=True, type=click.Choice(folds_bench.CASES + ("file",)),
+              help="Cases to measure (default: the demo's three families and a GeneMANIA-size GCN).")
+@click.option("--folds", default=5, show_default=True, help="Folds of the cross-validated variants.")
+@click.option("--epochs", default=10, show_default=True, help="Epochs every variant trains (patience = epochs).")
+@click.option("--batch", default=32, show_default=True, help="Training batch size.")
+@click.option("--threads", default=1, show_default=True, help="torch threads per run (a trial's CPU share).")
+@click.option("--repeats", default=1, show_default=True, help="Runs per variant (the median is reported).")
+@click.option("--expression", type=click.Path(), default=None, help="With --case file: a canonical dataset.")
+@click.option("--label", default=None, help="With --case file: the label column to classify.")
+@click.option("--train", type=float, default=50, show_default=True,
+              help="With --case file: training samples of the one-split variant (a count, or a fraction).")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def folds_cmd(cases, folds, epochs, batch, threads, repeats, expression, label, train, as_json):
+    """What cross-validation costs a trial: one split, k folds one after another, k folds as one batched model,
+    side by side (wall time and peak memory growth, each run in a fresh process).
+
+    \b
+    Examples:
+      raygex bench folds
+      raygex bench folds --case demo-mlp --case demo-gcn --repeats 3
+      raygex bench folds --case file --expression data/brca.parquet --label PAM50 --train 50
+    """
+    file_case = None
+    if "file" in cases:
+        if not expression or not label:
+            raise ConfigError("--case file needs --expression and --label")
+        file_case = {"expression": expression, "label": label, "train": int(train) if train >= 1 else train}
+    _run_and_print(lambda: folds_bench.run_folds_benchmark(
+        cases or folds_bench.CASES, folds=folds, epochs=epochs, batch=batch, threads=threads, repeats=repeats,
+        file_case=file_case, log=lambda m: click.echo(m, err=True)), folds_bench.format_table, as_json)
 
 
 @bench.command("predict")
