@@ -94,7 +94,8 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> n
 class FoldRun:
     """One fold's network, optimiser, shuffling generator and best weights, over that fold's arrays."""
 
-    def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int):
+    def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int,
+                 model: nn.Module | None = None):
         self.data = data
         self.device = device
         # A large study's sets are Ray Datasets (raygex.data.batches.StreamData): batches stream in every epoch
@@ -109,7 +110,8 @@ class FoldRun:
             self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
                                                                                   data.x_test))
             self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
-        self.model = build_model(config, len(data.genes), n_classes, data.graph).to(device)
+        self.model = (model if model is not None else build_model(config, len(data.genes), n_classes, data.graph)
+                      ).to(device)
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
         self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
@@ -312,15 +314,16 @@ def fold_group(config: dict, views: list[TrialData], n_classes: int, device: tor
                batched: bool | None = None):
     """The trial's fold networks, built in fold order (the initial weights follow the seed either way): one
     batched model when there are several in-memory folds (``batched`` None or True), else one after another."""
-    runs = [FoldRun(config, view, n_classes, device, seed + 7919 * i) for i, view in enumerate(views)]
-    if batched is False or len(runs) < 2 or any(run.streaming for run in runs):
-        return SequentialFolds(runs)
-    try:
-        return BatchedFolds([run.model for run in runs], [run.data for run in runs], device,
-                            [seed + 7919 * i for i in range(len(runs))], float(config["lr"]),
-                            float(config["weight_decay"]))
-    except NotBatchable:
-        return SequentialFolds(runs)
+    models = [build_model(config, len(view.genes), n_classes, view.graph) for view in views]
+    shuffles = [seed + 7919 * i for i in range(len(views))]
+    streaming = any(getattr(view, "streaming", False) for view in views)
+    if batched is not False and len(views) > 1 and not streaming:
+        try:
+            return BatchedFolds(models, views, device, shuffles, float(config["lr"]), float(config["weight_decay"]))
+        except NotBatchable:
+            pass
+    return SequentialFolds([FoldRun(config, view, n_classes, device, shuffle, model=model)
+                            for view, model, shuffle in zip(views, models, shuffles)])
 
 
 def _mean_test_proba(folds) -> np.ndarray:
