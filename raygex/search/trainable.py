@@ -78,7 +78,7 @@ def train_fn(config: dict, payload: TrialPayload) -> None:
 
     def report(row: dict, state) -> None:
         if not n_params:
-            n_params["n"] = sum(p.numel() for p in state.model.parameters())
+            n_params["n"] = state.n_params
             memory["private_epoch1_mb"] = private_memory_mb()
         metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device),
                    "wall_start": wall_start, "wall_time": time.time(),

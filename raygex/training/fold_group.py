@@ -66,6 +66,10 @@ class SequentialFolds:
     def models(self) -> list[nn.Module]:
         return [run.model for run in self.runs]
 
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.runs[0].model.parameters())
+
 
 class StackedAdam:
     """:class:`raygex.training.optimiser.Adam` over stacked parameters (leading dimension: the fold), each fold
@@ -258,6 +262,10 @@ class BatchedFolds:
             else:
                 self.best = {name: torch.stack([saved["best_state"][name].to(device) for saved in folds])
                              for name in self.names}
+
+    @property
+    def n_params(self) -> int:
+        return sum(p[0].numel() for p in self.params.values())
 
     def models(self) -> list[nn.Module]:
         out = []

@@ -215,6 +215,11 @@ class TrainingState:
     def model(self) -> nn.Module:
         return self.folds.models()[0]
 
+    @property
+    def n_params(self) -> int:
+        """Parameters of one fold's network (the model a trial's configuration describes)."""
+        return self.folds.n_params
+
     def checkpoint(self) -> dict:
         """A torch-saveable dict; tensors are copied so later training cannot change it."""
         return {"folds": self.folds.checkpoint(), "torch_rng": torch.get_rng_state(),
