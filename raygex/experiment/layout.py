@@ -11,11 +11,12 @@
         <trial>/               a trial: params.json, result.json, checkpoint_*/trial_state.pt, error.txt
         leaderboard.parquet    every trial ranked, the winner marked          (stage: leaderboard)
         optuna.db              the study's Optuna study (SQLite), for optuna-dashboard  (stage: leaderboard)
-        seeds.parquet          best configuration per choice on every split seed  (stage: evaluation)
+        seeds.parquet          each choice on every split seed (baselines' bests, the best GCN per graph)  (stage: evaluation)
         graphs.json            aligned edge and node count of every graph and control (search split)
         swap.parquet           the best GCN with every graph swapped in, per seed  (stage: swap)
         swap_predictions.parquet  those runs' test-set probabilities
         verdicts.parquet       each real graph against each of its controls        (stage: verdict)
+      retrainings/<study>/     one record per later-stage training, written as it ends (raygex.analysis.retrain)
       models/<study>.pt(.pt2)  the exported winner                              (stage: export)
       report/<study>/          figures (PNG) and summary.json                   (stage: summary)
       report.html              the experiment's report                          (stage: report)

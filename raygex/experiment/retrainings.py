@@ -1,4 +1,5 @@
-"""Each later-stage training's result, recorded as it ends: ``<study>/retrainings/<key>.json``.
+"""Each later-stage training's result, recorded as it ends: ``retrainings/<study>/<key>.json`` in the experiment
+folder (beside the study's folder, which is Ray Tune's: nothing of Tune's sees them).
 
 A record holds the training's hyperparameters, its best validation metrics, the test metrics of that epoch, the
 epochs run, the test-set probabilities and what they are of (test ids and labels) and the aligned graph's edge
@@ -21,7 +22,7 @@ class RetrainingRecords:
 
     def __init__(self, layout, study: str):
         self.layout = layout
-        self.folder = layout.study_dir(study) / RETRAININGS_DIR
+        self.folder = layout.root / RETRAININGS_DIR / study
 
     def read_all(self) -> dict[str, dict]:
         """key -> recorded result (a record that cannot be read counts as missing: it is run again)."""

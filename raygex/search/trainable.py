@@ -17,6 +17,7 @@ from raygex.runtime.gpu_share import limit_gpu_memory
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.memory import private_memory_mb
 from raygex.search.payload import TrialPayload
+from raygex.search.tune_compat.tune_files import RESTORED
 
 _trials_in_this_worker = 0  # Tune reuses worker processes (reuse_actors): the first trial of each is "fresh"
 
@@ -94,6 +95,8 @@ def train_fn(config: dict, payload: TrialPayload) -> None:
         else:
             tune.report(metrics)
 
+    if resume is not None:  # its epochs go out again with the next report, in case the store never got them
+        schedule.held = [{**row, RESTORED: True} for row in resume.get("history", [])]
     try:
         run_trial(hparams, data, report, resume_from=resume)
     except Exception:

@@ -83,17 +83,22 @@ STORE_STATE = """
                     report = json.loads(line)
                     for row in report.get("earlier_epochs", []) + [report]:
                         rows.append({{"trial": key.split("/")[-2], "epoch": row.get("epoch"),
-                                     "node": report.get("node_id")}})
+                                     "node": report.get("node_id"),
+                                     "restored": bool(row.get("restored_from_checkpoint"))}})
     print(json.dumps({{"checkpoints": sum("/checkpoint_" in k for k in keys), "rows": rows}}))
 """
 
 
 def epochs_per_trial(rows: list[dict]) -> tuple[dict, int]:
-    """Each trial's reported epochs (from :data:`STORE_STATE`'s rows), and how many epochs were run again."""
+    """Each trial's reported epochs (from :data:`STORE_STATE`'s rows, epochs re-sent from a checkpoint included),
+    and how many epochs were trained again (counted on the trained epochs' own reports only)."""
     epochs: dict = {}
+    trained: dict = {}
     for row in rows:
         epochs.setdefault(row["trial"], []).append(row["epoch"])
-    return epochs, sum(len(e) - len(set(e)) for e in epochs.values())
+        if not row["restored"]:
+            trained.setdefault(row["trial"], []).append(row["epoch"])
+    return epochs, sum(len(e) - len(set(e)) for e in trained.values())
 
 
 def board_summary(cluster: IsolatedCluster, experiment: str, cwd) -> dict:

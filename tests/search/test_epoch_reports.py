@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.scheduler import build_scheduler, decision_epochs
-from raygex.search.tune_compat.tune_files import EARLIER_EPOCHS, epoch_rows, trial_epochs
+from raygex.search.tune_compat.tune_files import EARLIER_EPOCHS, RESTORED, epoch_rows, trial_epochs
 
 
 class Clock:
@@ -106,3 +106,14 @@ def test_trial_epochs_keep_each_epoch_once_the_later_report_winning():
              json.dumps({"epoch": 5, "auc": 0.9, EARLIER_EPOCHS: []}), ""]
     rows = trial_epochs(lines)
     assert [(r["epoch"], r["auc"]) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.71), (4, 0.81), (5, 0.9)]
+
+
+def test_epochs_resent_from_a_checkpoint_fill_only_the_epochs_the_store_lost():
+    """A driver killed after epoch 4's checkpoint but before it wrote epochs 3-4 to the store: the restored trial
+    sends the checkpoint's epochs 1-4 again (marked), which fill 3-4 and leave 1-2 as first reported."""
+    restored = [{"epoch": e, "auc": e / 10, RESTORED: True} for e in (1, 2, 3, 4)]
+    lines = [json.dumps({"epoch": 2, "auc": 0.6, "node_id": "a", EARLIER_EPOCHS: [{"epoch": 1, "auc": 0.5}]}),
+             json.dumps({"epoch": 5, "auc": 0.9, "node_id": "b", EARLIER_EPOCHS: restored})]
+    rows = trial_epochs(lines)
+    assert [(r["epoch"], r["auc"], bool(r.get(RESTORED))) for r in rows] == [
+        (1, 0.5, False), (2, 0.6, False), (3, 0.3, True), (4, 0.4, True), (5, 0.9, False)]

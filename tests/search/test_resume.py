@@ -264,7 +264,7 @@ def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny
     graph swap then read every planned training (the swap's runs are the evaluation's: none twice)."""
     config = sweep_config(tiny_demo, tmp_path)
     experiment = tmp_path / "results" / "tiny"
-    records = experiment / "subtype" / "retrainings"
+    records = experiment / "retrainings" / "subtype"
     run_until(config, lambda: len(list(records.glob("*.json"))) >= 2
               and not (experiment / "subtype" / "seeds.parquet").exists())
     kept = {path.name: path.stat().st_mtime_ns for path in records.glob("*.json")}
@@ -286,7 +286,8 @@ def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny
     first = [run for run in rows if run.seed == 0 and run.graph is None]  # the baselines' bests on seed 0
     assert first and all(recorded[run.key].get("from_trial") == run.trial_id for run in first), \
         "a sweep trial that ran to its end (FIFO, every trial to max_epochs) is seed 0's run, not trained again"
-    assert not any("from_trial" in recorded[run.key] for run in rows if run.graph is not None)  # the swap's own
+    swap = [run for run in rows if run.graph is not None and run.role == "best"]
+    assert swap and not any("from_trial" in recorded[run.key] for run in swap)  # the swap's runs: its own trainings
     seeds = layout.read_seeds("subtype", winner_rows=True)
     swap, _ = layout.read_swap("subtype")
     assert len(seeds) == len(rows) and set(swap["graph"]) == set(layout.config.graph_choices())

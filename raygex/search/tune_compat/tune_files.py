@@ -8,6 +8,9 @@ from pathlib import Path
 TERMINAL_STATES = ("TERMINATED", "ERROR")  # a trial's status once it will run no more
 # A trial's report to Tune may carry the epochs held back since its previous one (raygex.search.epoch_reports)
 EARLIER_EPOCHS = "earlier_epochs"
+# ... and, after it is restored from a checkpoint, the epochs that checkpoint holds, marked so: a driver killed
+# before it wrote its last reports to the store loses them, the checkpoint does not (they fill the gap only)
+RESTORED = "restored_from_checkpoint"
 
 # Which trial and process a held-back epoch came from: the fields Tune adds to the report that carries it (its
 # other fields, such as ``timestamp`` or ``done``, describe that report, not the earlier epoch).
@@ -25,11 +28,14 @@ def epoch_rows(result: dict) -> list[dict]:
 
 def trial_epochs(lines) -> list[dict]:
     """A trial's ``result.json`` lines as one row per epoch, in epoch order: every epoch each report carries, and
-    for an epoch reported twice (a trial restored from a checkpoint trains the epochs after it again) the later."""
+    for an epoch reported twice (a trial restored from a checkpoint trains the epochs after it again) the later;
+    an epoch re-sent from a checkpoint (:data:`RESTORED`) only where the epoch is missing."""
     latest: dict = {}
     for line in lines:
         if line.strip():
             for row in epoch_rows(json.loads(line)):
+                if row.get(RESTORED) and row.get("epoch") in latest:
+                    continue
                 latest[row.get("epoch")] = row
     return sorted(latest.values(), key=lambda row: (row.get("epoch") is None, row.get("epoch") or 0))
 
