@@ -101,12 +101,12 @@ def epochs_per_trial(rows: list[dict]) -> tuple[dict, int]:
     return epochs, sum(len(e) - len(set(e)) for e in trained.values())
 
 
-def board_summary(cluster: IsolatedCluster, experiment: str, cwd) -> dict:
-    """The subtype study's leaderboard read from the URI: trials, finished ones, configurations all distinct."""
+def board_summary(cluster: IsolatedCluster, experiment: str, cwd, study: str = "subtype") -> dict:
+    """A study's leaderboard read from the URI: trials, finished ones, configurations all distinct."""
     return python_json(cluster, f"""
         import json
         from raygex.experiment.layout import ExperimentLayout
-        board = ExperimentLayout.open({experiment!r}).read_leaderboard("subtype")
+        board = ExperimentLayout.open({experiment!r}).read_leaderboard({study!r})
         configs = board.filter(like="config/").astype(str).apply(tuple, axis=1)
         print(json.dumps({{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
                           "unique": bool(configs.is_unique)}}))
@@ -201,27 +201,56 @@ def test_the_nodes_share_no_files_and_the_head_runs_no_task(cluster, tmp_path):
         "the nodes themselves hold no storage setting (only a job's environment brings one)"
 
 
-def test_two_studies_with_everything_on_s3_run_every_trial_on_a_worker(cluster, tmp_path):
+def test_two_studies_on_s3_the_driver_killed_and_resumed_from_another_folder(cluster, tmp_path):
     """`raygex search --address` on the cluster with ``data.read_in_driver_mb: 0`` and two studies side by side,
     one above ``data.in_memory_budget_mb`` (its batches stream to the trials from Ray Datasets) and one under it
     (its arrays shared through the object store): the dataset read from the store by the workers' read tasks (the
-    endpoint and credentials reach them only through the job), the graph and the experiment on the store; every
-    trial on a worker; both winners exported; status from the URI."""
+    endpoint and credentials reach them only through the job), the graph and the experiment on the store.
+    SIGKILL the driver while trials run: `raygex resume s3://...` started from another working directory (the
+    first driver's folder is not there for it) finishes the experiment from what is on the store, no configuration
+    twice, every trial's history whole, every trial on a worker, both winners exported; then `status`, `export`,
+    `report` and `predict` work from the URI, from a third folder, and write nothing there."""
     bucket = "raygex-cluster"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 3, "patience": 3, "batch_size": 32},
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 12, "patience": 12, "batch_size": 16},
                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                 "space": SPACE})
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE})
     # subtype: 160 samples x 150 genes = 96 kB of float32 (streamed); sgi: 40 BFS genes = 26 kB (in memory)
     raw = yaml.safe_load(config.read_text())
     raw["tasks"] = TWO_TASKS
     raw["data"]["in_memory_budget_mb"] = 0.05
     config.write_text(yaml.safe_dump(raw))
     experiment = f"s3://{bucket}/exp/tiny"
-    done = cluster.run([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                        "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    status = cluster.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], cwd=tmp_path / "driver")
-    assert status.returncode == 0, status.stderr[-2000:]
+    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
+    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        state = python_json(cluster, state_script)
+        if state["checkpoints"] and len({row["trial"] for row in state["rows"]}) >= 3:
+            break
+        time.sleep(1)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=60)
+    before = python_json(cluster, state_script)["rows"]
+
+    for name in ("elsewhere", "third"):
+        (tmp_path / name).mkdir()
+    resumed = cluster.run([sys.executable, "-m", "raygex", "resume", experiment, "--address", cluster.address],
+                          cwd=tmp_path / "elsewhere", timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:] + resumed.stdout[-2000:]
+    after = python_json(cluster, state_script)["rows"]
+    epochs, rerun = epochs_per_trial(after)
+    boards = {study: board_summary(cluster, experiment, cwd=tmp_path / "third", study=study)
+              for study in ("subtype", "sgi")}
+    print(f"\n[driver killed] trials seen before the kill: {len({r['trial'] for r in before})}, epochs run again "
+          f"after resume: {rerun}, " + ", ".join(f"{s} {b['finished']}/{b['trials']} trials" for s, b in boards.items())
+          + f", configurations twice: {0 if all(b['unique'] for b in boards.values()) else 'some'}")
+    assert boards == {study: {"trials": 4, "finished": 4, "unique": True} for study in ("subtype", "sgi")}
+    for trial, seen in epochs.items():
+        assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
+
+    third = tmp_path / "third"
     out = python_json(cluster, f"""
         import json, ray
         import pandas as pd
@@ -234,18 +263,37 @@ def test_two_studies_with_everything_on_s3_run_every_trial_on_a_worker(cluster, 
         for study in ("subtype", "sgi"):
             board = layout.read_leaderboard(study)
             rows = pd.concat([pd.DataFrame(layout.trial_history(study, row)) for _, row in board.iterrows()])
-            studies[study] = {{"trials": len(board), "finished": int((board["status"] == "TERMINATED").sum()),
-                               "nodes": sorted(set(rows["node_id"].dropna())),
+            studies[study] = {{"nodes": sorted(set(rows["node_id"].dropna())),
                                "shares_memory": sorted(set(rows["shares_memory"].dropna().astype(bool))),
                                "model": f"models/{{study}}.pt" in files}}
         print(json.dumps({{"head": head, "studies": studies}}))
-        """, cwd=tmp_path / "driver")
-    print(f"\n[two studies on S3] {json.dumps(out['studies'])}")
+        """, cwd=third)
+    print(f"[two studies on S3] {json.dumps(out['studies'])}")
     for study, figures in out["studies"].items():
-        assert figures["trials"] == figures["finished"] == 4 and figures["model"], (study, figures)
+        assert figures["model"], (study, figures)
         assert figures["nodes"] and set(figures["nodes"]).isdisjoint(out["head"]), (study, figures, out["head"])
     assert out["studies"]["subtype"]["shares_memory"] == [False]  # streamed batches
     assert out["studies"]["sgi"]["shares_memory"] == [True]  # zero-copy arrays from the object store
+
+    status = cluster.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], cwd=third)
+    assert status.returncode == 0, status.stderr[-2000:]
+    exported = cluster.run([sys.executable, "-m", "raygex", "export", experiment], cwd=third)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    report = cluster.run([sys.executable, "-m", "raygex", "report", experiment], cwd=third)
+    assert report.returncode == 0 and "report.html" in report.stdout, report.stderr[-2000:] + report.stdout
+    predicted = cluster.run([sys.executable, "-m", "raygex", "predict", f"{experiment}/models/subtype.pt",
+                             f"s3://{bucket}/data/expression.parquet", "-o", f"s3://{bucket}/predictions.csv"],
+                            cwd=third)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    rows = python_json(cluster, f"""
+        import io, json, boto3
+        import pandas as pd
+        client = boto3.client("s3", endpoint_url={cluster.s3_endpoint!r}, region_name="us-east-1")
+        body = client.get_object(Bucket={bucket!r}, Key="predictions.csv")["Body"].read()
+        print(json.dumps(len(pd.read_csv(io.BytesIO(body)))))
+        """)
+    assert rows == 160
+    assert sorted(p.name for p in third.iterdir()) == [], "nothing is written in the folder the commands ran from"
 
 
 def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches_the_job_logs(cluster, tmp_path):
@@ -273,67 +321,6 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches
     status = cluster.run([sys.executable, "-m", "raygex", "status", f"s3://{bucket}/exp/tiny", "--json"],
                          cwd=tmp_path / "driver")
     assert status.returncode == 0, status.stderr[-2000:]
-
-
-def test_the_driver_killed_mid_sweep_resume_from_another_folder_finishes_it_from_the_uri(cluster, tmp_path):
-    """SIGKILL the driver while trials run: `raygex resume s3://...` started from another working directory (the
-    first driver's folder is not there for it) finishes the experiment from what is on the store, no configuration
-    twice, every trial's history whole; then `status`, `export`, `report` and `predict` work from the URI, from a
-    third folder."""
-    bucket = "raygex-driver"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 20, "patience": 20, "batch_size": 16},
-                         search={"num_samples": 6, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE})
-    experiment = f"s3://{bucket}/exp/tiny"
-    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
-    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None:
-        state = python_json(cluster, state_script)
-        if state["checkpoints"] and len({row["trial"] for row in state["rows"]}) >= 3:
-            break
-        time.sleep(1)
-    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=60)
-    before = python_json(cluster, state_script)["rows"]
-
-    for name in ("elsewhere", "third"):
-        (tmp_path / name).mkdir()
-    resumed = cluster.run([sys.executable, "-m", "raygex", "resume", experiment, "--address", cluster.address],
-                          cwd=tmp_path / "elsewhere", timeout=900)
-    assert resumed.returncode == 0, resumed.stderr[-3000:] + resumed.stdout[-2000:]
-    after = python_json(cluster, state_script)["rows"]
-    epochs, rerun = epochs_per_trial(after)
-    out = board_summary(cluster, experiment, cwd=tmp_path / "third")
-    print(f"\n[driver killed] trials seen before the kill: {len({r['trial'] for r in before})}, epochs run again "
-          f"after resume: {rerun}, trials {out['finished']}/{out['trials']}, configurations twice: "
-          f"{0 if out['unique'] else 'some'}")
-    assert out == {"trials": 6, "finished": 6, "unique": True}
-    for trial, seen in epochs.items():
-        assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))
-
-    third = tmp_path / "third"
-    status = cluster.run([sys.executable, "-m", "raygex", "status", experiment, "--json"], cwd=third)
-    assert status.returncode == 0, status.stderr[-2000:]
-    exported = cluster.run([sys.executable, "-m", "raygex", "export", experiment], cwd=third)
-    assert exported.returncode == 0, exported.stderr[-2000:]
-    report = cluster.run([sys.executable, "-m", "raygex", "report", experiment], cwd=third)
-    assert report.returncode == 0 and "report.html" in report.stdout, report.stderr[-2000:] + report.stdout
-    predicted = cluster.run([sys.executable, "-m", "raygex", "predict", f"{experiment}/models/subtype.pt",
-                             f"s3://{bucket}/data/expression.parquet", "-o", f"s3://{bucket}/predictions.csv"],
-                            cwd=third)
-    assert predicted.returncode == 0, predicted.stderr[-2000:]
-    rows = python_json(cluster, f"""
-        import io, json, boto3
-        import pandas as pd
-        client = boto3.client("s3", endpoint_url={cluster.s3_endpoint!r}, region_name="us-east-1")
-        body = client.get_object(Bucket={bucket!r}, Key="predictions.csv")["Body"].read()
-        print(json.dumps(len(pd.read_csv(io.BytesIO(body)))))
-        """)
-    assert rows == 160
-    assert sorted(p.name for p in third.iterdir()) == [], "nothing is written in the folder the commands ran from"
 
 
 def test_a_node_that_cannot_reach_the_store_is_one_line_before_any_trial(cluster, tmp_path):
