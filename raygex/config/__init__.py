@@ -126,6 +126,9 @@ class TrainConfig(_Model):
     patience: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
     metric: Literal["auc", "accuracy", "balanced_accuracy", "loss"] = "auc"
+    # Cross-validated trials: train the k fold networks as one batched model (raygex.training.fold_group) instead of
+    # one after another. Same results within float tolerance; `raygex bench folds` says which is faster where.
+    batched_folds: bool = False
 
 
 class SchedulerConfig(_Model):

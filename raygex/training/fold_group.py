@@ -89,25 +89,36 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
+        """One Adam step of the active folds: in place on the stacked tensors when every fold is active (each
+        fold's own bias corrections broadcast along the fold dimension), else fold by fold on the active ones'
+        slices (an epoch's last step, where a fold with fewer batches sits out)."""
         beta1, beta2 = self.betas
-        self.steps += active.to(self.steps.dtype).cpu()
-        steps = self.steps.clamp(min=1)  # a fold that never stepped is masked out below
-        # per fold, as Adam computes them from its Python-float step count, then in the parameters' dtype
-        correction1 = (self.lr / (1 - beta1 ** steps))
-        root2 = (1 - beta2 ** steps) ** 0.5
+        active = active.cpu()
+        self.steps += active.to(self.steps.dtype)
+        steps = self.steps.clamp(min=1)  # a fold that never stepped is not touched below
+        # per fold, as Adam computes them from its Python-float step count: lr / (1 - beta1^t), sqrt(1 - beta2^t)
+        corrections = -(self.lr / (1 - beta1 ** steps))
+        roots = (1 - beta2 ** steps) ** 0.5
+        everyone = bool(active.all())
         for param, exp_avg, exp_avg_sq in zip(self.params, self.exp_avg, self.exp_avg_sq):
             if param.grad is None:
                 continue
-            shape = (self.folds,) + (1,) * (param.dim() - 1)
-            on = active.view(shape).to(param.device)
             grad = param.grad
             if self.weight_decay != 0:
                 grad = grad.add(param, alpha=self.weight_decay)
-            exp_avg.copy_(torch.where(on, exp_avg.lerp(grad, 1 - beta1), exp_avg))
-            exp_avg_sq.copy_(torch.where(on, exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1 - beta2), exp_avg_sq))
-            denom = (exp_avg_sq.sqrt() / root2.to(param.dtype).to(param.device).view(shape)).add_(self.eps)
-            update = exp_avg / denom * correction1.to(param.dtype).to(param.device).view(shape)
-            param.sub_(torch.where(on, update, torch.zeros_like(update)))
+            if everyone:
+                shape = (self.folds,) + (1,) * (param.dim() - 1)
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / roots.to(param.dtype).to(param.device).view(shape)).add_(self.eps)
+                param.addcmul_(exp_avg / denom, corrections.to(param.dtype).to(param.device).view(shape))
+                continue
+            for fold in torch.nonzero(active).flatten().tolist():
+                m, v, p, g = exp_avg[fold], exp_avg_sq[fold], param[fold], grad[fold]
+                m.lerp_(g, 1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (v.sqrt() / float(roots[fold])).add_(self.eps)
+                p.addcdiv_(m, denom, value=float(corrections[fold]))
 
     def fold_state(self, fold: int) -> dict:
         """Fold ``fold``'s optimiser state in :class:`Adam`'s (``torch.optim.Adam``'s) layout."""

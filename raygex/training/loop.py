@@ -258,7 +258,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
     its best epoch); selection never looks at them. Without validation rows,
     training runs ``max_epochs`` and keeps the last epoch. Several in-memory folds train as one batched model
-    (:mod:`raygex.training.fold_group`) unless ``batched_folds`` is False.
+    (:mod:`raygex.training.fold_group`) when ``batched_folds`` (default: the config's ``batched_folds``, the
+    ``train`` section's, off) is True, else one after another.
     """
     config = with_defaults(config)
     started = time.perf_counter()
@@ -268,7 +269,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     n_classes = len(data.classes)
     seed = int(config["seed"])
     seed_everything(seed)  # before the models exist: initial weights follow the seed
-    folds = fold_group(config, views, n_classes, dev, seed, batched=batched_folds)
+    batched = bool(config.get("batched_folds", False)) if batched_folds is None else batched_folds
+    folds = fold_group(config, views, n_classes, dev, seed, batched=batched)
     state = TrainingState(folds, dev)
     if resume_from is not None:
         state.restore(resume_from, dev)
@@ -316,13 +318,13 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
 
 
 def fold_group(config: dict, views: list[TrialData], n_classes: int, device: torch.device, seed: int,
-               batched: bool | None = None):
+               batched: bool = False):
     """The trial's fold networks, built in fold order (the initial weights follow the seed either way): one
-    batched model when there are several in-memory folds (``batched`` None or True), else one after another."""
+    batched model when asked (``batched``) and there are several in-memory folds, else one after another."""
     models = [build_model(config, len(view.genes), n_classes, view.graph) for view in views]
     shuffles = [seed + 7919 * i for i in range(len(views))]
     streaming = any(getattr(view, "streaming", False) for view in views)
-    if batched is not False and len(views) > 1 and not streaming:
+    if batched and len(views) > 1 and not streaming:
         try:
             return BatchedFolds(models, views, device, shuffles, float(config["lr"]), float(config["weight_decay"]))
         except NotBatchable:
