@@ -162,6 +162,8 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
     needs their test-set probabilities, which a sweep trial does not keep."""
     first = layout.config.split.seeds[0]
     swap = {run.key for run in rows if run.graph is not None and run.role == "best"}
+    if board is None or board.empty or all(run.key in swap or run.seed != first for run in rows):
+        return {}
     by_id = {str(t): row for t, row in zip(board["trial_id"].astype(str), board.to_dict("records"))}
     out = {}
     for run in rows:

@@ -120,7 +120,7 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     the module: its cluster is gone before the shared one starts.)"""
     cluster = cluster_to_break
     bucket = "raygex-kill"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 40, "patience": 40, "batch_size": 16},
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 30, "patience": 30, "batch_size": 16},
                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
                                  "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
     lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
@@ -211,7 +211,7 @@ def test_two_studies_on_s3_the_driver_killed_and_resumed_from_another_folder(clu
     twice, every trial's history whole, every trial on a worker, both winners exported; then `status`, `export`,
     `report` and `predict` work from the URI, from a third folder, and write nothing there."""
     bucket = "raygex-cluster"
-    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 12, "patience": 12, "batch_size": 16},
+    config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 8, "patience": 8, "batch_size": 16},
                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                  "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE})
     # subtype: 160 samples x 150 genes = 96 kB of float32 (streamed); sgi: 40 BFS genes = 26 kB (in memory)
