@@ -151,7 +151,7 @@ def run_missing(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tr
                 graphs) -> dict[str, dict]:
     """Every training of ``trainings`` that has no record yet, as Ray tasks; each recorded as it ends. Returns
     every training's result (recorded earlier or now)."""
-    return run_studies_missing(layout, {study: (rows, trainings)}, dataset, graphs)[study]
+    return run_studies_missing(layout, {study: (rows, trainings)}, dataset, graphs)[0][study]
 
 
 def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], trainings: dict[str, dict],
@@ -185,13 +185,14 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
 
 
 def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[PlannedRun], dict[str, dict]]],
-                        dataset, graphs, in_flight: int | None = None) -> dict[str, dict[str, dict]]:
+                        dataset, graphs, in_flight: int | None = None, connect=None) -> tuple[dict, int]:
     """Several studies' trainings (study -> (plan rows, key -> hyperparameters)) drawn from one budget: those a
     sweep trial already is are recorded from it (:func:`from_sweep`), the others run as Ray tasks, at most
     ``in_flight`` (default: the experiment's ``search.max_concurrent``, the sweeps' budget of trial slots) at once,
-    the next one submitted as one ends, whichever study it belongs to; each recorded as it ends. Returns every
-    training's result per study (recorded earlier or now)."""
-    queue, results, records = [], {}, {}
+    the next one submitted as one ends, whichever study it belongs to; each recorded as it ends. ``connect`` is
+    called before Ray is first used. Returns every training's result per study (recorded earlier or now) and how
+    many were recorded now."""
+    queue, results, records, recorded = [], {}, {}, 0
     for study, (rows, trainings) in wanted.items():
         records[study] = RetrainingRecords(layout, study)
         done = records[study].read_all()
@@ -201,6 +202,7 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
                      if key not in done}
             for key, record in taken.items():
                 done[key] = records[study].write(key, trainings[key], record)
+            recorded += len(taken)
             if taken:
                 logger.info(f"{study}: {len(taken)} run(s) on the first split seed taken from sweep trials that ran "
                             f"to their end (not trained again)")
@@ -211,10 +213,15 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
                         f"running the {len(missing)} missing")
         queue.extend(missing)
     if not queue:
-        return results
+        return results, recorded
+    if connect is not None:
+        connect()
     import ray
 
     config = layout.config
+    logger.info(f"retraining on split seeds {list(config.split.seeds)}: {len(queue)} trainings over "
+                f"{len({study for study, _, _ in queue})} task(s) (each baseline's best, the best GCN configuration "
+                f"with every graph, the winner)")
     train = remote_trainer(config)
     splits = {study: split_per_seed(config, study, dataset, graphs) for study in {s for s, _, _ in queue}}
     limit = max(1, in_flight or config.search.max_concurrent)
@@ -233,7 +240,8 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
         for ref in ready:
             study, key, hparams, about = pending.pop(ref)
             results[study][key] = records[study].write(key, hparams, {**ray.get(ref), **about})
-    return results
+            recorded += 1
+    return results, recorded
 
 
 def seeds_table(layout: ExperimentLayout, rows: list[PlannedRun], results: dict[str, dict]) -> pd.DataFrame:

@@ -116,20 +116,24 @@ def _run_studies(ctx: SweepContext) -> int:
             ctx.layout.pull(name)  # on an object store: Tune's results, for the stages after it (no-op for a folder)
             ctx.layout.record_stage(name, "sweep", seconds)
         ran += len(sweeping)
-    first = STUDY_STAGES[:[stage.name for stage in STUDY_STAGES].index("evaluation")]
-    for stages in (first, None, STUDY_STAGES):
-        if stages is None:  # every study's later-stage trainings at once, from the one budget of trial slots
-            started = time.perf_counter()
-            if run_retrainings(ctx, studies):
-                ctx.layout.record_stage(None, "retrainings", time.perf_counter() - started)
-                ran += 1
-            continue
-        for name in studies:
-            for stage in stages:
-                if stage.done(ctx, name):  # asked again: an earlier stage may have been the one missing
-                    continue
-                _timed(ctx.layout, name, stage.name, lambda: stage.run(ctx, name))
-                ran += 1
+    evaluation = [stage.name for stage in STUDY_STAGES].index("evaluation")
+    ran += _run_stages(ctx, studies, STUDY_STAGES[:evaluation])
+    started = time.perf_counter()
+    if run_retrainings(ctx, studies):  # every study's later-stage trainings at once, from the one slot budget
+        ctx.layout.record_stage(None, "retrainings", time.perf_counter() - started)
+        ran += 1
+    return ran + _run_stages(ctx, studies, STUDY_STAGES[evaluation:])
+
+
+def _run_stages(ctx: SweepContext, studies: list[str], stages) -> int:
+    """Each study's ``stages`` that are not done, study by study; returns how many ran."""
+    ran = 0
+    for name in studies:
+        for stage in stages:
+            if stage.done(ctx, name):  # asked again: an earlier stage may have been the one missing
+                continue
+            _timed(ctx.layout, name, stage.name, lambda: stage.run(ctx, name))
+            ran += 1
     return ran
 
 

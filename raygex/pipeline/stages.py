@@ -29,7 +29,6 @@ from typing import Callable
 
 from raygex.config import selection_column, selection_mode
 from raygex.errors import RaygexError, SweepInterrupted
-from raygex.experiment.retrainings import RetrainingRecords
 from raygex.pipeline.context import SweepContext
 from raygex.report.wandb_summary import log_task_summary
 from raygex.runtime.wandb_guard import is_off, wandb_mode
@@ -206,23 +205,15 @@ def run_export(ctx: SweepContext, study: str, *, trial_id: str | None = None, ou
 
 def run_retrainings(ctx: SweepContext, studies: list[str]) -> int:
     """The evaluation's and the swap's trainings of every study that still needs them, side by side, at most
-    ``search.max_concurrent`` at a time; returns how many were not recorded yet (0: nothing ran)."""
+    ``search.max_concurrent`` at a time; returns how many were recorded now (0: nothing to do)."""
     from raygex.analysis.retrain import plan, run_studies_missing
 
-    wanted, missing = {}, 0
-    for study in studies:
-        if (ctx.layout.seeds_path(study).exists() and ctx.layout.swap_path(study).exists()) or \
-                not ctx.layout.leaderboard_path(study).exists():
-            continue
-        wanted[study] = plan(ctx.layout, study, ctx.layout.read_leaderboard(study))
-        missing += len(set(wanted[study][1]) - set(RetrainingRecords(ctx.layout, study).read_all()))
-    if not missing:
+    wanted = {study: plan(ctx.layout, study, ctx.layout.read_leaderboard(study)) for study in studies
+              if ctx.layout.leaderboard_path(study).exists()
+              and not (ctx.layout.seeds_path(study).exists() and ctx.layout.swap_path(study).exists())}
+    if not wanted:
         return 0
-    ctx.ray()
-    logger.info(f"retraining on split seeds {ctx.config.split.seeds}: {missing} trainings over {len(wanted)} "
-                f"task(s) (each baseline's best, the best GCN configuration with every graph, the winner)")
-    run_studies_missing(ctx.layout, wanted, ctx.dataset, ctx.graphs)
-    return missing
+    return run_studies_missing(ctx.layout, wanted, ctx.dataset, ctx.graphs, connect=ctx.ray)[1]
 
 
 def run_evaluation(ctx: SweepContext, study: str) -> None:

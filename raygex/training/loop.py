@@ -212,10 +212,6 @@ class TrainingState:
         self.history: list[dict] = []
 
     @property
-    def model(self) -> nn.Module:
-        return self.folds.models()[0]
-
-    @property
     def n_params(self) -> int:
         """Parameters of one fold's network (the model a trial's configuration describes)."""
         return self.folds.n_params

@@ -89,6 +89,22 @@ STORE_STATE = """
 """
 
 
+def search_until(cluster: IsolatedCluster, tmp_path, config, bucket: str, condition, timeout: float = 300):
+    """Start `raygex search CONFIG --address ... --storage s3://BUCKET/exp` from ``tmp_path/driver`` and watch the
+    store (:data:`STORE_STATE`) until ``condition(state)``; the search must still be running then. Returns the
+    driver's process and the state script."""
+    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
+                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
+    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        if condition(python_json(cluster, state_script)):
+            break
+        time.sleep(1)
+    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    return driver, state_script
+
+
 def epochs_per_trial(rows: list[dict]) -> tuple[dict, int]:
     """Each trial's reported epochs (from :data:`STORE_STATE`'s rows, epochs re-sent from a checkpoint included),
     and how many epochs were trained again (counted on the trained epochs' own reports only)."""
@@ -124,16 +140,9 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
                                  "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
     lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
-    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
-    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None:
-        state = python_json(cluster, state_script)
-        if state["checkpoints"] and any(row["node"] == lost for row in state["rows"]):
-            break
-        time.sleep(1)
-    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    driver, state_script = search_until(
+        cluster, tmp_path, config, bucket,
+        lambda state: state["checkpoints"] and any(row["node"] == lost for row in state["rows"]))
     before = python_json(cluster, state_script)["rows"]
     cluster.kill("worker_1")
     try:
@@ -220,16 +229,9 @@ def test_two_studies_on_s3_the_driver_killed_and_resumed_from_another_folder(clu
     raw["data"]["in_memory_budget_mb"] = 0.05
     config.write_text(yaml.safe_dump(raw))
     experiment = f"s3://{bucket}/exp/tiny"
-    driver = cluster.popen([sys.executable, "-m", "raygex", "search", str(config), "--address", cluster.address,
-                            "--storage", f"s3://{bucket}/exp"], cwd=tmp_path / "driver", log=tmp_path / "driver.log")
-    state_script = textwrap.dedent(STORE_STATE.format(endpoint=cluster.s3_endpoint, bucket=bucket))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None:
-        state = python_json(cluster, state_script)
-        if state["checkpoints"] and len({row["trial"] for row in state["rows"]}) >= 3:
-            break
-        time.sleep(1)
-    assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+    driver, state_script = search_until(
+        cluster, tmp_path, config, bucket,
+        lambda state: state["checkpoints"] and len({row["trial"] for row in state["rows"]}) >= 3)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=60)
     before = python_json(cluster, state_script)["rows"]
