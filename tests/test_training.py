@@ -39,7 +39,7 @@ def test_early_stopping_restores_the_best_epoch_weights():
     snapshots = {}
 
     def report(row, state):
-        snapshots[row["epoch"]] = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        snapshots[row["epoch"]] = {k: v.detach().clone() for k, v in state.folds.models()[0].state_dict().items()}
 
     data = make_data(noisy_valid=True)  # validation labels are noise: its AUC peaks at some early epoch
     result = run_trial({"model": "mlp", "hidden": 16, "max_epochs": 40, "patience": 8, "lr": 1e-2}, data, report)
