@@ -157,8 +157,8 @@ def run_missing(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tr
 def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], trainings: dict[str, dict],
                board: pd.DataFrame) -> dict[str, dict]:
     """Records for the trainings a sweep trial already is: a trial on the search split (the first split seed)
-    that ran to its own end (``max_epochs`` or ``patience`` epochs without improving, not stopped by the
-    scheduler) is that seed's run of its configuration. The graph swap's runs keep their own training: the swap
+    that ran to its own end (``max_epochs`` or ``patience`` epochs without improving, or a convex fit at its
+    optimum; not stopped by the scheduler) is that seed's run of its configuration. The graph swap's runs keep their own training: the swap
     needs their test-set probabilities, which a sweep trial does not keep."""
     first = layout.config.split.seeds[0]
     swap = {run.key for run in rows if run.graph is not None and run.role == "best"}
@@ -175,7 +175,8 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
             continue
         last = history.iloc[-1]
         epoch, best = int(last["epoch"]), int(last["best_epoch"])
-        if epoch < int(hparams["max_epochs"]) and epoch - best < int(hparams["patience"]):
+        converged = "converged" in history and bool(last["converged"] is True or last["converged"] == 1.0)
+        if epoch < int(hparams["max_epochs"]) and epoch - best < int(hparams["patience"]) and not converged:
             continue  # stopped by the scheduler: its own end is unknown
         valid = {k[len("best_valid_"):]: float(v) for k, v in last.items()
                  if k.startswith("best_valid_") and not k.endswith("_se") and pd.notna(v)}

@@ -105,7 +105,7 @@ def _demo_config(workdir: Path, shared: Path, *, samples: int = 600, genes: int 
         search={"scheduler": {"kind": "asha", "grace_period": grace}})
 
 
-def _brca_config(workdir: Path, shared: Path):
+def brca_config(workdir: Path, shared: Path):
     """configs/brca-pam50.yaml's task and training settings, with one validation split of 100 instead of
     cross-validation (a table needs one validation curve per configuration), GeneMANIA and the empty control."""
     from raygex.config import ExperimentConfig
@@ -155,10 +155,10 @@ DATASETS = {
     "demo": HpoDataset("demo", "subtype", DEMO_GRID, _demo_config,
                        note="demo cohort (seed 0, 600 x 2000), split 0.6/0.2/0.2 (split seed 0), 30 epochs, "
                             "patience 6, ASHA grace 5"),
-    "brca-n50": HpoDataset("brca-n50", "pam50-n50", BRCA_GRID, _brca_config, needs_shared=True,
+    "brca-n50": HpoDataset("brca-n50", "pam50-n50", BRCA_GRID, brca_config, needs_shared=True,
                            note="TCGA BRCA PAM50, train 50 / valid 100 / fixed test 200 (split seed 0), 100 epochs, "
                                 "patience 10, ASHA grace 10"),
-    "brca-n200": HpoDataset("brca-n200", "pam50-n200", BRCA_GRID, _brca_config, needs_shared=True,
+    "brca-n200": HpoDataset("brca-n200", "pam50-n200", BRCA_GRID, brca_config, needs_shared=True,
                             note="TCGA BRCA PAM50, train 200 / valid 100 / fixed test 200 (split seed 0), 100 "
                                  "epochs, patience 10, ASHA grace 10"),
     # A seconds-long table for tests and smoke runs (not a benchmark).

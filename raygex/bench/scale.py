@@ -22,9 +22,7 @@ another on one simulated cluster (:mod:`raygex.bench.occupancy`).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +33,7 @@ import numpy as np
 import yaml
 
 from raygex.bench.occupancy import measure_occupancy, occupancy
+from raygex.bench.search_driver import code_figures, run_driver
 from raygex.runtime.console import quiet
 from raygex.search.tune_compat.ray_internals import object_store_stats
 
@@ -114,58 +113,6 @@ class StoreSampler(threading.Thread):
         self.sample()
 
 
-# The driver: a fresh process, so its VmHWM is the search's own.
-_DRIVER = r"""
-import json, sys, time
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key))
-import ray, torch, pandas, pyarrow  # noqa: F401  (imports are not the search's growth)
-import ray.data, ray.tune, optuna, matplotlib.pyplot, torch.export, torch._dynamo  # noqa: F401
-# every module the stages import lazily: their code is a fixed cost, not the search's data
-import raygex.search.tuner, raygex.search.trainable, raygex.search.tune_compat.optuna_searcher, raygex.search.wandb_trials  # noqa
-import raygex.export.winner, raygex.analysis.evaluation, raygex.analysis.swap, raygex.analysis.verdict, raygex.analysis.leaderboard  # noqa
-import raygex.report.html, raygex.report.figures, raygex.report.wandb_summary  # noqa
-import raygex.data.study_source, raygex.data.streamed_study  # noqa
-import raygex.training.loop, raygex.data.prepare, raygex.search.tune_compat.optuna_store, raygex.search.results  # noqa
-from raygex.config import load_config
-from raygex.experiment.layout import ExperimentLayout
-from raygex.pipeline import run_search
-from raygex.runtime.ray_session import connect, storage_env
-import os
-config = load_config(sys.argv[1])
-if os.environ.get("RAYGEX_COUNT_READS"):  # read tasks anywhere count their bytes: the job's environment says so
-    ray.init(address=sys.argv[2], log_to_driver=False, runtime_env={"env_vars": {
-        **storage_env(), "RAYGEX_COUNT_READS": os.environ["RAYGEX_COUNT_READS"]}})
-connect(sys.argv[2])
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    reset = True
-except OSError:
-    reset = False
-before = status("VmRSS:")
-if len(sys.argv) > 3 and float(sys.argv[3]) > 0:  # a known allocation during the search (the test's check)
-    import numpy
-    ballast = numpy.ones(int(float(sys.argv[3]) * 2**20) // 8)
-    del ballast
-started = time.time()
-experiment = run_search(config)
-seconds = time.time() - started
-peak = status("VmHWM:")
-layout = ExperimentLayout.open(experiment)
-trials = []
-for study in [s.name for s in config.studies()]:
-    board = layout.read_leaderboard(study)
-    for _, row in board.iterrows():
-        h = layout.trial_history(study, row)
-        trials.append({"study": study, "start": float(h["wall_start"].min()), "end": float(h["wall_time"].max()),
-                       "status": str(row["status"]), "shares_memory": bool(row.get("shares_memory", False))})
-print("RAYGEX-SCALE " + json.dumps({"rss_before_kib": before, "peak_kib": peak, "peak_reset": reset,
-                                    "seconds": seconds, "trials": trials, "experiment": str(experiment)}))
-"""
-
-
 def scale_config(folder: Path, dataset: Path | str, n_samples: int, n_genes: int, *, concurrent: int, epochs: int,
                  trials: int, storage: str | None = None) -> Path:
     """Two studies of the demo's subtype: train 200 (valid 100, test 500: the issue's) and a third of the
@@ -188,6 +135,22 @@ def scale_config(folder: Path, dataset: Path | str, n_samples: int, n_genes: int
     return path
 
 
+WARM_UP = (3000, 100, 0.1)  # samples, genes, tile MiB: a tiny dataset of the same layout (a folder of parts)
+
+
+def modules_a_search_loads(folder: Path, address: str, *, dataset: Path | str | None = None,
+                           storage: str | None = None, timeout_s: float = 1800, env: dict | None = None) -> list[str]:
+    """Every module a driver holds after a search of a tiny dataset (``dataset``, default :data:`WARM_UP`
+    written under ``folder``; one study in memory and one streamed) on the cluster at ``address``: the code a
+    measured search may import."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n_samples, n_genes, tile_mb = WARM_UP
+    if dataset is None:
+        dataset = write_tiled_demo(folder / "warm-up.parquet", n_samples, n_genes, tile_mb=tile_mb)
+    config = scale_config(folder, dataset, n_samples, n_genes, concurrent=2, epochs=1, trials=1, storage=storage)
+    return run_driver(config, address, StoreSampler([]), timeout_s=timeout_s, env=env)["modules"]
+
+
 def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus_per_node: int = 2,
             store_mb: int = 2560, concurrent: int = 2, epochs: int = 2, trials: int = 2,
             timeout_s: float = 1800, ballast_mb: float = 0) -> dict:
@@ -207,29 +170,14 @@ def measure(dataset: Path, n_samples: int, n_genes: int, *, nodes: int = 3, cpus
         cluster.wait_for_nodes()
         sampler = StoreSampler([(f"node{i}", node.node_ip_address, node.node_manager_port)
                                 for i, node in enumerate(cluster.list_all_nodes())])
-        out = run_driver(config, cluster.address, sampler, ballast_mb=ballast_mb, timeout_s=timeout_s)
+        modules = modules_a_search_loads(folder / "warm-up", cluster.address, timeout_s=timeout_s)
+        out = run_driver(config, cluster.address, sampler, modules=modules, ballast_mb=ballast_mb,
+                         timeout_s=timeout_s)
     finally:
         cluster.shutdown()
     (folder / "store_series.json").write_text(json.dumps(sampler.series))  # (used, primary) bytes per node over time
     row = figures(out, sampler, size=size, data_nodes=nodes, slots=min(concurrent, nodes * cpus_per_node))
     return {"samples": n_samples, "genes": n_genes, **row, "nodes": nodes, "object_store_mb_per_node": store_mb}
-
-
-def run_driver(config: Path, address: str, sampler: "StoreSampler", *, ballast_mb: float = 0,
-               timeout_s: float = 1800, env: dict | None = None) -> dict:
-    """The search of ``config`` in a fresh driver process on the cluster at ``address``, ``sampler`` sampling the
-    nodes' stores meanwhile: what the driver measured of itself (RSS, trials)."""
-    sampler.start()
-    env = {**os.environ, "RAY_ADDRESS": address, "WANDB_MODE": "disabled", **(env or {})}
-    try:
-        proc = subprocess.run([sys.executable, "-c", _DRIVER, str(config), address, str(ballast_mb)], env=env,
-                              capture_output=True, text=True, timeout=timeout_s)
-    finally:
-        sampler.stop()
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RAYGEX-SCALE ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"the search's driver failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RAYGEX-SCALE "):])
 
 
 def figures(out: dict, sampler: "StoreSampler", *, size: int, data_nodes: int, slots: int) -> dict:
@@ -243,7 +191,7 @@ def figures(out: dict, sampler: "StoreSampler", *, size: int, data_nodes: int, s
         "driver_rss_before_mb": round(out["rss_before_kib"] / 1024, 1),
         "driver_peak_mb": round(out["peak_kib"] / 1024, 1), "driver_peak_reset": out["peak_reset"],
         "driver_growth_mb": round(growth / 2**20, 1), "driver_growth_over_dataset": round(growth / size, 4),
-        "driver_growth_ok": growth <= 0.05 * size,
+        "driver_growth_ok": growth <= 0.05 * size, **code_figures(out),
         # Two figures per node: the primary copies (the bytes of the study's sets and in-flight blocks that the
         # node holds pinned: what its store must have room for), and all bytes in use, which add the cached
         # copies of blocks a task or trial on the node fetched from another node (unpinned: Ray evicts them when
@@ -296,13 +244,14 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
 
 
 def format_table(result: dict) -> str:
-    head = (f"{'dataset':>17} {'GB':>6} {'driver +MB':>10} {'/data':>7} {'ok':>3} {'store MB/node: primary':>23} "
+    head = (f"{'dataset':>17} {'GB':>6} {'code MB':>7} {'driver +MB':>10} {'/data':>7} {'ok':>3} {'store MB/node: primary':>23} "
             f"{'in use':>17} {'limit MB':>9} {'ok':>3} {'trials':>6} {'occup.':>6} {'search s':>8}")
     lines = [head]
     for r in result["results"]:
         primary = "/".join(f"{v:.0f}" for v in r["store_primary_peak_mb"].values())
         peaks = "/".join(f"{v:.0f}" for v in r["store_peak_mb"].values())
-        lines.append(f"{r['samples']:>8}x{r['genes']:<8} {r['dataset_gb']:6.2f} {r['driver_growth_mb']:10.1f} "
+        lines.append(f"{r['samples']:>8}x{r['genes']:<8} {r['dataset_gb']:6.2f} {r['driver_code_mb']:7.1f} "
+                     f"{r['driver_growth_mb']:10.1f} "
                      f"{r['driver_growth_over_dataset']:7.2%} {'yes' if r['driver_growth_ok'] else 'NO':>3} "
                      f"{primary:>23} {peaks:>17} {r['store_limit_mb']:9.0f} {'yes' if r['store_ok'] else 'NO':>3} "
                      f"{r['trials_terminated']:>3}/{r['trials']:<2} {r['occupancy']:6.2f} "

@@ -16,7 +16,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from raygex.bench.scale import StoreSampler, dataset_bytes, figures, run_driver, scale_config, write_tiled_demo
+from raygex.bench.scale import (WARM_UP, StoreSampler, dataset_bytes, figures, modules_a_search_loads, scale_config,
+                                write_tiled_demo)
+from raygex.bench.search_driver import run_driver
 from raygex.files.counted_reads import COUNT_READS_ENV, NAMESPACE, start_counter
 from raygex.files.storage import join, open_remote
 
@@ -70,7 +72,11 @@ def measure_on_cluster(address: str, store_uri: str, n_samples: int, n_genes: in
         sampler = StoreSampler([(n["name"], n["ip"], n["port"]) for n in nodes])
         config = scale_config(folder, uri, n_samples, n_genes, concurrent=concurrent, epochs=epochs, trials=trials,
                               storage=join(run, "results"))
-        out = run_driver(config, address, sampler, timeout_s=timeout_s, env={COUNT_READS_ENV: counter_name})
+        warm_up, _ = upload_tiled_demo(join(run, "warm-up"), *WARM_UP[:2], tile_mb=WARM_UP[2], workdir=workdir)
+        modules = modules_a_search_loads(folder / "warm-up", address, dataset=warm_up, timeout_s=timeout_s,
+                                         storage=join(run, "warm-up-results"))
+        out = run_driver(config, address, sampler, modules=modules, timeout_s=timeout_s,
+                         env={COUNT_READS_ENV: counter_name})
         read = ray.get(counter.totals.remote())
         ray.kill(ray.get_actor(counter_name, namespace=NAMESPACE))
     finally:

@@ -10,6 +10,7 @@ import click
 from raygex.bench import folds as folds_bench
 from raygex.bench import gcn as gcn_bench
 from raygex.bench import hpo as hpo_bench
+from raygex.bench import lr_family as lr_bench
 from raygex.bench import predict as predict_bench
 from raygex.bench import scale as scale_bench
 from raygex.bench import scale_cluster
@@ -245,6 +246,33 @@ def baselines_cmd(experiment, as_json):
         click.echo(f"{row['study']:24} labelled {row['labelled']:4d}  test {row['test']:4d}  winner {row['winner']:22} "
                    f"{row['winner_auc']:.4f}  sklearn LR-CV {row['sklearn_lr_auc']:.4f}  sklearn MLP-CV "
                    f"{row['sklearn_mlp_auc']:.4f}  gap to LR {row['gap_to_sklearn_lr']:+.4f}")
+
+
+@bench.command("lr")
+@click.option("--shared", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
+              help="The data folder holding expression/brca_pam50.tsv.gz and graphs/hgnc_symbol_map_Feb2019.txt.")
+@click.option("--size", "sizes", multiple=True, type=int, help="Training sizes (default: 50 and 200).")
+@click.option("--seeds", default=5, show_default=True, help="Split seeds per size.")
+@click.option("--trials", default=3, show_default=True, help="The LR family's trials per study (its best counts).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Where the imported data is kept.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def lr_cmd(shared, sizes, seeds, trials, workdir, as_json):
+    """The logistic-regression family's best of its first trials beside scikit-learn's LogisticRegressionCV on
+    the same PAM50 samples (target: within 0.005 test AUC).
+
+    \b
+    Examples:
+      raygex bench lr --shared /data/raygex            # n = 50 and 200, 5 split seeds, best of 3 trials
+      raygex bench lr --size 50 --seeds 2 --trials 1   # a quick look
+    """
+    source = Path(shared) / "expression" / "brca_pam50.tsv.gz"
+    if not source.exists():
+        raise ConfigError(f"--shared {shared}: {source} is missing (the TCGA BRCA PAM50 matrix this bench reads)")
+    result = lr_bench.run_lr_benchmark(shared, sizes=tuple(sizes) or (50, 200), seeds=tuple(range(seeds)),
+                                       trials=trials, workdir=workdir)
+    click.echo(lr_bench.format_table(result))
+    if as_json:
+        click.echo(json.dumps(result, default=str))
 
 
 @bench.command("hpo")

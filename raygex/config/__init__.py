@@ -170,7 +170,8 @@ def standard_space(has_graphs: bool) -> dict:
     space = {"model": ["gcn", "mlp", "lr"] if has_graphs else ["mlp", "lr"],
              "depth": {"int": [1, 3]}, "channels": {"choice": [8, 16, 32]}, "embedding": {"choice": [1, 4, 8]},
              "dropout": {"float": [0.0, 0.5]}, "hidden": {"choice": [64, 256]},
-             "lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-8, 1.0e-3]}}
+             "lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-8, 1.0e-3]},
+             "C": {"loguniform": [1.0e-4, 1.0e4]}}  # logistic regression's only parameter (scikit-learn's Cs range)
     if has_graphs:
         space["graph"] = "all"
     return space

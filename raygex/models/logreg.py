@@ -10,7 +10,9 @@ from raygex.models.registry import register_model
 class LogisticRegression(nn.Module):
     r"""A single linear map to class logits: :math:`\mathrm{logits} = W x + b`.
 
-    Regularisation comes from the optimiser's weight decay (an L2 penalty), tuned by the search.
+    Fitted as the field fits it (:mod:`raygex.training.convex`): full-batch L-BFGS to the optimum of the
+    L2-penalised loss, ``C`` (scikit-learn's inverse regularisation strength) the only searched parameter. A
+    streamed study, whose rows never sit in one process, trains it by minibatch Adam on the same penalty.
 
     Shapes:
         input ``(batch, n_genes)`` float32; output logits ``(batch, n_classes)``.
@@ -33,8 +35,8 @@ class LogisticRegression(nn.Module):
 
 
 def build_logreg(hparams: dict, n_genes: int, n_classes: int, graph=None) -> LogisticRegression:
-    """Logistic regression needs no hyperparameters beyond the optimiser's."""
+    """``C`` sets the fit's penalty, not the network: the builder needs only the shapes."""
     return LogisticRegression(n_genes, n_classes)
 
 
-register_model("lr", build_logreg, hyperparameters={})(LogisticRegression)
+register_model("lr", build_logreg, hyperparameters={"C": 1.0}, solver="lbfgs")(LogisticRegression)

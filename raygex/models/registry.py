@@ -7,7 +7,9 @@ all read it. A family is registered by decorating its class::
     @register_model("gcn", hyperparameters={"depth": 2, "channels": 32, ...})
     class GCN(nn.Module): ...
 
-The optimiser's hyperparameters (``lr``, ``weight_decay``, ``batch_size``) are shared by every family.
+The optimiser's hyperparameters (``lr``, ``weight_decay``, ``batch_size``) are shared by every family trained by
+minibatch Adam (``solver="adam"``); a family fitted by a convex solver (``solver="lbfgs"``: logistic regression,
+:mod:`raygex.training.convex`) has only its own (``C``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ModelFamily:
     cls: type
     build: Callable[..., nn.Module]
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    solver: str = "adam"  # "adam": minibatches and early stopping; "lbfgs": full batch, to the optimum
 
 
 FAMILIES: dict[str, ModelFamily] = {}
@@ -37,14 +40,20 @@ MODELS: dict[str, type] = {}  # name -> class (a view of FAMILIES)
 BUILDERS: dict[str, Callable[..., nn.Module]] = {}  # name -> builder(hparams, n_genes, n_classes, aligned_graph)
 
 
+SOLVERS = ("adam", "lbfgs")
+
+
 def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *,
-                   hyperparameters: dict[str, Any] | None = None):
+                   hyperparameters: dict[str, Any] | None = None, solver: str = "adam"):
     """Class decorator: register a model class under ``name`` (e.g. ``@register_model("gcn", hyperparameters=...)``).
 
     ``builder(hparams, n_genes, n_classes, aligned_graph)`` makes an instance from a trial's hyperparameters (the
     family's defaults already merged in); without it, the class's ``from_hparams`` classmethod is used.
     Registering the same class twice is harmless; another class under a taken name is an error.
     """
+
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, but got {solver!r}")
 
     def decorate(cls: type) -> type:
         make = builder if builder is not None else getattr(cls, "from_hparams", None)
@@ -54,7 +63,7 @@ def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *
             if FAMILIES[name].cls is not cls:
                 raise ValueError(f"model name {name!r} is already registered to {FAMILIES[name].cls.__name__}")
             return cls
-        FAMILIES[name] = ModelFamily(name, cls, make, dict(hyperparameters or {}))
+        FAMILIES[name] = ModelFamily(name, cls, make, dict(hyperparameters or {}), solver)
         MODELS[name], BUILDERS[name] = cls, make
         return cls
 
@@ -67,9 +76,11 @@ def family_names() -> tuple[str, ...]:
 
 
 def families_using(param: str) -> tuple[str, ...]:
-    """The families a hyperparameter applies to (every family for the optimiser's)."""
-    if param in SHARED_PARAMS or param == "model":
+    """The families a hyperparameter applies to (the optimiser's: every family Adam trains)."""
+    if param == "model":
         return family_names()
+    if param in SHARED_PARAMS:
+        return tuple(name for name, family in FAMILIES.items() if family.solver == "adam")
     return tuple(name for name, family in FAMILIES.items() if param in family.hyperparameters)
 
 
@@ -79,6 +90,11 @@ def known_hyperparameters() -> set[str]:
     for family in FAMILIES.values():
         names.update(family.hyperparameters)
     return names
+
+
+def solver_of(name: str) -> str:
+    """How family ``name`` is fitted: "adam" (minibatches, epochs) or "lbfgs" (full batch, convex)."""
+    return FAMILIES[name].solver if name in FAMILIES else "adam"
 
 
 def model_defaults(name: str) -> dict[str, Any]:

@@ -1,19 +1,45 @@
-"""Keep freed memory in the process instead of handing it back to the kernel after every tensor.
+"""Keep freed memory in the process while a trial runs; hand it back when the trial is over.
 
 glibc serves every allocation above ~128 KiB–32 MiB with a fresh ``mmap`` and unmaps it on free, so each training
 batch's activations and gradients fault their pages in again; on small VMs those page faults cost as much as the
 arithmetic (measured in `raygex bench gcn --tune-malloc` and `raygex bench search`). Trials allocate the same
-shapes every step, so keeping the memory is safe and bounded by the trial's peak.
+shapes every step, so keeping the memory is safe and bounded by the trial's peak. But Tune reuses a worker
+process for trial after trial: without a hand-back each worker would keep the peak of every trial it ever ran.
+So the memory a finished trial freed goes back to the kernel before the next trial starts
+(:func:`release_freed_memory`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 _applied = False
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Collect garbage, then give every free page of the malloc heap back to the kernel (``malloc_trim(0)``):
+    what the previous trial freed leaves this process's RSS. False where the C library is not glibc."""
+    gc.collect()
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
 
 
 def keep_freed_memory() -> bool:
@@ -21,12 +47,8 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = all(mallopt(param, value) == 1 for param, value in

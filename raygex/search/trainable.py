@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from raygex.files.names import CHECKPOINT_FILE
-from raygex.runtime.allocator import keep_freed_memory
+from raygex.runtime.allocator import keep_freed_memory, release_freed_memory
 from raygex.runtime.gpu_share import limit_gpu_memory
 from raygex.search.epoch_reports import ReportSchedule
 from raygex.search.memory import private_memory_mb
@@ -50,6 +50,8 @@ def train_fn(config: dict, payload: TrialPayload) -> None:
     settings = payload.settings
     _threads(settings.cpus_per_trial)
     gpu_share = limit_gpu_memory()  # a fractional GPU: this trial's share of the device's memory
+    if _trials_in_this_worker:
+        release_freed_memory()  # the worker's previous trial's memory goes back: workers do not keep every peak
     keep_freed_memory()
     hparams = {**settings.train, **config}
     graph = payload.graphs[config["graph"]] if config.get("model") == "gcn" else None
@@ -84,7 +86,8 @@ def train_fn(config: dict, payload: TrialPayload) -> None:
         metrics = {**row, "n_params": n_params["n"], "node_id": node, "device": str(state.device),
                    "wall_start": wall_start, "wall_time": time.time(),
                    "gpu_ids": [str(g) for g in ray.get_gpu_ids()], **memory}  # the GPUs Ray assigned it
-        last = row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
+        last = (row["epoch"] >= int(hparams["max_epochs"]) or state.stale >= int(hparams["patience"])
+                or bool(row.get("converged")))  # a convex fit ends at its optimum
         metrics, with_checkpoint = schedule.report(row["epoch"], metrics, last)
         if metrics is None:
             return

@@ -67,6 +67,11 @@ class SequentialFolds:
         return [run.model for run in self.runs]
 
     @property
+    def converged(self) -> bool:
+        """Every fold's convex fit is at its optimum: another epoch would change nothing."""
+        return all(run.converged for run in self.runs)
+
+    @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.runs[0].model.parameters())
 
@@ -165,6 +170,7 @@ class BatchedFolds:
     """The k fold networks as one batched model (see the module)."""
 
     batched = True
+    converged = False  # Adam-trained families only: their epochs run until patience or max_epochs
 
     def __init__(self, models: list[nn.Module], views: list, device: torch.device, shuffle_seeds: list[int],
                  lr: float, weight_decay: float):

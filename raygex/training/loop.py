@@ -27,6 +27,7 @@ from torch import nn
 from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
 from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
+from raygex.training.convex import fit_logistic, l2_weight
 from raygex.training.optimiser import Adam
 
 def default_hyperparameters(model: str = "gcn") -> dict:
@@ -112,8 +113,16 @@ class FoldRun:
             self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
         self.model = (model if model is not None else build_model(config, len(data.genes), n_classes, data.graph)
                       ).to(device)
+        # A convex family (logistic regression) is fitted to its optimum on the whole training set in one step;
+        # streamed, it takes minibatch Adam on the same penalty (raygex.training.convex).
+        from raygex.models.registry import solver_of
+
+        convex = solver_of(str(config.get("model", "gcn"))) == "lbfgs"
+        self.C = float(config["C"]) if convex else None
+        self.convex, self.converged, self.fit_summary = convex and not self.streaming, False, None
+        weight_decay = l2_weight(self.C, len(data.y_train)) if convex else float(config["weight_decay"])
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
-        self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+        self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=weight_decay)
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
 
@@ -132,6 +141,10 @@ class FoldRun:
         return ((self.x_train[rows], self.y_train[rows]) for rows in order.split(batch_size))
 
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
+        if self.convex:  # the whole fit, to the optimum: the one epoch this family has
+            self.fit_summary = fit_logistic(self.model.linear, self.x_train, self.y_train, self.C)
+            self.converged = True
+            return
         self.model.train()
         finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
         for x, y in self._batches(batch_size, epoch):
@@ -161,7 +174,8 @@ class FoldRun:
     def checkpoint(self) -> dict:
         return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
                 "optimiser": self.optimiser.state_dict(), "shuffle": self.shuffle.get_state(),
-                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()}}
+                "best_state": None if self.best_state is None else {k: v.cpu() for k, v in self.best_state.items()},
+                "converged": self.converged}
 
     def restore(self, saved: dict, device: torch.device) -> None:
         self.model.load_state_dict(saved["model"])
@@ -169,6 +183,7 @@ class FoldRun:
         self.shuffle.set_state(saved["shuffle"])
         self.best_state = None if saved["best_state"] is None else \
             {k: v.to(device) for k, v in saved["best_state"].items()}
+        self.converged = bool(saved.get("converged", False)) and self.convex
 
 
 def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -273,9 +288,10 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     metric, patience, max_epochs = config["metric"], int(config["patience"]), int(config["max_epochs"])
     batch_size, lr = int(config["batch_size"]), float(config["lr"])
     has_valid, has_test = len(views[0].y_valid) > 0, len(data.y_test) > 0
-    finished_before = resume_from is not None and not (state.epoch < max_epochs and state.stale < patience)
+    finished_before = resume_from is not None and not (state.epoch < max_epochs and state.stale < patience
+                                                       and not folds.converged)
 
-    while state.epoch < max_epochs and state.stale < patience:
+    while state.epoch < max_epochs and state.stale < patience and not folds.converged:
         folds.train_epoch(batch_size, state.epoch + 1, lr)
         state.epoch += 1
         train_m = fold_mean([classification_metrics(v.y_train, p, n_classes)
@@ -284,6 +300,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
                              for v, p in zip(views, folds.probas("valid"))]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
+        if folds.converged:
+            row["converged"] = True  # a convex fit at its optimum: the trial's own end
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0
@@ -309,18 +327,21 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     models = folds.models()
     return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
                        models[0], data.mean, data.std, time.perf_counter() - started, str(dev),
-                       stopped_early=state.epoch < max_epochs, test_proba=test_proba, models=models,
+                       stopped_early=state.epoch < max_epochs and not folds.converged, test_proba=test_proba, models=models,
                        extra={"batched_folds": folds.batched})
 
 
 def fold_group(config: dict, views: list[TrialData], n_classes: int, device: torch.device, seed: int,
                batched: bool = False):
     """The trial's fold networks, built in fold order (the initial weights follow the seed either way): one
-    batched model when asked (``batched``) and there are several in-memory folds, else one after another."""
+    batched model when asked (``batched``) and there are several in-memory folds of an Adam-trained family, else
+    one after another."""
+    from raygex.models.registry import solver_of
+
     models = [build_model(config, len(view.genes), n_classes, view.graph) for view in views]
     shuffles = [seed + 7919 * i for i in range(len(views))]
     streaming = any(getattr(view, "streaming", False) for view in views)
-    if batched and len(views) > 1 and not streaming:
+    if batched and len(views) > 1 and not streaming and solver_of(str(config.get("model", "gcn"))) == "adam":
         try:
             return BatchedFolds(models, views, device, shuffles, float(config["lr"]), float(config["weight_decay"]))
         except NotBatchable:

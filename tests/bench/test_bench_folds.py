@@ -7,7 +7,7 @@ import json
 
 
 def test_bench_folds_measures_each_variant(run_cli):
-    code, out, err = run_cli("bench", "folds", "--case", "demo-lr", "--epochs", "2", "--folds", "3", "--json")
+    code, out, err = run_cli("bench", "folds", "--case", "demo-mlp", "--epochs", "2", "--folds", "3", "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     (row,) = result["results"]
@@ -20,7 +20,7 @@ def test_bench_folds_measures_each_variant(run_cli):
     assert abs(row["arithmetic_ratio"] - 3 * bat["train_rows"] / one["train_rows"]) < 1e-9
     assert 2.5 < row["arithmetic_ratio"] < 2.8
     assert abs(row["batched_over_one_split"] - bat["seconds"] / one["seconds"]) < 1e-9
-    assert "bat/one" in out and "demo-lr" in out
+    assert "bat/one" in out and "demo-mlp" in out
 
 
 def test_bench_folds_file_case_needs_its_dataset(run_cli):

@@ -16,6 +16,8 @@ def test_bench_scale_measures_driver_growth_and_node_stores(tmp_path):
     assert row["dataset_bytes"] > 2000 * 500 * 4 * 0.9 and row["nodes"] == 2
     # the ballast shows (a peak is the larger of the ballast and the search's own): VmHWM is really read
     assert row["driver_peak_reset"] and row["driver_growth_mb"] >= 0.98 * 300, row
+    # the code a search loads is loaded before it (a tiny search on the same cluster lists it), and counted apart
+    assert row["driver_code_mb"] > 20 and row["modules_during_search"] < 20, row["packages_during_search"]
     assert set(row["store_peak_mb"]) == {"node0", "node1"} and max(row["store_peak_mb"].values()) > 0
     # pinned primary copies are part of the bytes in use (sampled together: never more)
     primary = row["store_primary_peak_mb"]

@@ -20,7 +20,9 @@ from raygex.training.loop import build_model, default_hyperparameters
 def test_families_and_their_parameters_come_from_the_registry():
     assert family_names() == ("gcn", "mlp", "lr")
     assert families_using("depth") == ("gcn",) and families_using("hidden") == ("mlp",)
-    assert families_using("dropout") == ("gcn", "mlp") and families_using("lr") == ("gcn", "mlp", "lr")
+    assert families_using("dropout") == ("gcn", "mlp") and families_using("lr") == ("gcn", "mlp")
+    # logistic regression is fitted by a convex solver: its inverse L2 strength C is its only parameter
+    assert families_using("C") == ("lr",) and not applies("weight_decay", "lr") and not applies("batch_size", "lr")
     assert applies("graph", "gcn") and not applies("graph", "mlp") and not applies("depth", "lr")
     assert {"model", "lr", "weight_decay", "batch_size", "depth", "hidden"} <= known_hyperparameters()
     # the search space accepts exactly the registry's names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -56,3 +57,29 @@ def test_keep_freed_memory_is_idempotent():
 
     first = keep_freed_memory()
     assert keep_freed_memory() == first
+
+
+def _keep_then_release() -> tuple[float, float, float]:
+    import torch
+
+    from raygex.runtime.allocator import keep_freed_memory, release_freed_memory
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+    keep_freed_memory()
+    start = rss_mb()
+    blocks = [torch.ones(2**20) for _ in range(300)]  # a trial's 300 MiB in 4 MiB tensors (no mmap: the heap)
+    del blocks
+    kept = rss_mb()
+    release_freed_memory()
+    return start, kept, rss_mb()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_trials_freed_memory_is_kept_while_it_runs_and_released_before_the_next():
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        start, kept, released = child.submit(_keep_then_release).result()
+    assert kept - start > 250, "while a trial runs, what it frees stays in the process (no page faults again)"
+    assert released - start < 50, "before the next trial starts, it goes back to the kernel"

@@ -7,7 +7,7 @@ from raygex.search.space import define_by_run, parse_space
 
 
 def test_an_orphan_trial_is_recorded_instead_of_crashing_the_resume():
-    parsed = parse_space({"model": ["mlp", "lr"], "lr": {"loguniform": [1e-4, 1e-2]}}, [])
+    parsed = parse_space({"model": ["mlp"], "lr": {"loguniform": [1e-4, 1e-2]}}, [])  # lr: an Adam family's
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric="best_valid_auc", mode="max")
     config = searcher.suggest("known")
     searcher.on_trial_result("known", {"best_valid_auc": 0.7, "training_iteration": 1})

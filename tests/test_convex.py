@@ -1,0 +1,55 @@
+"""Logistic regression fitted as the field fits it (raygex.training.convex): the trial's network is scikit-learn's
+``LogisticRegression`` on the same standardised rows, in one step, whatever the epochs and batches say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raygex.data.demo import make_demo_cohort
+from raygex.data.prepare import trial_data
+from raygex.data.trial_data import TrialData
+from raygex.training.loop import run_trial
+from tests.test_folds import config
+
+
+def _data(n_classes: int, seed: int = 0) -> TrialData:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 40)).astype(np.float32) * rng.uniform(0.5, 3, 40).astype(np.float32) + 2
+    score = x @ rng.normal(size=40) + rng.normal(size=300)
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    genes, classes = [f"g{i}" for i in range(40)], [str(c) for c in range(n_classes)]
+    return TrialData(x[:200], y[:200], x[200:250], y[200:250], x[250:], y[250:], genes, classes)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_lr_family_is_scikit_learns_logistic_regression(n_classes):
+    from sklearn.linear_model import LogisticRegression
+
+    data, C = _data(n_classes), 0.05
+    result = run_trial({"model": "lr", "C": C, "max_epochs": 40, "patience": 5, "batch_size": 16, "lr": 0.3}, data)
+    assert result.epochs_run == 1 and result.best_epoch == 1 and not result.stopped_early
+    x_train = (data.x_train - result.mean) / result.std
+    # scikit-learn fits two classes as one binary model: the same optimum as the two-class softmax at twice C
+    reference = LogisticRegression(C=C * (2 if n_classes == 2 else 1), tol=1e-10, max_iter=10_000).fit(
+        x_train, data.y_train)
+    x_test = (data.x_test - result.mean) / result.std
+    np.testing.assert_allclose(result.test_proba, reference.predict_proba(x_test), atol=5e-4)  # float32 inputs
+
+
+def test_a_finished_fit_resumed_from_its_checkpoint_is_not_fitted_again():
+    data, saved = _data(3), {}
+    first = run_trial({"model": "lr", "C": 1.0}, data, report=lambda row, state: saved.update(state.checkpoint()))
+    again = run_trial({"model": "lr", "C": 1.0}, data, resume_from=saved)
+    assert again.epochs_run == first.epochs_run == 1 and len(again.history) == 1
+    np.testing.assert_allclose(again.test_proba, first.test_proba)
+
+
+def test_each_fold_is_fitted_on_its_own_rows_and_batched_folds_do_not_apply():
+    dataset, _, _ = make_demo_cohort(1, n_samples=163, n_genes=100)
+    data = trial_data(config(folds=3, train=90, valid=30, test=40), "subtype", dataset, {}, seed=0, graph=None)
+    result = run_trial({"model": "lr", "C": 0.1}, data, batched_folds=True)
+    assert not result.extra["batched_folds"] and result.epochs_run == 1 and len(result.models) == 3
+    weights = [m.linear.weight.detach().numpy() for m in result.models]
+    assert not np.allclose(weights[0], weights[1]), "each fold has its own training rows"
+    assert np.isfinite(result.best_valid["auc_se"])
