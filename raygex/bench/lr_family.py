@@ -41,7 +41,7 @@ def family_best(data, n_trials: int, seed: int) -> dict:
             "seconds": sum(r.seconds for r in runs)}
 
 
-def sklearn_cv(data, *, with_valid: bool = True) -> dict:
+def sklearn_cv(data, *, with_valid: bool = True, cs: int = 10) -> dict:
     """scikit-learn's ``LogisticRegressionCV`` on the training and validation rows together (``with_valid``), or
     on the training rows alone (the rows the family fits on)."""
     from sklearn.linear_model import LogisticRegressionCV
@@ -52,7 +52,7 @@ def sklearn_cv(data, *, with_valid: bool = True) -> dict:
     scaler = StandardScaler().fit(x)
     scoring = "roc_auc_ovr" if len(data.classes) > 2 else "roc_auc"
     started = time.perf_counter()
-    model = LogisticRegressionCV(Cs=np.logspace(np.log10(C_RANGE[0]), np.log10(C_RANGE[1]), 10), cv=5,
+    model = LogisticRegressionCV(Cs=np.logspace(np.log10(C_RANGE[0]), np.log10(C_RANGE[1]), cs), cv=5,
                                  scoring=scoring, max_iter=5000).fit(scaler.transform(x), y)
     proba = model.predict_proba(scaler.transform(data.x_test.astype(np.float64)))
     test = classification_metrics(data.y_test, proba, len(data.classes))
@@ -60,7 +60,7 @@ def sklearn_cv(data, *, with_valid: bool = True) -> dict:
 
 
 def run_lr_benchmark(shared: Path, *, sizes=(50, 200), seeds=(0, 1, 2, 3, 4), trials: int = 3,
-                     workdir: Path | None = None, train_only: bool = False) -> dict:
+                     workdir: Path | None = None, train_only: bool = False, cs: int = 10) -> dict:
     """Every (training size, split seed): the family's best of ``trials`` beside scikit-learn's CV fit (and, with
     ``train_only``, its CV fit on the training rows alone)."""
     from raygex.data.canonical import read_dataset
@@ -75,9 +75,9 @@ def run_lr_benchmark(shared: Path, *, sizes=(50, 200), seeds=(0, 1, 2, 3, 4), tr
         config = base.model_copy(update={"split": base.split.model_copy(update={"train": n, "seeds": list(seeds)})})
         for seed in seeds:
             data = trial_data(config, "pam50", dataset, {}, seed=seed, graph=None)
-            ours, theirs, on_train = family_best(data, trials, seed), sklearn_cv(data), None
+            ours, theirs, on_train = family_best(data, trials, seed), sklearn_cv(data, cs=cs), None
             if train_only:
-                on_train = sklearn_cv(data, with_valid=False)
+                on_train = sklearn_cv(data, with_valid=False, cs=cs)
             rows.append({"train": n, "seed": seed, "family": ours, "sklearn": theirs, "sklearn_train_only": on_train,
                          "delta": ours["test_auc"] - theirs["test_auc"],
                          "delta_train_only": None if on_train is None else ours["test_auc"] - on_train["test_auc"]})

@@ -256,8 +256,9 @@ def baselines_cmd(experiment, as_json):
 @click.option("--trials", default=3, show_default=True, help="The LR family's trials per study (its best counts).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Where the imported data is kept.")
 @click.option("--train-only", is_flag=True, help="Also fit LogisticRegressionCV on the training rows alone.")
+@click.option("--cs", default=10, show_default=True, help="LogisticRegressionCV's grid of C values (its default).")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
-def lr_cmd(shared, sizes, seeds, trials, workdir, train_only, as_json):
+def lr_cmd(shared, sizes, seeds, trials, workdir, train_only, cs, as_json):
     """The logistic-regression family's best of its first trials beside scikit-learn's LogisticRegressionCV on
     the same PAM50 samples (target: within 0.005 test AUC).
 
@@ -270,7 +271,7 @@ def lr_cmd(shared, sizes, seeds, trials, workdir, train_only, as_json):
     if not source.exists():
         raise ConfigError(f"--shared {shared}: {source} is missing (the TCGA BRCA PAM50 matrix this bench reads)")
     result = lr_bench.run_lr_benchmark(shared, sizes=tuple(sizes) or (50, 200), seeds=tuple(range(seeds)),
-                                       trials=trials, workdir=workdir, train_only=train_only)
+                                       trials=trials, workdir=workdir, train_only=train_only, cs=cs)
     click.echo(lr_bench.format_table(result))
     if as_json:
         click.echo(json.dumps(result, default=str))

@@ -7,7 +7,7 @@ import json
 
 def test_bench_lr_scores_the_family_beside_scikit_learn(run_cli, shared_data, tmp_path):
     code, out, err = run_cli("bench", "lr", "--shared", str(shared_data), "--size", "50", "--seeds", "1",
-                             "--trials", "2", "--workdir", str(tmp_path), "--json")
+                             "--trials", "2", "--cs", "3", "--workdir", str(tmp_path), "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     (row,) = result["rows"]
