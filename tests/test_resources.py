@@ -71,3 +71,11 @@ def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
     assert gpu_memory_share({"CPU": 4.0, "GPU": 0.5}) == 0.5
     assert gpu_memory_share({"CPU": 4.0, "GPU": 1.0}) is None and gpu_memory_share({"CPU": 1.0}) is None
     assert limit_gpu_memory({"GPU": 0.25}) == 0.25  # set on the device when CUDA is there; the share either way
+
+
+def test_a_memory_request_no_node_holds_is_refused_with_one_line():
+    total = {"CPU": 8.0, "memory": 16 * 2**30}
+    assert check_request(1, 0, total, {}, memory_mb=4096) is None
+    with pytest.raises(ConfigError) as err:
+        check_request(1, 0, total, {}, memory_mb=32_768)
+    assert "resources.memory_mb = 32768 per trial" in str(err.value) and "16384 MiB of memory" in str(err.value)

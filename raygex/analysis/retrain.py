@@ -101,7 +101,8 @@ def remote_trainer(config):
     the mean over the folds' networks, whose metrics the test metrics are)."""
     import ray
 
-    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu)
+    @ray.remote(num_cpus=config.resources.cpu, num_gpus=config.resources.gpu,
+                memory=config.resources.ray_resources().get("memory"))
     def train(hparams: dict, data, graph=None) -> dict:
         import torch
 

@@ -180,6 +180,16 @@ def standard_space(has_graphs: bool) -> dict:
 class ResourcesConfig(_Model):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+    # Memory Ray reserves for each trial and each later-stage training (MiB): a node then runs only as many at once
+    # as its memory resource holds, and Ray queues the rest instead of its out-of-memory monitor killing them.
+    memory_mb: Optional[float] = Field(None, gt=0)
+
+    def ray_resources(self) -> dict:
+        """The per-trial request in Tune's resource-dict form (``cpu``, ``gpu``, ``memory`` in bytes)."""
+        out = {"cpu": self.cpu, "gpu": self.gpu}
+        if self.memory_mb is not None:
+            out["memory"] = int(self.memory_mb * 2**20)
+        return out
 
 
 class WandbConfig(_Model):

@@ -73,28 +73,37 @@ def autoscaler_node_types(path: str | None = None) -> dict[str, dict]:
             if name != head and int(spec.get("max_workers", cluster.get("max_workers", 0)) or 0) > 0}
 
 
-def check_request(cpu: float, gpu: float, total: dict, node_types: dict[str, dict]) -> str | None:
+_REQUEST_KEYS = {"CPU": ("cpu", 1, "CPUs"), "GPU": ("gpu", 1, "GPUs"), "memory": ("memory_mb", 2**20, "MiB of memory")}
+
+
+def check_request(cpu: float, gpu: float, total: dict, node_types: dict[str, dict],
+                  memory_mb: float | None = None) -> str | None:
     """Refuse (ConfigError) a per-trial request no node could ever hold: not the cluster as it is now, and no node
     type the autoscaler may start. Returns a note when only nodes still to be started can hold it."""
     wanted = {"CPU": cpu, "GPU": gpu}
+    if memory_mb is not None:
+        wanted["memory"] = memory_mb * 2**20
     if all(amount <= total.get(key, 0) for key, amount in wanted.items()):
         return None
-    # A node type's CPUs may be left to detection (absent from its resources): then only its GPUs are known.
+    # A node type's CPUs and memory may be left to detection (absent from its resources): only its GPUs are known.
     fitting = [name for name, res in node_types.items()
-               if all(amount <= res.get(key, float("inf") if key == "CPU" else 0) for key, amount in wanted.items())]
+               if all(amount <= res.get(key, float("inf") if key in ("CPU", "memory") else 0)
+                      for key, amount in wanted.items())]
     if fitting:
         return (f"note: no node has resources.cpu = {cpu:g} and resources.gpu = {gpu:g} for a trial now; the autoscaler "
                 f"will start nodes of type {', '.join(fitting)}")
     short = next(key for key, amount in wanted.items() if amount > total.get(key, 0))
+    field, unit, what = _REQUEST_KEYS[short]
     types = f" nor any node type of the cluster file ({', '.join(sorted(node_types))})" if node_types else ""
-    raise ConfigError(f"resources.{short.lower()} = {wanted[short]:g} per trial, but the cluster has "
-                      f"{total.get(short, 0):g} {short}s{types}: no trial could ever start")
+    raise ConfigError(f"resources.{field} = {wanted[short] / unit:g} per trial, but the cluster has "
+                      f"{total.get(short, 0) / unit:g} {what}{types}: no trial could ever start")
 
 
 def check_resources(resources) -> None:
     """:func:`check_request` against the running cluster and the autoscaler's node types."""
     import ray
 
-    note = check_request(resources.cpu, resources.gpu, ray.cluster_resources(), autoscaler_node_types())
+    note = check_request(resources.cpu, resources.gpu, ray.cluster_resources(), autoscaler_node_types(),
+                         resources.memory_mb)
     if note:
         logger.info(note)

@@ -73,7 +73,10 @@ def train_fn(config: dict, payload: TrialPayload) -> None:
     # after one epoch (adds the model, optimiser and batch workspace, which do not grow with the sample count).
     memory = {"private_mb": private_memory_mb(), "shares_memory": shares_memory(data),
               "worker_trial": _trials_in_this_worker, "gpu_memory_share": gpu_share or 0.0}
-    node = ray.get_runtime_context().get_node_id()
+    context = ray.get_runtime_context()
+    node = context.get_node_id()
+    # the memory Ray reserved for the trial (resources.memory_mb; 0 when none is declared)
+    memory["reserved_memory_mb"] = round(context.get_assigned_resources().get("memory", 0) / 2**20, 1)
     n_params: dict = {}
 
     # Epochs reach Tune in batches, always at checkpoints and at the scheduler's decisions (epoch_reports)

@@ -53,7 +53,7 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
     name = (restored_trainable_name(folder.read_bytes(TUNER_STATE)) if restoring else None) or f"train_fn_{study}"
     tune.register_trainable(name, tune.with_resources(tune.with_parameters(train_fn, payload=payload),
-                                                      {"cpu": config.resources.cpu, "gpu": config.resources.gpu}))
+                                                      config.resources.ray_resources()))
     if restoring:
         tuner = tune.Tuner.restore(tune_path, name, resume_unfinished=True, resume_errored=False,
                                    restart_errored=True, **where)

@@ -17,12 +17,19 @@ def finished_sweep(tiny_demo, tmp_path_factory):
     from raygex.cli import main
 
     folder = tmp_path_factory.mktemp("sweep")
-    config = write_config(folder / "tiny.yaml", tiny_demo)
+    config = write_config(folder / "tiny.yaml", tiny_demo, resources={"cpu": 1, "gpu": 0, "memory_mb": 300})
     with pytest.raises(SystemExit) as exit_info:
         main(["search", str(config)])
     ray.shutdown()
     assert exit_info.value.code == 0
     return folder / "results" / "tiny"
+
+
+def test_every_trial_ran_with_the_memory_it_declared(finished_sweep):
+    """resources.memory_mb is a Ray resource: Ray reserved it for each trial (and queues trials it cannot hold)."""
+    for task in ("subtype", "sgi"):
+        board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
+        assert (board["reserved_memory_mb"] == 300).all(), board["reserved_memory_mb"]
 
 
 def test_every_task_has_a_complete_leaderboard(finished_sweep):
@@ -72,6 +79,7 @@ def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
     ({"graphs": {"true": "/nowhere/graph.parquet"}}, "graphs.true: file not found"),
     ({"tasks": [{"name": "x", "kind": "classify", "label": "stage"}]}, "label column 'stage' not found"),
     ({"resources": {"cpu": 64, "gpu": 0}}, "resources.cpu = 64"),
+    ({"resources": {"cpu": 1, "gpu": 0, "memory_mb": 10_000_000}}, "resources.memory_mb = 1e+07 per trial"),
 ])
 def test_bad_configs_fail_before_any_trial(tiny_demo, tmp_path, run_cli, changes, message):
     import ray
