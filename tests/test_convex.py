@@ -53,3 +53,17 @@ def test_each_fold_is_fitted_on_its_own_rows_and_batched_folds_do_not_apply():
     weights = [m.linear.weight.detach().numpy() for m in result.models]
     assert not np.allclose(weights[0], weights[1]), "each fold has its own training rows"
     assert np.isfinite(result.best_valid["auc_se"])
+
+
+def test_a_streamed_study_trains_it_by_adam_on_the_same_penalty():
+    """Rows that stream in batches never sit in one process: minibatch Adam, weight decay 1 / (C n)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from raygex.training.loop import FoldRun, with_defaults
+
+    streamed = SimpleNamespace(streaming=True, mean=np.zeros(40, np.float32), std=np.ones(40, np.float32),
+                               y_train=np.zeros(250, int), genes=[f"g{i}" for i in range(40)], graph=None)
+    run = FoldRun(with_defaults({"model": "lr", "C": 0.5}), streamed, 3, torch.device("cpu"), shuffle_seed=0)
+    assert not run.convex and run.optimiser.weight_decay == pytest.approx(1 / (0.5 * 250))
