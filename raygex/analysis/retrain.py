@@ -176,7 +176,7 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
             continue
         last = history.iloc[-1]
         epoch, best = int(last["epoch"]), int(last["best_epoch"])
-        converged = "converged" in history and bool(last["converged"] is True or last["converged"] == 1.0)
+        converged = pd.notna(last.get("converged")) and bool(last.get("converged"))  # a convex fit's own end
         if epoch < int(hparams["max_epochs"]) and epoch - best < int(hparams["patience"]) and not converged:
             continue  # stopped by the scheduler: its own end is unknown
         valid = {k[len("best_valid_"):]: float(v) for k, v in last.items()

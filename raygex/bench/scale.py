@@ -244,8 +244,8 @@ def run_scale_benchmark(workdir: Path | None = None, sizes=DEFAULT_SIZES, *, nod
 
 
 def format_table(result: dict) -> str:
-    head = (f"{'dataset':>17} {'GB':>6} {'code MB':>7} {'driver +MB':>10} {'/data':>7} {'ok':>3} {'store MB/node: primary':>23} "
-            f"{'in use':>17} {'limit MB':>9} {'ok':>3} {'trials':>6} {'occup.':>6} {'search s':>8}")
+    head = (f"{'dataset':>17} {'GB':>6} {'code MB':>7} {'driver +MB':>10} {'/data':>7} {'ok':>3} "
+            f"{'store MB/node: primary':>23} {'in use':>17} {'limit MB':>9} {'ok':>3} {'trials':>6} {'occup.':>6} {'search s':>8}")
     lines = [head]
     for r in result["results"]:
         primary = "/".join(f"{v:.0f}" for v in r["store_primary_peak_mb"].values())

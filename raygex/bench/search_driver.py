@@ -2,7 +2,7 @@
 
 The question the benchmark asks is whether the driver holds the data. A driver's RSS also grows by the code it
 loads: the first search in a process imports Ray Data's readers, the Optuna storage's SQLAlchemy, SciPy for the
-report's intervals, ... (about 120 MB, the same for any dataset). So the measurement is taken twice over:
+report's intervals, ... (about 165 MB, the same for any dataset). So the measurement is taken twice over:
 
 * ``code_mb``: the RSS the driver gains by importing every module a search loads, before the search starts (the
   module list comes from a search of a tiny dataset on the same cluster: :func:`modules_a_search_loads`);

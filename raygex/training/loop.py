@@ -26,8 +26,9 @@ from torch import nn
 
 from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
-from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
+from raygex.models.registry import solver_of
 from raygex.training.convex import fit_logistic, l2_weight
+from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
 from raygex.training.optimiser import Adam
 
 def default_hyperparameters(model: str = "gcn") -> dict:
@@ -115,11 +116,9 @@ class FoldRun:
                       ).to(device)
         # A convex family (logistic regression) is fitted to its optimum on the whole training set in one step;
         # streamed, it takes minibatch Adam on the same penalty (raygex.training.convex).
-        from raygex.models.registry import solver_of
-
         convex = solver_of(str(config.get("model", "gcn"))) == "lbfgs"
         self.C = float(config["C"]) if convex else None
-        self.convex, self.converged, self.fit_summary = convex and not self.streaming, False, None
+        self.convex, self.converged = convex and not self.streaming, False
         weight_decay = l2_weight(self.C, len(data.y_train)) if convex else float(config["weight_decay"])
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
         self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=weight_decay)
@@ -142,7 +141,7 @@ class FoldRun:
 
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         if self.convex:  # the whole fit, to the optimum: the one epoch this family has
-            self.fit_summary = fit_logistic(self.model.linear, self.x_train, self.y_train, self.C)
+            fit_logistic(self.model.linear, self.x_train, self.y_train, self.C)
             self.converged = True
             return
         self.model.train()
@@ -336,8 +335,6 @@ def fold_group(config: dict, views: list[TrialData], n_classes: int, device: tor
     """The trial's fold networks, built in fold order (the initial weights follow the seed either way): one
     batched model when asked (``batched``) and there are several in-memory folds of an Adam-trained family, else
     one after another."""
-    from raygex.models.registry import solver_of
-
     models = [build_model(config, len(view.genes), n_classes, view.graph) for view in views]
     shuffles = [seed + 7919 * i for i in range(len(views))]
     streaming = any(getattr(view, "streaming", False) for view in views)

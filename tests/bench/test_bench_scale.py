@@ -18,6 +18,10 @@ def test_bench_scale_measures_driver_growth_and_node_stores(tmp_path):
     assert row["driver_peak_reset"] and row["driver_growth_mb"] >= 0.98 * 300, row
     # the code a search loads is loaded before it (a tiny search on the same cluster lists it), and counted apart
     assert row["driver_code_mb"] > 20 and row["modules_during_search"] < 20, row["packages_during_search"]
+    # where the RSS rose: sampled rises above the running maximum, so together never more than the peak growth
+    rises = row["driver_rises_mb"]
+    assert all(":" in place or place == "(outside raygex)" for place in rises), rises
+    assert 0 <= sum(rises.values()) <= row["driver_growth_mb"] + 1, (rises, row["driver_growth_mb"])
     assert set(row["store_peak_mb"]) == {"node0", "node1"} and max(row["store_peak_mb"].values()) > 0
     # pinned primary copies are part of the bytes in use (sampled together: never more)
     primary = row["store_primary_peak_mb"]
