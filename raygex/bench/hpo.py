@@ -28,12 +28,14 @@ from typing import Callable
 
 import numpy as np
 
+from raygex.bench.asha_fairness import fairness_table, format_fairness
 from raygex.bench.hpo_sim import LABELS, METHODS, compute_to_target, grid_best, grid_compute, simulate, value_at
 from raygex.bench.hpo_table import DATASETS, build_table, complete
 
 REAL_DATASETS = ("demo", "brca-n50", "brca-n200")
 WITHIN = 0.01
 QUARTER = 0.25
+STUDY_TRIALS = 24  # the shipped configs' num_samples: where ASHA's fairness is counted
 
 
 def _mean(values) -> float:
@@ -117,7 +119,8 @@ def run_dataset(name: str, workdir: Path, shared: Path, seeds: int, *, workers: 
                   for s in range(seeds)] for m in methods}
     (Path(workdir) / name / "curves.json").write_text(json.dumps(curves))
     summary = summarise(curves, table)
-    return {"note": spec.note, "provenance": meta, **summary, "verdict": verdict(summary), "_curves": curves}
+    return {"note": spec.note, "provenance": meta, **summary, "verdict": verdict(summary),
+            "fairness": fairness_table(curves, table, min(STUDY_TRIALS, total)), "_curves": curves}
 
 
 def run_hpo_benchmark(datasets, workdir: Path, shared: Path, seeds: int, plot: Path | None, *, workers: int = 2,
@@ -191,6 +194,8 @@ def format_table(result: dict) -> list[str]:
                          f"{v['multivariate_quarter_valid_delta'] or 0:+.4f}, final test "
                          f"{v['multivariate_final_test_delta'] or 0:+.4f}; per seed (wins/ties/losses) to within "
                          f"{WITHIN}: {within}, to the best: {exact}")
+        if r.get("fairness"):
+            lines += format_fairness(name, r["fairness"], LABELS)
     if result.get("plot"):
         lines.append(f"plot: {result['plot']}")
     return lines

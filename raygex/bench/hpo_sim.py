@@ -35,17 +35,24 @@ from raygex.bench.hpo_table import Grid, config_key
 from raygex.search.sampling import DUPLICATE, MAX_ASKS, tpe_sampler
 from raygex.search.scheduler import asha_milestones
 
-# method -> (sampler, ASHA?, enqueue the choices first?)
+# method -> (sampler, ASHA's rungs: None (no ASHA) | "study" (one set for every trial) | "family" (one per model
+# family), the start trials enqueued first: raygex's ``search.start_trials`` ("choices" | "families") or None)
 METHODS = {
-    "tpe+asha": ("tpe", True, True),
-    "tpe-mv+asha": ("tpe-mv", True, True),
-    "random+asha": ("random", True, False),
-    "tpe": ("tpe", False, True),
-    "random": ("random", False, False),
-    "grid": ("grid", False, False),
+    "tpe+asha": ("tpe", "study", "choices"),
+    "tpe+asha-family": ("tpe", "family", "choices"),
+    "tpe+asha-families": ("tpe", "study", "families"),
+    "tpe-mv+asha": ("tpe-mv", "study", "choices"),
+    "random+asha": ("random", "study", None),
+    "random+asha-family": ("random", "family", None),
+    "tpe": ("tpe", None, "choices"),
+    "random": ("random", None, None),
+    "grid": ("grid", None, None),
 }
-LABELS = {"tpe+asha": "TPE + ASHA", "tpe-mv+asha": "TPE multivariate+group + ASHA", "random+asha": "random + ASHA",
-          "tpe": "TPE (no ASHA)", "random": "random", "grid": "grid (shuffled)"}
+LABELS = {"tpe+asha": "TPE + ASHA", "tpe+asha-family": "TPE + ASHA, rungs per family",
+          "tpe-mv+asha": "TPE multivariate+group + ASHA", "random+asha": "random + ASHA",
+          "random+asha-family": "random + ASHA, rungs per family",
+          "tpe+asha-families": "TPE + ASHA, one start per family", "tpe": "TPE (no ASHA)", "random": "random",
+          "grid": "grid (shuffled)"}
 
 
 @dataclass
@@ -115,15 +122,16 @@ def optuna_params(params: dict, grid: Grid) -> dict:
     return out
 
 
-def choice_points(grid: Grid) -> list[dict]:
-    """raygex's enqueued choices (:func:`raygex.search.space.all_choices`) for the grid's model and graph values."""
-    from raygex.search.space import all_choices
+def choice_points(grid: Grid, start: str = "choices") -> list[dict]:
+    """raygex's enqueued start trials (:func:`raygex.search.space.start_points`) for the grid's model and graph
+    values."""
+    from raygex.search.space import start_points
 
     parsed = {"model": ("choice", grid.models())}
     graphs = [p for p in grid.families.get("gcn", ()) if p.name == "graph"]
     if graphs:
         parsed["graph"] = ("choice", list(graphs[0].values))
-    return all_choices(parsed)
+    return start_points(parsed, start)
 
 
 def make_sampler(kind: str, seed: int, budget: int):
@@ -166,21 +174,26 @@ def simulate(method: str, table: dict[str, dict], grid: Grid, *, seed: int, grac
     space is exhausted or ``budget_epochs`` are spent."""
     import optuna
 
-    sampler_kind, use_asha, enqueue = METHODS[method]
+    sampler_kind, rungs, enqueue = METHODS[method]
     points = grid.points()
-    asha = Asha(grace, max_t) if use_asha else None
+    ashas: dict[str, Asha] = {}  # by rung group: "" (the study's) or the model family
     curve: list[dict] = []
     epochs, seconds, best, test = 0, 0.0, -math.inf, math.nan
 
     def account(params: dict) -> Outcome:
         nonlocal epochs, seconds, best, test
         row = table[config_key(params)]
-        out = asha.run(row) if asha is not None else fifo(row)
+        if rungs is None:
+            out = fifo(row)
+        else:
+            group = params["model"] if rungs == "family" else ""
+            out = ashas.setdefault(group, Asha(grace, max_t)).run(row)
         epochs, seconds = epochs + out.epochs, seconds + out.seconds
         if out.best_valid > best:
             best, test = out.best_valid, out.test
         curve.append({"trial": len(curve) + 1, "epochs": epochs, "seconds": round(seconds, 3), "best_valid": best,
-                      "test": test, "params": params, "run": out.epochs, "stopped": out.stopped})
+                      "test": test, "params": params, "run": out.epochs, "stopped": out.stopped,
+                      "valid": out.best_valid})
         return out
 
     def spent() -> bool:
@@ -197,7 +210,7 @@ def simulate(method: str, table: dict[str, dict], grid: Grid, *, seed: int, grac
         warnings.simplefilter("ignore")  # multivariate/group TPE is marked experimental
         study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler_kind, seed, len(points)))
         if enqueue:
-            for point in choice_points(grid):
+            for point in choice_points(grid, enqueue):
                 study.enqueue_trial(point)
         seen: set[str] = set()
         while len(seen) < len(points) and not spent():

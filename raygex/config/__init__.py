@@ -135,6 +135,9 @@ class SchedulerConfig(_Model):
     kind: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(5, ge=1)
     max_epochs: int | None = None
+    # Whom ASHA ranks a trial against at a rung: `family` (the trials of its own model family, so a family that
+    # learns slowly is not stopped for being slow) or `study` (every trial, Ray's ASHAScheduler as it is).
+    rungs: Literal["family", "study"] = "study"
 
 
 class SearchConfig(_Model):
@@ -147,6 +150,10 @@ class SearchConfig(_Model):
     max_concurrent_per_study: Optional[int] = Field(None, ge=1)
     studies_at_once: Optional[int] = Field(None, ge=1)
     seed: int = 0
+    # What the sweep tries first, before TPE samples: `choices` (one trial per baseline family and per GCN graph
+    # and control) or `families` (one per model family; every graph's and control's figures then come from the
+    # graph swap alone). Either way the report and the verdict hold every baseline, graph and control.
+    start_trials: Literal["choices", "families"] = "choices"
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (failures, resume)
     # ... and seconds at least between them (the last epoch always checkpoints): each costs a copy to storage and a

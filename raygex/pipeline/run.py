@@ -38,7 +38,8 @@ def check_inputs(config: ExperimentConfig) -> None:
     from raygex.data.prepare import check_folds, check_graphs, check_input_files, check_tasks
     from raygex.search.space import choice_points, parse_space
 
-    choice_points(parse_space(config.search.space, config.graph_choices()), config.search.num_samples)
+    choice_points(parse_space(config.search.space, config.graph_choices()), config.search.num_samples,
+                  config.search.start_trials)
     check_input_files(config)
     check_tasks(config)  # labels, genes and graph overlap, read from schemas and graphs only: before any folder
     check_graphs(config)

@@ -24,15 +24,20 @@ def scheduler_max_epochs(config) -> int:
 
 
 def build_scheduler(config, metric: str, mode: str):
-    """Ray's ``ASHAScheduler`` on the ``epoch`` a trial reports (one bracket), or ``FIFOScheduler``."""
+    """Ray's ``ASHAScheduler`` on the ``epoch`` a trial reports (one bracket; with ``rungs: family`` one per model
+    family), or ``FIFOScheduler``."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if config.search.scheduler.kind != "asha":
         return FIFOScheduler()
     max_t = scheduler_max_epochs(config)
-    return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
-                         grace_period=min(config.search.scheduler.grace_period, max_t),
-                         reduction_factor=REDUCTION_FACTOR)
+    settings = dict(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
+                    grace_period=min(config.search.scheduler.grace_period, max_t), reduction_factor=REDUCTION_FACTOR)
+    if config.search.scheduler.rungs == "family":
+        from raygex.search.tune_compat.family_asha import FamilyASHAScheduler
+
+        return FamilyASHAScheduler(**settings)
+    return ASHAScheduler(**settings)
 
 
 def decision_epochs(config) -> list[int]:

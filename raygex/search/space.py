@@ -127,19 +127,37 @@ def define_by_run(parsed: dict[str, tuple[str, Any]]) -> DefineByRun:
     return DefineByRun(parsed)
 
 
-def choice_points(parsed: dict[str, tuple[str, Any]], limit: int) -> list[dict]:
-    """One enqueued trial per choice (each baseline family, and the GCN on every graph and control), so every
-    study contains its baselines and controls whatever TPE would have sampled; the other parameters are still
-    sampled. Only ``choice`` parameters are pinned.
+START_TRIALS = ("choices", "families")  # search.start_trials: what the sweep tries first, before TPE samples
 
-    A trial budget (``limit``, the study's ``num_samples``) below the number of choices is refused: truncating
-    would silently drop the controls, which are listed last.
+
+def choice_points(parsed: dict[str, tuple[str, Any]], limit: int, start: str = "choices") -> list[dict]:
+    """The trials enqueued before TPE samples (:func:`start_points`): the other parameters are still sampled; only
+    ``choice`` parameters are pinned.
+
+    A trial budget (``limit``, the study's ``num_samples``) below the number of start trials is refused:
+    truncating would silently drop the controls, which are listed last.
     """
-    points = all_choices(parsed)
+    points = start_points(parsed, start)
     if len(points) > limit:
-        raise ConfigError(f"search.num_samples must be at least the number of choices ({len(points)}: "
-                          f"{', '.join(describe_point(p) for p in points)}), but got {limit}; every choice is "
-                          f"tried once before TPE samples")
+        raise ConfigError(f"search.num_samples must be at least the number of start trials ({len(points)}: "
+                          f"{', '.join(describe_point(p) for p in points)}), but got {limit}; each is tried once "
+                          f"before TPE samples (search.start_trials: {start})")
+    return points
+
+
+def start_points(parsed: dict[str, tuple[str, Any]], start: str = "choices") -> list[dict]:
+    """``choices``: one trial per choice (each baseline family, and the GCN on every graph and control), so every
+    study's sweep holds its baselines and controls whatever TPE would have sampled. ``families``: one trial per
+    model family (the GCN on the first graph): the baselines' figures still come from their own trials, and every
+    graph's and control's from the graph swap, which retrains the best GCN with each."""
+    if start not in START_TRIALS:
+        raise ConfigError(f"search.start_trials must be one of {', '.join(START_TRIALS)}, but got {start!r}")
+    points = all_choices(parsed)
+    if start == "families":
+        families: dict[Any, dict] = {}
+        for point in points:
+            families.setdefault(point.get("model", "gcn"), point)
+        points = list(families.values())
     return points
 
 

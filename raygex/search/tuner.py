@@ -68,7 +68,7 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
         return tuner
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
-                                     points_to_evaluate=choice_points(parsed, budget),
+                                     points_to_evaluate=choice_points(parsed, budget, config.search.start_trials),
                                      sampler=tpe_sampler(config.search.seed, budget))
     searcher = SlotLimiter(searcher, config.search.max_concurrent_per_study or config.search.max_concurrent,
                            study=study, slots_key=slots_key, budget=budget)

@@ -177,3 +177,124 @@ def test_brca_config_uses_the_real_split(shared_data, tmp_path):
     data = trial_data(config, "pam50-n50", load_dataset(config), load_graphs(config), seed=0, graph=None)
     assert (len(data.y_train), len(data.y_valid), len(data.y_test)) == (50, 100, 200)
     assert data.folds is None and len(data.classes) == 5
+
+
+def slow_and_fast_table(max_t: int = 20) -> dict[str, dict]:
+    """GCNs that learn slowly and end highest, MLPs and LR that peak at once: ASHA over the whole study stops GCNs
+    at the first rung."""
+    table = {}
+    for params in GRID.points():
+        level = {"gcn": 0.95, "mlp": 0.85, "lr": 0.80}[params["model"]] - 0.01 * params.get("depth", 0)
+        level -= 0.02 * (params.get("lr", 1e-3) != 1e-3)
+        epochs = np.arange(1, max_t + 1)
+        curve = level * (1 - np.exp(-epochs / (8.0 if params["model"] == "gcn" else 0.5)))
+        table[config_key(params)] = {"key": config_key(params), "params": params, **row(curve.tolist())}
+    return table
+
+
+def test_rungs_per_family_compare_a_trial_with_its_own_family_only():
+    table = slow_and_fast_table()
+    study = simulate("random+asha", table, GRID, seed=0, grace=2, max_t=20)
+    family = simulate("random+asha-family", table, GRID, seed=0, grace=2, max_t=20)
+    assert [p["params"] for p in study] == [p["params"] for p in family]  # same sampler, same order
+    stopped_gcn = [p for p in study if p["stopped"] and p["params"]["model"] == "gcn"]
+    assert stopped_gcn  # slow GCNs lose to the quick families at the study's first rung
+    # per family: the first trial of each family to reach a rung is never stopped there, and a GCN is stopped only
+    # below the 75th percentile of the GCNs before it at that rung (recomputed here by hand)
+    rungs = asha_milestones(2, 20)
+    seen: dict[tuple, list] = {}
+    for point in family:
+        params, curve = point["params"], table[config_key(point["params"])]["best_valid"]
+        expected_stop = None
+        for epoch in rungs:
+            if epoch > len(curve) or epoch >= 20:
+                break
+            earlier = seen.setdefault((params["model"], epoch), [])
+            cutoff = np.nanpercentile(earlier, 75) if earlier else None
+            earlier.append(curve[epoch - 1])
+            if cutoff is not None and curve[epoch - 1] < cutoff:
+                expected_stop = epoch
+                break
+        assert point["stopped"] == (expected_stop is not None), params
+        assert point["run"] == (expected_stop or len(curve)), params
+
+
+def test_fairness_counts_against_a_hand_count():
+    from raygex.bench.asha_fairness import fairness
+
+    table = slow_and_fast_table()
+    runs = [simulate("random+asha", table, GRID, seed=s, grace=2, max_t=20) for s in range(3)]
+    result = fairness(runs, table, trials=10)
+    assert result["replays"] == 3 and result["trials"] == 10
+    for model in ("gcn", "mlp", "lr"):
+        trials = stopped = lost = near = near_stopped = 0
+        for curve in runs:
+            best = max(p["valid"] for p in curve[:10])
+            for p in curve[:10]:
+                if p["params"]["model"] != model:
+                    continue
+                full = table[config_key(p["params"])]["best_valid"][-1]
+                trials += 1
+                stopped += p["stopped"]
+                lost += p["stopped"] and full > best
+                near += full >= best - 0.01
+                near_stopped += p["stopped"] and full >= best - 0.01
+        got = result["families"].get(model, {"trials": 0, "stopped": 0, "lost": 0, "near": 0, "near_stopped": 0})
+        assert (got["trials"], got["stopped"], got["lost"], got["near"], got["near_stopped"]) == \
+            (trials, stopped, lost, near, near_stopped), model
+    assert result["families"]["gcn"]["lost"] > 0  # the slow winners stopped: what the table is built to show
+    family = fairness([simulate("random+asha-family", table, GRID, seed=s, grace=2, max_t=20) for s in range(3)],
+                      table, trials=10)
+    assert family["families"]["gcn"]["lost"] < result["families"]["gcn"]["lost"]
+
+
+@pytest.mark.parametrize("grace,max_t", [(2, 8), (5, 30)])
+def test_rungs_per_family_scheduler_stops_what_the_replay_stops(grace, max_t):
+    """raygex's scheduler for ``search.scheduler.rungs: family`` (Ray's ASHA with one bracket per model family),
+    driven through the same results as the replay's per-family rule, stops the same trials at the same epochs;
+    and a trial is never stopped by another family's results."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from raygex.search.tune_compat.family_asha import FamilyASHAScheduler
+
+    rng = np.random.default_rng(grace + max_t)
+    scheduler = FamilyASHAScheduler(time_attr="epoch", metric="best_valid_auc", mode="max", max_t=max_t,
+                                    grace_period=grace, reduction_factor=4)
+    ours: dict[str, Asha] = {}
+    stopped = {"gcn": 0, "mlp": 0}
+    for i in range(60):
+        family = "gcn" if rng.random() < 0.5 else "mlp"
+        n = int(rng.integers(1, max_t + 1))
+        # GCN curves low (slow), MLP curves high: ranked together, GCNs would be stopped nearly always
+        r = row(list(rng.random(n) * (0.5 if family == "gcn" else 1.0) + (0.0 if family == "gcn" else 0.5)))
+        trial = SimpleNamespace(trial_id=f"t{i}", config={"model": family})
+        scheduler.on_trial_add(None, trial)
+        ran, ray_stopped = n, False
+        for epoch in range(1, n + 1):
+            result = {"epoch": epoch, "best_valid_auc": r["best_valid"][epoch - 1]}
+            if scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+                ran, ray_stopped = epoch, epoch < max_t
+                break
+        scheduler.on_trial_complete(None, trial, result)
+        outcome = ours.setdefault(family, Asha(grace, max_t)).run(r)
+        assert (outcome.epochs, outcome.stopped) == (ran, ray_stopped), (i, family, n)
+        stopped[family] += outcome.stopped
+    assert stopped["gcn"] and stopped["mlp"]
+    rungs = scheduler.rungs_by_family()
+    assert set(rungs) == {"gcn", "mlp"}
+    gcn_ids = {t for _, recorded in rungs["gcn"] for t in recorded}
+    mlp_ids = {t for _, recorded in rungs["mlp"] for t in recorded}
+    assert gcn_ids and mlp_ids and not gcn_ids & mlp_ids
+
+
+def test_config_rungs_family_builds_the_family_scheduler():
+    from ray.tune.schedulers import ASHAScheduler
+
+    from raygex.config import ExperimentConfig
+    from raygex.search.scheduler import build_scheduler
+    from raygex.search.tune_compat.family_asha import FamilyASHAScheduler
+
+    base = dict(name="x", data={"expression": "e.parquet"}, tasks=[{"name": "t", "kind": "classify", "label": "y"}])
+    family = build_scheduler(ExperimentConfig(**base, search={"scheduler": {"rungs": "family"}}), "m", "max")
+    study = build_scheduler(ExperimentConfig(**base), "m", "max")
+    assert isinstance(family, FamilyASHAScheduler) and type(study) is ASHAScheduler

@@ -73,7 +73,7 @@ def test_status_json_reports_counts_and_winner(finished_sweep, run_cli):
 
 @pytest.mark.parametrize("changes,message", [
     ({"search": {"num_samples": 0}}, "search.num_samples"),
-    ({"search": {"num_samples": 2, "space": {}}}, "search.num_samples must be at least the number of choices"),
+    ({"search": {"num_samples": 2, "space": {}}}, "search.num_samples must be at least the number of start trials"),
     ({"search": {"num_samples": 2, "space": {"model": ["gcn"], "depthh": {"int": [1, 2]}}}},
      "search.space.depthh is not a known hyperparameter"),
     ({"graphs": {"true": "/nowhere/graph.parquet"}}, "graphs.true: file not found"),

@@ -178,6 +178,23 @@ def test_rays_node_stats_report_the_object_store():
         ray.shutdown()
 
 
+def test_asha_brackets_are_built_and_read_as_the_family_scheduler_does():
+    import inspect
+
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    params = list(inspect.signature(_Bracket).parameters)
+    contract(params[:4] == ["min_t", "max_t", "reduction_factor", "s"] and "stop_last_trials" in params, RAY,
+             "ray.tune.schedulers.async_hyperband._Bracket(min_t, max_t, reduction_factor, s, stop_last_trials)")
+    bracket = _Bracket(2, 32, 4, 0)
+    contract([m for m, _ in bracket._rungs] == [32, 8, 2] and all(r == {} for _, r in bracket._rungs), RAY,
+             "_Bracket._rungs: [(milestone, {trial_id: value}), ...] in descending order")
+    scheduler = ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=8, grace_period=2)
+    contract(isinstance(getattr(scheduler, "_trial_info", None), dict), RAY,
+             "AsyncHyperBandScheduler._trial_info (trial_id -> bracket)")
+
+
 # -- the version range ---------------------------------------------------------------------------------------------
 
 def declared_range(name: str) -> tuple[str, str]:

@@ -1,0 +1,49 @@
+"""`search.start_trials`: what a sweep tries before TPE samples. `families` spends one start trial per model family
+instead of one per choice, and the report and the verdict still hold every baseline, graph and control (the
+graphs' and controls' figures from the equal-budget graph swap). The sweep runs ASHA with rungs per family."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from raygex.search.space import parse_space, start_points
+from tests.pipeline.test_stages import run_cli
+from tests.search.conftest import write_config
+
+SPACE = {"model": ["gcn", "mlp", "lr"], "graph": "all"}
+GRAPHS = ["true", "decoy", "true:random", "decoy:random", "empty"]
+
+
+def test_start_points_one_per_choice_or_one_per_family():
+    parsed = parse_space(SPACE, GRAPHS)
+    assert start_points(parsed, "choices") == [{"model": "mlp"}, {"model": "lr"}] + [
+        {"model": "gcn", "graph": g} for g in GRAPHS]
+    assert start_points(parsed, "families") == [{"model": "mlp"}, {"model": "lr"}, {"model": "gcn", "graph": "true"}]
+
+
+def test_a_sweep_started_by_family_keeps_every_baseline_graph_and_control_in_the_verdict(tiny_demo, tmp_path):
+    config = write_config(
+        tmp_path / "families.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+        train={"max_epochs": 2, "patience": 2, "batch_size": 32},
+        search={"num_samples": 3, "max_concurrent": 2, "start_trials": "families",
+                "scheduler": {"kind": "asha", "grace_period": 1, "rungs": "family"},
+                "space": {**SPACE, "depth": 1, "channels": 4, "embedding": 1, "hidden": 16, "dropout": 0.0,
+                          "lr": 0.01}})
+    code, out, err = run_cli("search", config)
+    assert code == 0, err[-3000:]
+    experiment = tmp_path / "results" / "tiny"
+    board = pd.read_parquet(experiment / "subtype" / "leaderboard.parquet")
+    sweep = board[board["role"] == "sweep"] if "role" in board else board
+    started = sorted(f"{m}/{g}" if m == "gcn" else m for m, g in zip(sweep["config/model"], sweep["config/graph"]))
+    # three trials, one per family; the GCN's on the config's first graph (a real one), no other graph swept
+    assert len(started) == 3 and started[1:] == ["lr", "mlp"] and started[0] in ("gcn/true", "gcn/decoy"), started
+    code, out, err = run_cli("status", experiment, "--json")
+    assert code == 0, err[-2000:]
+    verdicts = {(v["graph"], v["control"]) for v in json.loads(out)["tasks"]["subtype"]["verdicts"]}
+    assert verdicts == {("true", "true:random"), ("true", "empty"), ("decoy", "decoy:random"), ("decoy", "empty")}
+    seeds = pd.read_parquet(experiment / "subtype" / "seeds.parquet")
+    assert {"mlp", "lr", *(f"gcn/{g}" for g in GRAPHS)} <= set(seeds["choice"]), sorted(set(seeds["choice"]))
+    report = (experiment / "report.html").read_text()
+    assert "decoy:random" in report and "lr" in report
