@@ -204,6 +204,32 @@ def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workd
                   as_json)
 
 
+@bench.command("memory")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--storage", type=click.Path(path_type=Path), default=None,
+              help="Where the run's experiment goes (default: the config's storage).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config overrides, as for `raygex search`.")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between samples.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def memory_cmd(config, storage, overrides, interval, as_json):
+    """A whole `raygex search CONFIG` run's peak memory per kind of process (driver, trial actors, retraining
+    tasks, idle workers, Ray's own), proportional set sizes sampled every INTERVAL seconds.
+
+    \b
+    Example:
+      raygex bench memory configs/demo.yaml --storage /tmp/raygex-memory
+    """
+    from raygex.bench.memory import format_memory, run_memory_benchmark
+
+    result = run_memory_benchmark(config, storage, list(overrides), interval=interval)
+    for line in format_memory(result):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result))
+    if result["exit_code"] != 0:
+        raise SystemExit(result["exit_code"])
+
+
 @bench.command("soak")
 @click.option("--trials", default=200, show_default=True, help="Trials in the sweep.")
 @click.option("--concurrent", default=4, show_default=True, help="Trials at a time.")
