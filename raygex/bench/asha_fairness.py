@@ -24,7 +24,7 @@ import numpy as np
 from raygex.bench.hpo_table import config_key
 
 WITHIN = 0.01
-ASHA_METHODS = ("random+asha", "random+asha-family", "tpe+asha", "tpe+asha-family")
+ASHA_METHODS = ("random+asha", "random+asha-family", "tpe+asha", "tpe+asha-family", "tpe+asha-families")
 
 
 def fairness(runs: list[list[dict]], table: dict[str, dict], trials: int) -> dict:
@@ -32,23 +32,24 @@ def fairness(runs: list[list[dict]], table: dict[str, dict], trials: int) -> dic
     stopped, lost winners and the stop rate among near-best full runs; and the replays' final best (valid, test)."""
     families: dict[str, dict] = {}
     finals, tests = [], []
-    for curve in runs:
+    for replay, curve in enumerate(runs):
         points = curve[:trials]
         best = max(p["valid"] for p in points)
         finals.append(best)
         tests.append(points[-1]["test"])
         for p in points:
             family = families.setdefault(p["params"]["model"], {"trials": 0, "stopped": 0, "lost": 0, "near": 0,
-                                                                "near_stopped": 0})
+                                                                "near_stopped": 0, "lost_in": set()})
             full = float(table[config_key(p["params"])]["best_valid"][-1])
             family["trials"] += 1
             family["stopped"] += bool(p["stopped"])
             if p["stopped"] and full > best + 1e-12:
-                family["lost"] += 1
+                family["lost_in"].add(replay)
             if full >= best - WITHIN:
                 family["near"] += 1
                 family["near_stopped"] += bool(p["stopped"])
     for family in families.values():
+        family["lost"] = len(family.pop("lost_in"))  # replays, not trials: a replay loses its winner once
         family["stopped_share"] = family["stopped"] / family["trials"] if family["trials"] else math.nan
         family["near_stopped_share"] = family["near_stopped"] / family["near"] if family["near"] else math.nan
     return {"families": families, "replays": len(runs), "trials": trials,

@@ -230,13 +230,14 @@ def test_fairness_counts_against_a_hand_count():
         trials = stopped = lost = near = near_stopped = 0
         for curve in runs:
             best = max(p["valid"] for p in curve[:10])
+            lost += any(p["stopped"] and p["params"]["model"] == model and
+                        table[config_key(p["params"])]["best_valid"][-1] > best for p in curve[:10])
             for p in curve[:10]:
                 if p["params"]["model"] != model:
                     continue
                 full = table[config_key(p["params"])]["best_valid"][-1]
                 trials += 1
                 stopped += p["stopped"]
-                lost += p["stopped"] and full > best
                 near += full >= best - 0.01
                 near_stopped += p["stopped"] and full >= best - 0.01
         got = result["families"].get(model, {"trials": 0, "stopped": 0, "lost": 0, "near": 0, "near_stopped": 0})
