@@ -16,7 +16,7 @@ MAX_LINES = 400
 # The room map, in dependency order: a room may import itself and the rooms before it, never one after it.
 # (README, "Development": one line a room.) ``raygex`` itself (load_model) and ``__main__`` stand above all.
 ROOMS = ("core", "files", "runtime", "models", "graphs", "config", "data", "training", "search", "experiment",
-         "analysis", "export", "report", "pipeline", "bench", "cli")
+         "analysis", "export", "report", "pipeline", "api", "bench", "cli")
 CORE = ("raygex.errors", "raygex.version", "raygex.genes", "raygex.metrics")
 TOP = ("raygex", "raygex.__main__")
 SEAM = "raygex.search.tune_compat"

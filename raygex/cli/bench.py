@@ -11,6 +11,7 @@ from raygex.bench import folds as folds_bench
 from raygex.bench import gcn as gcn_bench
 from raygex.bench import hpo as hpo_bench
 from raygex.bench import lr_family as lr_bench
+from raygex.bench.memory import format_memory, run_memory_benchmark
 from raygex.bench import predict as predict_bench
 from raygex.bench import scale as scale_bench
 from raygex.bench import scale_cluster
@@ -219,8 +220,6 @@ def memory_cmd(config, storage, overrides, interval, as_json):
     Example:
       raygex bench memory configs/demo.yaml --storage /tmp/raygex-memory
     """
-    from raygex.bench.memory import format_memory, run_memory_benchmark
-
     result = run_memory_benchmark(config, storage, list(overrides), interval=interval)
     for line in format_memory(result):
         click.echo(line)
