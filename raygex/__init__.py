@@ -24,9 +24,10 @@ def run(config, *, storage=None, name=None, overrides=None, address=None, resume
     winners and the report. ``overrides`` take dotted keys (``{"search.num_samples": 8}``); ``storage`` is a
     folder or an ``s3://`` / ``gs://`` URI; ``address`` a Ray cluster (default: a local Ray).
 
-    >>> exp = raygex.run("configs/demo.yaml", overrides={"search.num_samples": 8})  # doctest: +SKIP
-    >>> exp.winner("subtype")["hyperparameters"]["model"]  # doctest: +SKIP
-    'gcn'
+    Examples:
+        >>> exp = raygex.run("configs/demo.yaml", overrides={"search.num_samples": 8})  # doctest: +SKIP
+        >>> exp.winner("subtype")["hyperparameters"]["model"]  # doctest: +SKIP
+        'gcn'
     """
     from raygex.api import run_experiment
 
@@ -37,7 +38,8 @@ def run(config, *, storage=None, name=None, overrides=None, address=None, resume
 def resume(experiment, *, address=None, verbose=False):
     """Finish an interrupted experiment (its folder or URI); returns its :class:`Experiment`.
 
-    >>> exp = raygex.resume("results/demo")  # doctest: +SKIP
+    Examples:
+        >>> exp = raygex.resume("results/demo")  # doctest: +SKIP
     """
     from raygex.api import resume_experiment
 
@@ -47,9 +49,10 @@ def resume(experiment, *, address=None, verbose=False):
 def open(experiment):  # noqa: A001 - raygex.open, as zarr.open / xarray.open_dataset: the package's reader
     """An experiment's results (its folder or URI) as an :class:`Experiment`.
 
-    >>> exp = raygex.open("results/demo")  # doctest: +SKIP
-    >>> exp.leaderboard("subtype").head(3)  # doctest: +SKIP
-    >>> exp.verdicts("subtype")  # doctest: +SKIP
+    Examples:
+        >>> exp = raygex.open("results/demo")  # doctest: +SKIP
+        >>> exp.leaderboard("subtype").head(3)  # doctest: +SKIP
+        >>> exp.verdicts("subtype")  # doctest: +SKIP
     """
     from raygex.api import open_experiment
 
@@ -60,8 +63,9 @@ def load_model(path, device: str | None = "cpu"):
     """Load an exported model (``<storage>/<name>/models/<task>.pt``) on ``device`` (``cpu``, ``cuda``, ``auto``);
     see :class:`raygex.export.predict.LoadedModel`.
 
-    >>> model = raygex.load_model("results/demo/models/subtype.pt")  # doctest: +SKIP
-    >>> model.predict(new_samples)  # doctest: +SKIP
+    Examples:
+        >>> model = raygex.load_model("results/demo/models/subtype.pt")  # doctest: +SKIP
+        >>> model.predict(new_samples)  # doctest: +SKIP
     """
     from raygex.export.predict import load_model as _load_model
 

@@ -39,11 +39,12 @@ def as_config(config: ConfigLike, overrides: Mapping[str, Any] | None = None) ->
     """A validated :class:`~raygex.config.ExperimentConfig` from a YAML path, a mapping (the YAML's content as a
     dict) or a config, with ``overrides`` (``{"train.max_epochs": 10}``: dotted keys, Python values) applied.
 
-    >>> cfg = as_config({"name": "x", "data": {"expression": "e.parquet"},
-    ...                  "tasks": [{"name": "t", "kind": "classify", "label": "y"}]},
-    ...                 overrides={"search.num_samples": 8})
-    >>> cfg.search.num_samples
-    8
+    Examples:
+        >>> cfg = as_config({"name": "x", "data": {"expression": "e.parquet"},
+        ...                  "tasks": [{"name": "t", "kind": "classify", "label": "y"}]},
+        ...                 overrides={"search.num_samples": 8})
+        >>> cfg.search.num_samples
+        8
     """
     overrides = dict(overrides or {})
     if isinstance(config, ExperimentConfig):
@@ -79,8 +80,9 @@ def run_experiment(config: ConfigLike, *, storage: str | os.PathLike | None = No
     the config's); ``address`` is a Ray cluster (default: ``RAY_ADDRESS``, else a local Ray); ``resume``
     continues an experiment of the same name. Exported as ``raygex.run``.
 
-    >>> exp = raygex.run("configs/demo.yaml", storage="results")  # doctest: +SKIP
-    >>> exp.verdicts("subtype")[["graph", "control", "verdict"]]  # doctest: +SKIP
+    Examples:
+        >>> exp = raygex.run("configs/demo.yaml", storage="results")  # doctest: +SKIP
+        >>> exp.verdicts("subtype")[["graph", "control", "verdict"]]  # doctest: +SKIP
     """
     from raygex.pipeline import run_search
 
@@ -105,8 +107,9 @@ def resume_experiment(experiment: str | os.PathLike, *, address: str | None = No
 def open_experiment(experiment: str | os.PathLike) -> Experiment:
     """An experiment's results, from its folder or URI (``<storage>/<name>``). Exported as ``raygex.open``.
 
-    >>> exp = raygex.open("results/demo")  # doctest: +SKIP
-    >>> exp.studies  # doctest: +SKIP
-    ['subtype', 'sgi_G0001']
+    Examples:
+        >>> exp = raygex.open("results/demo")  # doctest: +SKIP
+        >>> exp.studies  # doctest: +SKIP
+        ['subtype', 'sgi_G0001']
     """
     return Experiment(experiment)

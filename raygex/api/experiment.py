@@ -68,7 +68,8 @@ class Experiment:
         """Every trial of the study's sweep, best first on validation: its configuration (``config/...``), status
         and validation metrics. Test metrics are left out unless ``show_test`` (never choose on them).
 
-        >>> exp.leaderboard("subtype")[["config/model", "best_valid_auc"]].head(2)  # doctest: +SKIP
+        Examples:
+            >>> exp.leaderboard("subtype")[["config/model", "best_valid_auc"]].head(2)  # doctest: +SKIP
         """
         board = self._layout.read_leaderboard(self._study(study))
         if board is None:

@@ -30,6 +30,7 @@ Each such tensor is a fresh ``mmap`` from glibc whose pages fault in on first to
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,9 @@ import numpy as np
 
 from raygex.bench.gcn import check_shape, scale_free_graph
 
-GENEMANIA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "graphs" / "genemania.adjlist.gz"
+BENCH_DATA = Path(os.environ.get("RAYGEX_BENCH_DATA")
+                  or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+GENEMANIA = BENCH_DATA / "graphs" / "genemania.adjlist.gz"  # the benchmark data folder's, when it is there
 TARGET_SAMPLES_PER_S = 2000.0
 N_SAMPLES = 200  # samples of the generated dataset whose training rows give the standardisation
 WARMUP_BATCH = 2

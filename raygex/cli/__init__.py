@@ -12,6 +12,7 @@ import sys
 import click
 
 from raygex.cli.bench import bench
+from raygex.cli.config_cmd import config
 from raygex.cli.data import data
 from raygex.cli.demo import demo
 from raygex.cli.export import export, predict, report
@@ -44,6 +45,7 @@ cli.add_command(data)
 cli.add_command(graph)
 cli.add_command(bench)
 cli.add_command(train)
+cli.add_command(config)
 for command in (search, resume, status, export, predict, report):
     cli.add_command(command)
 

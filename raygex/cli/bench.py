@@ -113,7 +113,7 @@ def gcn_cmd(graph_path, nodes, edges, batch, embedding, depth, channels, repeats
     \b
     Examples:
       raygex bench gcn
-      raygex bench gcn --graph ../shared/data/graphs/genemania.adjlist.gz --json
+      raygex bench gcn --graph genemania.adjlist.gz --json
       raygex bench gcn --nodes 2000 --edges 30000 --variant ours --repeats 10
     """
     _run_and_print(lambda: gcn_bench.run_gcn_benchmark(
@@ -155,7 +155,7 @@ def folds_cmd(cases, folds, epochs, batch, threads, repeats, expression, label, 
 
 
 @bench.command("predict")
-@graph_options("GeneMANIA from ../shared/data when present, else a synthetic graph")
+@graph_options("GeneMANIA from the benchmark data folder ($RAYGEX_BENCH_DATA) when present, else a synthetic graph")
 @click.option("--synthetic", is_flag=True, help="Use a synthetic graph even when GeneMANIA is available.")
 @click.option("--depth", default=2, show_default=True, help="Graph-convolution layers.")
 @click.option("--channels", default=32, show_default=True, help="Channels per layer.")
@@ -274,8 +274,9 @@ def baselines_cmd(experiment, as_json):
 
 
 @bench.command("lr")
-@click.option("--shared", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
-              help="The data folder holding expression/brca_pam50.tsv.gz and graphs/hgnc_symbol_map_Feb2019.txt.")
+@click.option("--shared", type=click.Path(path_type=Path), default=None, envvar="RAYGEX_BENCH_DATA",
+              help="The benchmark data folder, holding expression/brca_pam50.tsv.gz and "
+                   "graphs/hgnc_symbol_map_Feb2019.txt (default: $RAYGEX_BENCH_DATA).")
 @click.option("--size", "sizes", multiple=True, type=int, help="Training sizes (default: 50 and 200).")
 @click.option("--seeds", default=5, show_default=True, help="Split seeds per size.")
 @click.option("--trials", default=3, show_default=True, help="The LR family's trials per study (its best counts).")
@@ -292,6 +293,7 @@ def lr_cmd(shared, sizes, seeds, trials, workdir, train_only, cs, as_json):
       raygex bench lr --shared /data/raygex            # n = 50 and 200, 5 split seeds, best of 3 trials
       raygex bench lr --size 50 --seeds 2 --trials 1   # a quick look
     """
+    shared = shared or predict_bench.BENCH_DATA
     source = Path(shared) / "expression" / "brca_pam50.tsv.gz"
     if not source.exists():
         raise ConfigError(f"--shared {shared}: {source} is missing (the TCGA BRCA PAM50 matrix this bench reads)")
@@ -309,8 +311,9 @@ def lr_cmd(shared, sizes, seeds, trials, workdir, train_only, cs, as_json):
 @click.option("--seeds", default=5, show_default=True, help="Searcher seeds per method (at least 3 for a verdict).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("results/bench-hpo"), show_default=True,
               help="Where the tables (and curves) are kept between runs.")
-@click.option("--shared", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
-              help="The shared data folder (BRCA is skipped when it is absent).")
+@click.option("--shared", type=click.Path(path_type=Path), default=None, envvar="RAYGEX_BENCH_DATA",
+              help="The benchmark data folder, holding expression/brca_pam50.tsv.gz (BRCA is skipped when it is "
+                   "absent; default: $RAYGEX_BENCH_DATA).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of the curves [default: WORKDIR/hpo.png].")
 @click.option("--workers", default=2, show_default=True, help="Processes training the table (0: in this process).")
@@ -326,6 +329,7 @@ def hpo_cmd(datasets, seeds, workdir, shared, plot, workers, build_minutes, as_j
       raygex bench hpo --dataset demo --seeds 5
       raygex bench hpo --build-minutes 9          # build the tables in pieces, then rerun
     """
+    shared = shared or predict_bench.BENCH_DATA
     result = hpo_bench.run_hpo_benchmark(datasets or hpo_bench.REAL_DATASETS, workdir, shared, seeds, plot or workdir / "hpo.png",
                                workers=workers, build_minutes=build_minutes, log=lambda m: click.echo(m, err=True))
     for line in hpo_bench.format_table(result):

@@ -59,23 +59,36 @@ def data() -> None:
 @click.option("--clinical", type=click.Path(path_type=str), help="Xena clinical matrix to join (first column sampleID).")
 @click.option("--layer", help="AnnData layer to read instead of .X.")
 @click.option("--raw", is_flag=True, help="Read AnnData .raw.X instead of .X.")
-@click.option("--symbol-map", type=click.Path(path_type=str),
-              help="HGNC table (Approved symbol, Previous symbols) to map old symbols to approved ones.")
-@click.option("--drop-unknown", is_flag=True, help="Drop genes the symbol map does not know.")
+@click.option("--id-type", type=click.Choice(["auto", "symbol", "entrez", "ensembl"]), default="auto",
+              show_default=True, help="What the gene ids are; auto reads each id by its look (ENSG... Ensembl, "
+              "a whole number Entrez, anything else a symbol).")
+@click.option("--map", "--symbol-map", "gene_map", type=click.Path(path_type=str),
+              help="Mapping table (HGNC-style: Approved symbol and any of Previous symbols, NCBI Gene ID, Ensembl "
+              "gene ID columns) instead of raygex's shipped HGNC table.")
+@click.option("--no-map", is_flag=True, help="Keep gene ids as written (no mapping to approved symbols).")
+@click.option("--var-column", help=".h5ad: take gene ids from this .var column (e.g. gene_symbols) instead of "
+              "var_names.")
+@click.option("--drop-unknown", is_flag=True, help="Drop genes the mapping table does not know (default: keep).")
 @click.option("--fill", type=click.Choice(list(FILL_POLICIES)), default="error", show_default=True,
               help="Policy for missing/NaN/inf expression values.")
-def import_cmd(input_path, output, layout, labels, clinical, layer, raw, symbol_map, drop_unknown, fill):
+def import_cmd(input_path, output, layout, labels, clinical, layer, raw, id_type, gene_map, no_map, var_column,
+               drop_unknown, fill):
     """Convert an expression file to raygex's canonical Parquet dataset.
+
+    Gene ids (symbols, previous symbols, Entrez or Ensembl ids, versioned or not) are mapped to approved HGNC
+    symbols through the HGNC table raygex ships (or --map FILE); the report says how many mapped.
 
     \b
     Examples:
       raygex data import HiSeqV2.gz --clinical LGG_clinicalMatrix -o lgg.parquet
       raygex data import tissues.tsv.gz --labels tissue -o tissues.parquet
-      raygex data import pbmc.h5ad --raw --labels bulk_labels --symbol-map hgnc_symbol_map.txt -o pbmc.parquet
+      raygex data import counts_ensembl.tsv --labels tissue --drop-unknown -o counts.parquet
+      raygex data import pbmc.h5ad --raw --labels bulk_labels --var-column gene_symbols -o pbmc.parquet
     """
     check_output(output, kind="dataset")
     report = import_expression(input_path, output, layout=layout, labels=_split_columns(labels), clinical=clinical,
-                               layer=layer, raw=raw, symbol_map=symbol_map, drop_unknown=drop_unknown, fill=fill)
+                               layer=layer, raw=raw, symbol_map=gene_map, drop_unknown=drop_unknown, fill=fill,
+                               id_type=id_type, map_genes=not no_map, var_column=var_column)
     click.echo("\n".join(report.lines()))
 
 

@@ -58,26 +58,37 @@ def export(experiment, task, trial_id, out_dir, as_json):
 @click.option("--address", help="Read a Parquet dataset with Ray Data on this cluster ('auto' for RAY_ADDRESS).")
 @click.option("--device", default="cpu", show_default=True,
               help="Where the model runs: cpu, cuda (cuda:N) or auto (CUDA when present).")
-def predict(model_path, input_path, output, allow_missing, layout, batch_size, address, device):
+@click.option("--labels", "labels", metavar="COL",
+              help="Also score the predictions against this label column (table column, .h5ad .obs column or "
+                   "dataset label): AUC, accuracy, samples scored and left out.")
+def predict(model_path, input_path, output, allow_missing, layout, batch_size, address, device, labels):
     """Predict every sample of INPUT (any format `raygex data import` reads) with MODEL; write a CSV.
 
-    The CSV holds sample_id, the predicted class and one probability column per class.
+    The CSV holds sample_id, the predicted class and one probability column per class. Columns that are not
+    genes of the model (labels, clinical columns, other genes) are ignored and counted. An .h5ad is read from the
+    matrix the model was trained on (.X, a layer or .raw).
 
     \b
     Examples:
       raygex predict results/demo/models/subtype.pt new_samples.tsv -o predictions.csv
+      raygex predict model.pt held_out.tsv.gz -o held_out.csv --labels pam50
       raygex predict model.pt cells.h5ad -o cells.csv --allow-missing mean
       raygex predict s3://bucket/results/demo/models/subtype.pt new.tsv -o s3://bucket/predictions.csv
     """
     from raygex.cli.data import check_output
     from raygex.export.predict import predict_file
+    from raygex.export.scoring import score_lines
 
     if not is_uri(output):
         output = Path(output)
         check_output(output, "-o/--out")
     report = predict_file(model_path, input_path, output, allow_missing=allow_missing, layout=layout,
-                          batch_size=batch_size, address=address, device=device)
+                          batch_size=batch_size, address=address, device=device, labels=labels)
     click.echo(f"{report['samples']} samples → {output} (classes: {', '.join(report['classes'])})")
+    if report["ignored_line"]:
+        click.echo(report["ignored_line"])
+    for line in score_lines(report["scores"], report["metric"]) if report["scores"] else []:
+        click.echo(line)
 
 
 @click.command()

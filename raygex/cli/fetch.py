@@ -101,24 +101,47 @@ def fetch_tcga(source, cohort, cache, base_url, sha256, import_to, timeout, retr
 @click.option("--url", help=f"Network file URL [env RAYGEX_GENEMANIA_URL; default {fetch.GENEMANIA_DEFAULT_URL}].")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=str), help=_CACHE_HELP)
 @click.option("--sha256", metavar="HEX", help="Expected SHA-256 (none is published; the observed one is recorded).")
+@click.option("--import", "import_to", type=click.Path(path_type=str), metavar="OUT.parquet",
+              help="Also import the graph into a canonical graph at OUT.parquet (GeneMANIA's Ensembl ids mapped to "
+              "approved symbols through raygex's shipped HGNC table).")
 @_network_options
-def fetch_graph(source, url, cache, sha256, timeout, retries):
-    """Download a gene interaction graph (GeneMANIA) into the cache.
+def fetch_graph(source, url, cache, sha256, import_to, timeout, retries):
+    """Download a gene interaction graph (GeneMANIA) into the cache, and optionally import it.
 
     GeneMANIA publishes no checksum, so the digest of the first download is recorded beside the file
-    (FILE.sha256) and in the cache's manifest.json; later runs check the file against it.
+    (FILE.sha256) and in the cache's manifest.json; later runs check the file against it. Its network names genes
+    by Ensembl id: the import maps them to approved HGNC symbols with the table raygex ships (no mapping file to
+    find), keeping GeneMANIA's edge weights.
 
     \b
     Examples:
-      raygex graph fetch genemania
+      raygex graph fetch genemania --import genemania.parquet
       raygex graph fetch genemania --url https://example.org/genemania.adjlist.gz --cache /data/raygex-cache
     """
+    if import_to is not None:
+        from raygex.cli.data import check_output  # heavy (click's data group pulls the importer): only when asked
+
+        check_output(import_to, "--import")
     path = fetch.fetch_genemania(url=url, cache=cache, sha256=sha256, progress=_progress(source),
                                  timeout=timeout, retries=retries)
     click.echo(f"graph:  {path}")
     click.echo(f"sha256: {fetch.read_sidecar(path)}")
-    command = f"raygex graph import {shlex.quote(str(path))} --name {source} -o {source}.parquet"
-    if ".adjlist" not in path.name:
-        # GeneMANIA's own network files name genes by Ensembl id, with a Weight column.
-        command += " --id-type ensembl --map ensembl_to_hugo.tsv --weight-column Weight"
-    click.echo(f"next: {command}")
+    options = fetch.graph_import_options(path)
+    if import_to is None:
+        command = f"raygex graph import {shlex.quote(str(path))} --name {source} -o {source}.parquet"
+        if options["id_type"] != "symbol":
+            command += f" --id-type {options['id_type']}"  # mapped through raygex's shipped HGNC table
+        if options["weight_column"]:
+            command += f" --weight-column {shlex.quote(options['weight_column'])}"
+        click.echo(f"next: {command}")
+        return
+    from raygex.graphs.io import import_graph  # heavy (numpy, pandas, pyarrow): only when asked
+    from raygex.graphs.store import write_graph
+
+    graph, report = import_graph(path, source, **options)
+    write_graph(graph, import_to)
+    mapped = "" if options["id_type"] == "symbol" else (
+        f"; {report['nodes_mapped']} of {report['nodes_read']} {options['id_type']} ids mapped to approved symbols "
+        "through raygex's shipped HGNC table")
+    click.echo(f"imported: {import_to} ({report['nodes']} nodes, {report['edges_kept']} edges{mapped})")
+    click.echo(f"use it in a config as  graphs: {{{source}: {import_to}}}")

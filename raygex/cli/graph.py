@@ -45,7 +45,8 @@ def graph() -> None:
 @click.option("--id-type", type=click.Choice(["symbol", "entrez", "ensembl"]), default="symbol", show_default=True,
               help="What the node ids in INPUT are.")
 @click.option("--map", "id_map", type=click.Path(dir_okay=False, path_type=str),
-              help="Mapping table (symbol + Entrez/Ensembl id columns); needed unless --id-type symbol.")
+              help="Mapping table (symbol + Entrez/Ensembl id columns) for --id-type entrez/ensembl "
+              "[default: raygex's shipped HGNC table].")
 @click.option("--symbol-map", type=click.Path(dir_okay=False, path_type=str),
               help="HGNC table (Approved symbol, Previous symbols) to rename outdated symbols.")
 @click.option("--weight-column", help="Edge-list weight column: header name or 1-based column number.")
@@ -59,8 +60,7 @@ def import_cmd(input_path, output, name, id_type, id_map, symbol_map, weight_col
     \b
     Examples:
       raygex graph import genemania.adjlist.gz --name genemania -o genemania.parquet
-      raygex graph import string.tsv.gz --name string --id-type entrez \\
-          --map enterez_NCBI_to_hugo_gene_symbol_march_2019.txt --weight-column score -o string.parquet
+      raygex graph import string.tsv.gz --name string --id-type entrez --weight-column score -o string.parquet
     """
     from raygex.cli.data import check_output
     from raygex.graphs.io import import_graph

@@ -12,11 +12,15 @@ from raygex.config import load_config
 @click.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=str))
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
-@click.option("--storage", help="Where experiments live (default: the config's storage).")
+@click.option("--storage", help="Where experiments live: a folder, or an s3:// or gs:// URI (default: the config's "
+              "storage).")
 @click.option("--num-samples", type=int, help="Trials per task (overrides search.num_samples).")
 @click.option("--name", help="Experiment name (default: the config's name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
-@click.option("--resume", is_flag=True, help="Continue the experiment of the same name if it exists.")
+@click.option("--resume", is_flag=True, help="Continue the experiment of the same name if it exists. CONFIG (with "
+              "--set) may differ from the config the experiment was started with only in where and how fast it "
+              "runs (storage, search.max_concurrent*, search.studies_at_once, resources, wandb, ...); any other "
+              "change is refused.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show Ray's, Tune's and warnings' messages (always in "
               "<experiment>/logs/driver.log).")
 def search(config_path, address, storage, num_samples, name, overrides, resume, verbose):
@@ -26,7 +30,11 @@ def search(config_path, address, storage, num_samples, name, overrides, resume, 
     Examples:
       raygex search configs/demo.yaml
       raygex search configs/demo.yaml --num-samples 8 --set train.max_epochs=10
-      raygex search configs/paper.yaml --address auto --storage /shared/results
+      raygex search configs/brca-pam50-gpu.yaml --address auto --storage /mnt/raygex/results
+      raygex search configs/demo.yaml --storage s3://bucket/results
+      raygex search configs/demo.yaml --resume --set search.max_concurrent=4
+
+    A new config for a dataset of your own: raygex config new DATASET --graph NAME=PATH -o CONFIG.
     """
     from raygex.pipeline import run_search
 

@@ -34,14 +34,14 @@ class _Model(BaseModel):
 
 
 class DataConfig(_Model):
-    expression: str
-    # A study whose sets (train + valid + test rows x input genes, float32) exceed this many MiB streams batches to
-    # its trials from Ray Datasets in the object stores; below it, trials share in-memory arrays zero-copy.
-    in_memory_budget_mb: float = Field(1024.0, gt=0)
-    # A dataset whose whole expression matrix (samples x genes, float32) is at most this many MiB is read once into
-    # the driver, which cuts every small study's sets from it (Ray Data's tasks cost more than they save there);
-    # above it the driver never holds the matrix and Ray Data reads each study's rows in tasks. 0: always Ray Data.
-    read_in_driver_mb: float = Field(256.0, ge=0)
+    expression: str = Field(description="Dataset from `raygex data import` (a Parquet file or folder of parts): a "
+                            "path, relative to the working directory, or an s3:// or gs:// URI.")
+    in_memory_budget_mb: float = Field(1024.0, gt=0, description="MiB: a study whose sets (train + valid + test rows × "
+                                       "input genes, float32) exceed it streams batches to its trials from Ray "
+                                       "Datasets (no cross-validation then); below it, trials share arrays zero-copy.")
+    read_in_driver_mb: float = Field(256.0, ge=0, description="MiB: a dataset whose matrix (samples × genes, float32) "
+                                     "fits is read into the driver, which cuts small studies' sets from it (cheaper "
+                                     "than Ray Data tasks); else Ray Data tasks read each study's rows; 0: always.")
 
 
 AUTO_FOLDS = 5
@@ -49,20 +49,21 @@ AUTO_FOLDS_BELOW = 500  # labelled samples; at 500, one 20 % validation split ho
 
 
 class SplitConfig(_Model):
-    # A list of training-set sizes (the low-data protocol) gives each (task, size) its own study.
-    train: Union[int, float, list[Union[int, float]]] = 0.6
-    valid: Union[int, float] = 0.2
-    test: Union[int, float, None] = None
-    # Split seeds resample training and validation; the test set is drawn once (test_seed) and kept for every
-    # seed. A graph verdict needs at least two seeds (split-to-split variance); five by default.
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
-    test_seed: int = 0
-    # Cross-validated selection: each trial trains on `folds` stratified folds of the labelled (train + valid,
-    # never test) samples and reports the mean validation metric over folds and its standard error. `auto`
-    # (default): AUTO_FOLDS folds when a study has fewer than AUTO_FOLDS_BELOW labelled samples (there one
-    # validation split is too small to rank configurations) or `valid: 0`, else one split (a class rarer than the
-    # folds is validated in as many folds as it has samples); null: always one split.
-    folds: Union[int, Literal["auto"], None] = "auto"
+    train: Union[int, float, list[Union[int, float]]] = Field(
+        0.6, description="Training-set size: a count (int) or a fraction of the task's samples (float in (0, 1)); a "
+        "list of sizes (the low-data protocol) makes one study per size, `<task>-n<size>`.")
+    valid: Union[int, float] = Field(0.2, description="Validation-set size, a count or a fraction (0: none).")
+    test: Union[int, float, None] = Field(None, description="Test-set size, a count or a fraction (> 0); null: every "
+                                          "sample train and valid leave.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, description="Split seeds, each "
+                             "resampling train and valid (never test): the sweep uses the first, the evaluation, graph "
+                             "swap and verdict all (a verdict needs 2: split-to-split variance).")
+    test_seed: int = Field(0, description="Seed of the test set, drawn once and kept for every split seed.")
+    folds: Union[int, Literal["auto"], None] = Field("auto", description=(
+        "Cross-validation: each trial trains on `folds` (≥ 2) stratified folds of the labelled (train + valid, never "
+        f"test) samples, reporting the mean validation metric and its standard error. `auto`: {AUTO_FOLDS} folds below "
+        f"{AUTO_FOLDS_BELOW} labelled samples (too few to rank on one split) or with `valid: 0`, else one split (a "
+        "class rarer than the folds is validated in as many folds as it has samples); null: one split."))
 
     @field_validator("folds")
     @classmethod
@@ -122,53 +123,60 @@ class Study(NamedTuple):
 class TrainConfig(_Model):
     """Fixed training settings shared by every trial (the search varies the model's hyperparameters)."""
 
-    max_epochs: int = Field(60, ge=1)
-    patience: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    metric: Literal["auc", "accuracy", "balanced_accuracy", "loss"] = "auc"
-    # Cross-validated trials: train the k fold networks as one batched model (raygex.training.fold_group) instead of
-    # one after another. Same results within float tolerance; `raygex bench folds` says which is faster where.
-    batched_folds: bool = False
+    max_epochs: int = Field(60, ge=1, description="The most epochs a trial trains.")
+    patience: int = Field(10, ge=1, description="Epochs without a better validation `metric` before a trial stops.")
+    batch_size: int = Field(32, ge=1, description="Samples per minibatch of the families Adam trains (GCN, MLP; "
+                            "logistic regression on a streamed study only); `search.space` may vary it.")
+    metric: Literal["auc", "accuracy", "balanced_accuracy", "loss"] = Field(
+        "auc", description="Validation metric picking a trial's best epoch and stopping it early: `auc` (macro "
+        "one-vs-rest ROC AUC), `accuracy`, `balanced_accuracy`, `loss` (cross-entropy, lower is better).")
+    batched_folds: bool = Field(False, description="Train a cross-validated trial's folds as one batched model, not "
+                                "one by one (equal to float tolerance; `raygex bench folds` says which is faster).")
 
 
 class SchedulerConfig(_Model):
-    kind: Literal["asha", "fifo"] = "asha"
-    grace_period: int = Field(5, ge=1)
-    max_epochs: int | None = None
-    # Whom ASHA ranks a trial against at a rung: `family` (the trials of its own model family, so a family that
-    # learns slowly is not stopped for being slow) or `study` (every trial, Ray's ASHAScheduler as it is).
-    rungs: Literal["family", "study"] = "study"
+    kind: Literal["asha", "fifo"] = Field("asha", description="`asha`: Ray's ASHA stops unpromising trials at rungs "
+                                          "(reduction factor 4); `fifo`: no early stopping by the scheduler.")
+    grace_period: int = Field(5, ge=1, description="Epochs before ASHA may stop a trial: the first rung (then 4×, 16×, "
+                              "... it, up to `max_epochs`).")
+    max_epochs: int | None = Field(None, description="The epoch at which ASHA ends every trial (max_t); null: "
+                                   "`train.max_epochs`.")
+    rungs: Literal["family", "study"] = Field("study", description="Whom ASHA ranks a trial against at a rung: `study` "
+                                              "(every trial, as Ray's ASHAScheduler) or `family` (its model family's: "
+                                              "a slow learner is not stopped for being slow).")
 
 
 class SearchConfig(_Model):
-    metric: str = "valid_auc"
-    num_samples: int = Field(16, ge=1)
-    # Trials running at once in the whole experiment: every study's sweep runs side by side and draws from this one
-    # budget (raygex.search.slots). `max_concurrent_per_study` caps one study's share (None: no cap of its own);
-    # `studies_at_once` caps how many studies sweep at the same time (None: all of them; 1: one after another).
-    max_concurrent: int = Field(2, ge=1)
-    max_concurrent_per_study: Optional[int] = Field(None, ge=1)
-    studies_at_once: Optional[int] = Field(None, ge=1)
-    seed: int = 0
-    # What the sweep tries first, before TPE samples: `choices` (one trial per baseline family and per GCN graph
-    # and control) or `families` (one per model family; every graph's and control's figures then come from the
-    # graph swap alone). Either way the report and the verdict hold every baseline, graph and control.
-    start_trials: Literal["choices", "families"] = "choices"
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    checkpoint_every: int = Field(5, ge=1)  # epochs between trial checkpoints (failures, resume)
-    # ... and seconds at least between them (the last epoch always checkpoints): each costs a copy to storage and a
-    # snapshot of Tune's experiment state, which for 10-ms epochs every 5 epochs cost more than the training
-    checkpoint_min_s: float = Field(2.0, ge=0)
-    # Times a failed trial is started again from its last checkpoint (its node was lost, or it raised): a trial on
-    # a cluster of preemptible nodes may lose its node more than once.
-    max_failures: int = Field(3, ge=0)
-    # How the winner is chosen among real choices (controls never win): `one_se` (the simplest configuration
-    # within one standard error of the best) or `best` (see raygex.analysis.leaderboard).
-    select: Literal["one_se", "best"] = "one_se"
-    # Where each study's Optuna study is saved after its sweep (optuna-dashboard, optuna.visualization read it): an
-    # RDB URL (e.g. postgresql://... on a cluster), or by default SQLite in the study folder (<study>/optuna.db).
-    optuna_storage: Optional[str] = None
-    space: dict[str, Any] = Field(default_factory=dict)
+    metric: str = Field("valid_auc", description="The metric trials are ranked on: `valid_` + `train.metric`.")
+    num_samples: int = Field(16, ge=1, description="Trials per study (a task at one training-set size), at least the "
+                             "start trials; capped at a finite space's size. `--num-samples` overrides it.")
+    max_concurrent: int = Field(2, ge=1, description="Trials at once in the whole experiment: every study's sweep runs "
+                                "side by side and draws from this one budget (raygex.search.slots).")
+    max_concurrent_per_study: Optional[int] = Field(None, ge=1, description="Caps one study's share (null: no own "
+                                                    "cap).")
+    studies_at_once: Optional[int] = Field(None, ge=1, description="Studies sweeping at once (null: all; 1: one after "
+                                           "another).")
+    seed: int = Field(0, description="Seed of each study's Optuna TPE sampler.")
+    start_trials: Literal["choices", "families"] = Field(
+        "choices", description="Tried before TPE samples: `choices` (one trial per baseline family and GCN graph and "
+        "control) or `families` (one per model family: graphs and controls are then scored by the graph swap alone; "
+        "report and verdict hold all).")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="Early stopping of trials.")
+    checkpoint_every: int = Field(5, ge=1, description="Epochs between trial checkpoints (failures, `raygex resume`).")
+    checkpoint_min_s: float = Field(2.0, ge=0, description="Seconds at least between a trial's checkpoints (the last "
+                                    "epoch and ASHA's stopping epochs always checkpoint): each copies to storage and "
+                                    "snapshots Tune's state, which can cost more than 5 epochs of 10 ms.")
+    max_failures: int = Field(3, ge=0, description="Restarts of a failed trial (its node lost, or it raised) from its "
+                              "last checkpoint: preemptible nodes may be lost more than once.")
+    select: Literal["one_se", "best"] = Field("one_se", description=(
+        "Winner among real choices (controls never win): `one_se`, the simplest configuration (LR < MLP < GCN, then "
+        "fewer parameters) within one standard error of the best (one split has none: the best), or `best`."))
+    optuna_storage: Optional[str] = Field(None, description="Where studies' Optuna studies are saved (optuna-dashboard "
+                                          "reads them): an RDB URL (e.g. postgresql://...); null: `<study>/optuna.db`.")
+    space: dict[str, Any] = Field(default_factory=dict, description="Parameter → a list or `{choice: [...]}`, `{int: "
+                                  "[lo, hi]}`, `{float: [lo, hi]}`, `{loguniform: [lo, hi]}`, `{logint: [lo, hi]}` or "
+                                  "a constant; `model` picks families (gcn, mlp, lr), `graph: all` is every graph and "
+                                  "control. Empty: the standard space.")
 
 
 def standard_space(has_graphs: bool) -> dict:
@@ -185,11 +193,13 @@ def standard_space(has_graphs: bool) -> dict:
 
 
 class ResourcesConfig(_Model):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
-    # Memory Ray reserves for each trial and each later-stage training (MiB): a node then runs only as many at once
-    # as its memory resource holds, and Ray queues the rest instead of its out-of-memory monitor killing them.
-    memory_mb: Optional[float] = Field(None, gt=0)
+    cpu: float = Field(1.0, gt=0, description="Ray CPUs per trial and later-stage training; torch threads: this "
+                       "rounded down (≥ 1).")
+    gpu: float = Field(0.0, ge=0, description="Ray GPUs per trial and later-stage training; a fraction shares a device "
+                       "(0.5: two trials a GPU, each held to half its memory).")
+    memory_mb: Optional[float] = Field(None, gt=0, description="MiB Ray reserves per trial and later-stage training: a "
+                                       "node runs only as many at once as its memory holds and Ray queues the rest "
+                                       "instead of its OOM monitor killing them; null: none.")
 
     def ray_resources(self) -> dict:
         """The per-trial request in Tune's resource-dict form (``cpu``, ``gpu``, ``memory`` in bytes)."""
@@ -200,29 +210,33 @@ class ResourcesConfig(_Model):
 
 
 class WandbConfig(_Model):
-    project: str = "raygex"
-    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = Field("raygex", description="The W&B project of the runs.")
+    mode: Literal["offline", "online", "disabled"] = Field("offline", description=(
+        "`offline` (runs kept in `<experiment>/wandb/`), `online` or `disabled`; WANDB_MODE, if set, wins."))
 
 
 class ExperimentConfig(_Model):
-    name: str
-    data: DataConfig
-    graphs: dict[str, str] = Field(default_factory=dict)
-    # Controls built the same way for every configured graph: `random` gives each graph its own degree-preserving
-    # rewiring of the graph induced on the study's input genes (choice `<graph>:random`, new for every split seed);
-    # `empty` one edgeless graph; `coexpression` the top-`coexpression_k` absolute correlations of each gene over
-    # the training rows of the split seed.
-    controls: list[ControlKind] = Field(default_factory=list)
-    coexpression_k: int = Field(10, ge=1)
-    tasks: list[TaskSpec] = Field(min_length=1)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    storage: str = "results"
-    wandb: WandbConfig = Field(default_factory=WandbConfig)
-    # Published numbers to show beside ours in the report: {task: {model family: test metric}}.
-    reference: dict[str, dict[str, float]] = Field(default_factory=dict)
+    name: str = Field(description="Experiment name: its folder is `<storage>/<name>/`. `--name` overrides it.")
+    data: DataConfig = Field(description="The expression dataset.")
+    graphs: dict[str, str] = Field(default_factory=dict, description="Gene graphs, name → path or URI of a graph file "
+                                   "(`raygex graph import` formats). Names are GCN `graph` choices: no `:`, not "
+                                   "random, empty or coexpression.")
+    controls: list[ControlKind] = Field(default_factory=list, description=(
+        "Controls for every graph (needs `graphs`, 2 split seeds): `random`, each graph's own degree-preserving "
+        "rewiring on the study's input genes (`<graph>:random`, new per split seed); `empty`, no edges; "
+        "`coexpression`, each gene's top-`coexpression_k` absolute correlations over the seed's training rows."))
+    coexpression_k: int = Field(10, ge=1, description="Neighbours per gene of the `coexpression` control.")
+    tasks: list[TaskSpec] = Field(min_length=1, description="What to predict: tasks of `kind` classify or single_gene, "
+                                  "names unique.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="How each task's samples are split.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Fixed training settings of every trial.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="The hyperparameter search.")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Ray resources per trial.")
+    storage: str = Field("results", description="Where experiments live: a folder, file://, s3://bucket/prefix or "
+                         "gs://bucket/prefix. `--storage` overrides it.")
+    wandb: WandbConfig = Field(default_factory=WandbConfig, description="Weights & Biases logging.")
+    reference: dict[str, dict[str, float]] = Field(default_factory=dict, description="Published numbers shown beside "
+                                                   "ours in the report: `{task: {model family: test metric}}`.")
 
     @field_validator("graphs")
     @classmethod

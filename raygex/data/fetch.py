@@ -9,6 +9,7 @@ tell a good file from a damaged one without the network.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import json
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from raygex.version import __version__
-from raygex.errors import ConfigError, DownloadError
+from raygex.errors import ConfigError, DownloadError, InputFormatError
 from raygex.files.fileio import atomic_path, sha256_file
 
 XENA_DEFAULT_URL = "https://tcga.xenahubs.net/download"
@@ -339,3 +340,32 @@ def fetch_genemania(*, url: str | None = None, cache: str | os.PathLike | None =
     dest = download(url, cache / "genemania" / _file_name(url, "genemania.txt"), sha256=sha256, **options)
     record(cache, dest, url=url, source="genemania")
     return dest
+
+
+def graph_import_options(path: str | os.PathLike) -> dict:
+    """How ``raygex graph import`` reads a fetched graph file, from its first lines: ``id_type`` and
+    ``weight_column``.
+
+    GeneMANIA's own network files are edge lists ``Gene_A  Gene_B  Weight`` keyed by Ensembl gene ids (mapped to
+    symbols through raygex's shipped HGNC table); adjacency lists such as ``genemania.adjlist.gz`` name symbols.
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    rows.append(line.split())
+                if len(rows) == 2:
+                    break
+    except (OSError, EOFError) as err:
+        raise InputFormatError(f"cannot read the downloaded graph ({err})", path=path) from None
+    if not rows:
+        raise InputFormatError("the downloaded graph is empty (no lines outside '#' comments)", path=path)
+    weight = next((t for t in rows[0] if t.lower() == "weight"), None)
+    data = rows[1] if weight is not None and len(rows) > 1 else rows[0]
+    first = data[0] if data else ""
+    id_type = ("ensembl" if re.fullmatch(r"ENS[A-Z]*G\d+(\.\d+)?", first)
+               else "entrez" if re.fullmatch(r"\d+", first) else "symbol")
+    return {"id_type": id_type, "weight_column": None if ".adjlist" in path.name.lower() else weight}

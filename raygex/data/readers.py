@@ -12,7 +12,7 @@ import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 import numpy as np
 import pandas as pd
@@ -128,6 +128,8 @@ def _csv_options(path: Path, header: list[str], delimiter: str, types: dict, *, 
 
 def _batch_matrix(batch: pa.RecordBatch | pa.Table, columns: list[str], *, row_major: bool) -> np.ndarray:
     """Float32 matrix of ``columns`` (nulls → NaN) built in Arrow's C++ rather than column by column."""
+    if not columns:
+        return np.empty((batch.num_rows, 0), dtype=np.float32)
     table = batch.select(columns)
     if isinstance(table, pa.Table):
         table = table.combine_chunks().to_batches()[0] if table.num_rows else None
@@ -136,8 +138,13 @@ def _batch_matrix(batch: pa.RecordBatch | pa.Table, columns: list[str], *, row_m
     return np.asarray(table.to_tensor(null_to_nan=True, row_major=row_major))
 
 
-def open_table(path: str | Path, labels: list[str] | None = None) -> Source:
-    """Samples × genes CSV/TSV (optionally gzip): first column the sample id, ``labels`` columns kept as labels."""
+def open_table(path: str | Path, labels: list[str] | None = None, keep: Collection[str] | None = None) -> Source:
+    """Samples × genes CSV/TSV (optionally gzip): first column the sample id, ``labels`` columns kept as labels.
+
+    With ``keep`` (a collection of gene names: a model's genes) only those columns are parsed as expression; the
+    others are never read (a label or clinical column's text is no error there) and are listed in
+    ``details["ignored_columns"]``.
+    """
     path = Path(path)
     header, delimiter = _read_header(path)
     labels = list(labels or [])
@@ -147,15 +154,19 @@ def open_table(path: str | Path, labels: list[str] | None = None) -> Source:
                                f"{header[:6]}{'...' if len(header) > 6 else ''})", path=path)
     id_column = header[0]
     canonical.check_unique(np.asarray(header), "column", path)
-    gene_columns = [c for c in header[1:] if c not in labels]
-    if not gene_columns:
+    gene_columns = [c for c in header[1:] if c not in labels and (keep is None or c in keep)]
+    ignored = [c for c in header[1:] if c not in labels and c not in gene_columns]
+    if not gene_columns and keep is None:
         raise InputFormatError("no gene columns left after the id and label columns", path=path)
     types = {c: pa.float32() for c in gene_columns} | {c: pa.string() for c in [id_column, *labels]}
     obs_schema = pa.schema([pa.field(c, pa.string()) for c in labels])
 
     def blocks() -> Iterator[Block]:
         try:
-            reader = pcsv.open_csv(path, **_csv_options(path, header, delimiter, types))
+            options = _csv_options(path, header, delimiter, types)
+            if ignored:
+                options["convert_options"].include_columns = [id_column, *labels, *gene_columns]
+            reader = pcsv.open_csv(path, **options)
             for batch in reader:
                 ids = batch.column(id_column).to_numpy(zero_copy_only=False)
                 obs = batch.select(labels).to_pandas() if labels else pd.DataFrame(index=range(len(ids)))
@@ -165,7 +176,8 @@ def open_table(path: str | Path, labels: list[str] | None = None) -> Source:
         except (OSError, EOFError) as err:  # a truncated or damaged .gz stream
             raise _read_error(err, path) from None
 
-    return Source(path, "table", gene_columns, obs_schema, blocks, {"label_columns": labels})
+    return Source(path, "table", gene_columns, obs_schema, blocks,
+                  {"label_columns": labels, **({"ignored_columns": ignored} if keep is not None else {})})
 
 
 def _read_clinical(path: Path, labels: list[str] | None) -> pd.DataFrame:
@@ -240,9 +252,31 @@ def open_xena(path: str | Path, clinical: str | Path | None = None, labels: list
 
 
 # ------------------------------------------------------------------------------------------- binary formats
+def _var_genes(adata, var_column: str, raw: bool, path: Path) -> list[str]:
+    """Gene ids from a ``.var`` column (``.raw.var`` with ``raw``; ``.var`` when ``.raw.var`` lacks it but has the
+    same genes); missing values become '' (dropped by the importer)."""
+    var = adata.raw.var if raw else adata.var
+    where = ".raw.var" if raw else ".var"
+    if var_column not in var.columns and raw and var_column in adata.var.columns:
+        if set(var.index) <= set(adata.var.index):
+            var = adata.var.reindex(var.index)
+    if var_column not in var.columns:
+        raise InputFormatError(f"--var-column {var_column!r} not found in {where} (columns: {list(var.columns)})",
+                               path=path)
+    values = var[var_column]
+    if values.dtype.kind in "fcb":  # integers may be Entrez ids (floats too when whole: 7157.0)
+        numbers = values.to_numpy(dtype=float, na_value=np.nan) if values.dtype.kind != "b" else None
+        if numbers is None or not np.all(np.isnan(numbers) | (numbers == np.round(numbers))):
+            raise InputFormatError(f"--var-column {var_column!r} holds {values.dtype} values, not gene ids; choose "
+                                   f"a column of gene symbols or ids (columns: {list(var.columns)})", path=path)
+        return ["" if np.isnan(v) else str(int(v)) for v in numbers]
+    return ["" if pd.isna(v) else str(v).strip() for v in values.astype(object)]
+
+
 def open_h5ad(path: str | Path, labels: list[str] | None = None, layer: str | None = None,
-              raw: bool = False) -> Source:
-    """AnnData ``.h5ad``: ``.X`` (or ``layer`` / ``.raw.X``), genes from ``var_names``, labels from ``.obs``."""
+              raw: bool = False, var_column: str | None = None) -> Source:
+    """AnnData ``.h5ad``: ``.X`` (or ``layer`` / ``.raw.X``), genes from ``var_names`` (or the ``var_column``
+    column of ``.var``), labels from ``.obs``."""
     import anndata
     import scipy.sparse
 
@@ -265,6 +299,8 @@ def open_h5ad(path: str | Path, labels: list[str] | None = None, layer: str | No
         matrix, genes = adata.X, list(adata.var_names)
     if matrix is None:
         raise InputFormatError("file has no expression matrix in .X", path=path)
+    if var_column is not None:
+        genes = _var_genes(adata, var_column, raw, path)
     obs = adata.obs
     if labels:
         missing = [c for c in labels if c not in obs.columns]
@@ -290,7 +326,8 @@ def open_h5ad(path: str | Path, labels: list[str] | None = None, layer: str | No
             yield ids[lo:hi], part.astype(np.float32, copy=False), obs.iloc[lo:hi]
 
     source = "raw.X" if raw else (f"layers[{layer!r}]" if layer else "X")
-    return Source(path, "h5ad", genes, canonical.obs_to_arrow_schema(obs), blocks, {"matrix": source})
+    details = {"matrix": source, **({"var_column": var_column} if var_column is not None else {})}
+    return Source(path, "h5ad", genes, canonical.obs_to_arrow_schema(obs), blocks, details)
 
 
 def open_parquet(path: str | Path) -> Source:
@@ -303,11 +340,14 @@ def open_parquet(path: str | Path) -> Source:
 
 
 def open_source(path: str | Path, *, layout: str = "auto", labels: list[str] | None = None,
-                clinical: str | Path | None = None, layer: str | None = None, raw: bool = False) -> Source:
+                clinical: str | Path | None = None, layer: str | None = None, raw: bool = False,
+                var_column: str | None = None) -> Source:
     """Open ``path`` with the reader its format needs."""
     fmt = detect_format(path, layout, labels=labels, clinical=clinical)
     if fmt != "h5ad" and (layer or raw):
         raise InputFormatError("--layer/--raw only apply to .h5ad input", path=path)
+    if fmt != "h5ad" and var_column is not None:
+        raise InputFormatError("--var-column only applies to .h5ad input (gene ids from a .var column)", path=path)
     if fmt == "xena":
         return open_xena(path, clinical, labels)
     if clinical is not None:
@@ -315,7 +355,7 @@ def open_source(path: str | Path, *, layout: str = "auto", labels: list[str] | N
     if fmt == "table":
         return open_table(path, labels)
     if fmt == "h5ad":
-        return open_h5ad(path, labels, layer, raw)
+        return open_h5ad(path, labels, layer, raw, var_column)
     if labels:
         raise InputFormatError("--labels does not apply to Parquet input (all its label columns are kept)", path=path)
     return open_parquet(path)

@@ -4,11 +4,14 @@ through a model into a CSV of classes and probabilities.
 
 Inputs of :func:`predict_file` are read in blocks by the same readers as `raygex data import` (so a 10 GB matrix
 never sits in memory at once); with ``address`` a Parquet dataset is read with Ray Data instead. The CSV appears
-only when complete.
+only when complete. Columns that are not genes of the model (label or clinical columns, other genes) are never
+parsed, only counted; a label column may score the predictions (:class:`Scorer`). An AnnData input is read from
+the matrix the model was trained on (metadata ``h5ad``: ``.X``, a layer or ``.raw``).
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,16 +25,20 @@ from raygex.export.archive import read_torchscript
 from raygex.files.fileio import atomic_path
 from raygex.files.remote_files import fetch_file, local_input, put_file
 from raygex.files.storage import is_uri, open_remote
+from raygex.export.scoring import Scorer
 from raygex.runtime.ray_session import connect
 
 FILL_POLICIES = ("mean", "zero")
+LAYOUTS = {"genes-by-samples": "xena", "samples-by-genes": "table"}  # `raygex predict --layout` → reader format
+logger = logging.getLogger(__name__)
 
 
 class LoadedModel:
-    """An exported raygex model: ``genes``, ``classes``, ``metadata``, ``predict`` and ``predict_proba``.
+    """An exported raygex model: ``genes``, ``classes``, ``metadata``, ``predict``, ``predict_proba`` and ``score``.
 
-    Inputs may be a pandas DataFrame (samples × genes, columns in any order, extra genes ignored), an AnnData
-    (``var_names`` are genes), or a NumPy array already in ``genes`` order. Missing genes are an error unless
+    Inputs may be a pandas DataFrame (samples × genes, columns in any order; columns that are not genes of the
+    model, such as labels, are ignored and counted), an AnnData (``var_names`` are genes; read from the matrix the
+    model was trained on: ``.X``, a layer or ``.raw``), or a NumPy array already in ``genes`` order. Missing genes are an error unless
     ``allow_missing`` names a fill policy: ``"mean"`` (the gene's training mean, i.e. a neutral input) or
     ``"zero"``; a warning then says how many were filled.
     """
@@ -49,23 +56,72 @@ class LoadedModel:
         return (f"LoadedModel({self.path.name}: task {self.metadata['task'].get('name')!r}, "
                 f"{self.metadata['hyperparameters'].get('model')}, {len(self.genes)} genes, classes {self.classes})")
 
-    def to_matrix(self, x, allow_missing: str | None = None) -> np.ndarray:
-        """``x`` as float32 [samples, n_genes] in the model's gene order."""
+    def to_matrix(self, x, allow_missing: str | None = None, *, label: str | None = None) -> np.ndarray:
+        """``x`` as float32 [samples, n_genes] in the model's gene order. Columns that are not genes of the model
+        are ignored (and counted in an info log line), except ``label``, a label column being scored."""
         if allow_missing is not None and allow_missing not in FILL_POLICIES:
             raise ValueError(f"allow_missing must be one of {FILL_POLICIES} or None, but got {allow_missing!r}")
         if isinstance(x, pd.DataFrame):
-            bad = [str(c) for c in x.columns if str(c) in self._index and not pd.api.types.is_numeric_dtype(x[c])]
-            if bad:
-                raise InputFormatError(f"gene column(s) {bad[:5]} hold non-numeric values ({len(bad)} such genes)")
-            return self._align(x.to_numpy(), [str(c) for c in x.columns], allow_missing, "DataFrame columns")
+            names = [str(c) for c in x.columns]
+            used = [i for i, name in enumerate(names) if name in self._index]
+            self._log_ignored([n for n in names if n not in self._index and n != label])
+            frame = x.iloc[:, used] if len(used) < len(names) else x
+            return self._align(self._numeric(frame), [str(c) for c in frame.columns], allow_missing,
+                               "DataFrame columns")
         if hasattr(x, "var_names") and hasattr(x, "X"):  # AnnData, without importing anndata
-            matrix = x.X.toarray() if hasattr(x.X, "toarray") else np.asarray(x.X)
-            return self._align(matrix, [str(g) for g in x.var_names], allow_missing, "AnnData var_names")
+            matrix, names, what = self._anndata_matrix(x)
+            self._log_ignored([n for n in names if n not in self._index])
+            matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+            return self._align(matrix, names, allow_missing, what)
         matrix = np.asarray(x)
         if matrix.ndim != 2 or matrix.shape[1] != len(self.genes):
             raise InputFormatError(f"a NumPy input must be [samples, {len(self.genes)}] in the model's gene order, "
                                    f"but got shape {matrix.shape}")
         return _as_float32(matrix, "input")
+
+    @staticmethod
+    def _numeric(frame: pd.DataFrame) -> np.ndarray:
+        """The model's gene columns as numbers; a value that is no number is an error naming its gene and value."""
+        converted = False
+        for position, column in enumerate(frame.columns):
+            values = frame.iloc[:, position]
+            if pd.api.types.is_numeric_dtype(values):
+                continue
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = numbers.isna() & values.notna()
+            if bad.any():
+                raise InputFormatError(f"non-numeric expression value {values[bad].iloc[0]!r} in gene column "
+                                       f"{str(column)!r} (sample {str(values[bad].index[0])!r})")
+            frame = frame if converted else frame.copy()
+            frame.isetitem(position, numbers)
+            converted = True
+        return frame.to_numpy(dtype=np.float32, na_value=np.nan)
+
+    def _anndata_matrix(self, adata) -> tuple:
+        """(matrix, gene names, description) of the AnnData matrix the model was trained on (metadata ``h5ad``)."""
+        spec = self.metadata.get("h5ad") or {}
+        if spec.get("raw"):
+            if getattr(adata, "raw", None) is None:
+                raise InputFormatError("the model was trained on .raw.X of an .h5ad, but the AnnData has no .raw",
+                                       path=self.path)
+            return adata.raw.X, [str(g) for g in adata.raw.var_names], "AnnData .raw var_names"
+        layer = spec.get("layer")
+        if layer:
+            if layer not in adata.layers:
+                raise InputFormatError(f"the model was trained on layer {layer!r} of an .h5ad, but the AnnData has "
+                                       f"no such layer (layers: {list(adata.layers)})", path=self.path)
+            return adata.layers[layer], [str(g) for g in adata.var_names], f"AnnData layer {layer!r}"
+        return adata.X, [str(g) for g in adata.var_names], "AnnData var_names"
+
+    def ignored_line(self, ignored: list[str]) -> str:
+        """One line saying how many input columns were ignored (not genes of the model), naming the first few."""
+        shown = ", ".join(ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+        return (f"ignored {len(ignored)} input column(s) that are not among the model's {len(self.genes)} genes: "
+                f"{shown}")
+
+    def _log_ignored(self, ignored: list[str]) -> None:
+        if ignored:
+            logger.info(self.ignored_line(ignored))
 
     def _align(self, matrix: np.ndarray, names: list[str], allow_missing: str | None, what: str) -> np.ndarray:
         return self.column_plan(names, allow_missing, what).apply(matrix)
@@ -107,6 +163,32 @@ class LoadedModel:
     def predict(self, x, allow_missing: str | None = None) -> np.ndarray:
         """The most probable class name per sample."""
         return np.asarray(self.classes, dtype=object)[self.predict_proba(x, allow_missing).argmax(axis=1)]
+
+    def score(self, x, labels, allow_missing: str | None = None) -> dict:
+        """Score the predictions for ``x`` against ``labels``: a column of a DataFrame (or of an AnnData's
+        ``.obs``), or the labels themselves, one per sample. Returns :meth:`Scorer.result`'s dict: ``auc`` (macro
+        one-vs-rest), ``accuracy``, ``balanced_accuracy``, ``loss``, ``n_scored``, and the samples left out
+        (``n_missing_label``; ``n_unknown_class``, with ``unknown_classes``: a class the model does not know)."""
+        column = labels if isinstance(labels, str) else None
+        if column is not None:
+            if isinstance(x, pd.DataFrame) and column in x.columns:
+                values = x[column].to_numpy(dtype=object)
+            elif hasattr(x, "obs") and hasattr(x, "var_names") and column in x.obs.columns:
+                values = x.obs[column].to_numpy(dtype=object)
+            elif isinstance(x, pd.DataFrame) or hasattr(x, "obs"):
+                where = "DataFrame's columns" if isinstance(x, pd.DataFrame) else "AnnData's .obs"
+                raise InputFormatError(f"label column {column!r} not found in the {where}")
+            else:
+                raise InputFormatError("labels given as a column name need a DataFrame or AnnData input; pass the "
+                                       "labels themselves (one per sample) with a NumPy input")
+        else:
+            values = np.asarray(labels, dtype=object).ravel()
+        proba = self.predict_proba(self.to_matrix(x, allow_missing, label=column))
+        if len(values) != len(proba):
+            raise InputFormatError(f"labels: one per sample ({len(proba)}), but got {len(values)}")
+        scorer = Scorer(self.classes, column)
+        scorer.add(values, proba)
+        return scorer.result()
 
 
 class ColumnPlan:
@@ -161,56 +243,110 @@ def load_model(path: str | Path, device: str | None = "cpu") -> LoadedModel:
     return LoadedModel(module, metadata, Path(path), resolve_device(device))
 
 
-def _blocks(input_path: Path, layout: str, batch_size: int, address: str | None):
-    """(sample ids, float32 block, gene names) per batch."""
-    if address is not None or input_path.is_dir():  # a directory of Parquet parts: Ray Data reads them in parallel
+def _open_input(model: LoadedModel, path: Path, layout: str, labels: str | None, address: str | None):
+    """(gene names, ignored columns, batches(batch_size) → (ids, block, label frame)) for ``path``; everything
+    that can be checked is checked here, before any output: the format, the label column, the AnnData matrix."""
+    if address is not None or path.is_dir():  # a directory of Parquet parts: Ray Data reads them in parallel
         from raygex.data import canonical
-        from raygex.data.ray_io import read_expression
 
-        genes = canonical.read_genes(input_path)  # a bad dataset is an error before Ray starts
-        connect(None if address in (None, "auto") else address)
-        for batch in read_expression(input_path).iter_batches(batch_size=batch_size, batch_format="pyarrow"):
-            ids, block, _ = canonical.batch_to_arrays(batch, len(genes))
-            yield ids, block, genes
-        return
-    from raygex.data.readers import open_source
+        schema, genes = canonical.read_schema(path), canonical.read_genes(path)  # errors before Ray starts
+        _check_label(labels, canonical.label_columns(schema), path)
 
-    source = open_source(input_path, layout=layout)
-    for ids, block, _ in source.blocks():
-        for start in range(0, len(ids), batch_size):
-            yield ids[start:start + batch_size], block[start:start + batch_size], source.genes
+        def batches(batch_size: int):
+            from raygex.data.ray_io import read_expression
+
+            connect(None if address in (None, "auto") else address)
+            for batch in read_expression(path).iter_batches(batch_size=batch_size, batch_format="pyarrow"):
+                yield canonical.batch_to_arrays(batch, len(genes))
+
+        return genes, [g for g in genes if g not in model._index], batches
+    from raygex.data import readers
+
+    fmt = readers.detect_format(path, LAYOUTS.get(layout, layout))
+    if fmt == "table":  # only the model's genes are parsed: label or clinical columns are never an error
+        source = readers.open_table(path, [labels] if labels else None, keep=model._index)
+    elif fmt == "h5ad":
+        source = _open_h5ad(model, path, labels)
+    elif fmt == "xena":
+        if labels:
+            raise InputFormatError(f"label column {labels!r} not found: a genes × samples (Xena) matrix holds no "
+                                   "label columns (a samples × genes table: pass --layout samples-by-genes)",
+                                   path=path)
+        source = readers.open_xena(path)
+    else:
+        source = readers.open_parquet(path)
+        _check_label(labels, source.obs_schema.names, path)
+    ignored = source.details.get("ignored_columns", [g for g in source.genes if g not in model._index])
+
+    def batches(batch_size: int):
+        for ids, block, obs in source.blocks():
+            for start in range(0, len(ids), batch_size):
+                yield ids[start:start + batch_size], block[start:start + batch_size], obs.iloc[start:start + batch_size]
+
+    return source.genes, ignored, batches
+
+
+def _check_label(label: str | None, columns: list[str], path: Path) -> None:
+    if label is not None and label not in columns:
+        raise InputFormatError(f"label column {label!r} not found (label columns: {list(columns)})", path=path)
+
+
+def _open_h5ad(model: LoadedModel, path: Path, labels: str | None):
+    """The .h5ad's matrix the model was trained on (metadata ``h5ad``: a layer, ``.raw`` or ``.X``)."""
+    from raygex.data.readers import open_h5ad
+
+    spec = model.metadata.get("h5ad") or {}
+    layer, raw = spec.get("layer"), bool(spec.get("raw"))
+    try:
+        return open_h5ad(path, [labels] if labels else None, layer, raw)
+    except InputFormatError as err:
+        detail = str(err)[len(err.path) + 2:] if err.path else str(err)
+        if not (layer or raw) or not ("layer" in detail or ".raw" in detail):
+            raise
+        trained_on = ".raw.X" if raw else f"layer {layer!r}"
+        raise InputFormatError(f"{detail.removesuffix(' (drop --raw)')}: the model {model.path.name} was trained on "
+                               f"{trained_on} of an .h5ad and reads the same matrix here", path=path) from None
 
 
 def predict_file(model_path, input_path, output, *, allow_missing: str | None = None, layout: str = "auto",
-                 batch_size: int = 4096, address: str | None = None, device: str | None = "cpu") -> dict:
-    """Predict every sample of ``input_path`` on ``device`` (cpu, cuda, auto); returns {"samples", "classes"}.
-    ``model_path``, ``input_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model and
-    the input (a file, or a folder of Parquet parts) are fetched first, the CSV uploaded once complete."""
+                 batch_size: int = 4096, address: str | None = None, device: str | None = "cpu",
+                 labels: str | None = None) -> dict:
+    """Predict every sample of ``input_path`` on ``device`` (cpu, cuda, auto); returns {"samples", "classes",
+    "ignored_columns" (input columns that are not genes of the model: never parsed), "ignored_line", "scores", "metric" (the
+    task's selection metric, when recorded)}.
+    ``labels`` names a label column to score the predictions against (:meth:`Scorer.result`; else "scores" is
+    None). ``model_path``, ``input_path`` and ``output`` may be object-store URIs (``s3://``, ``gs://``): the model
+    and the input (a file, or a folder of Parquet parts) are fetched first, the CSV uploaded once complete."""
     if is_uri(output):
         open_remote(str(output))  # an unsupported scheme or missing credentials: before any work
         with tempfile.TemporaryDirectory(prefix="raygex-predict-") as folder:
             local = Path(folder) / str(output).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             report = predict_file(model_path, input_path, local, allow_missing=allow_missing, layout=layout,
-                                  batch_size=batch_size, address=address, device=device)
+                                  batch_size=batch_size, address=address, device=device, labels=labels)
             put_file(local, str(output))
         return report
     model = load_model(fetch_file(str(model_path)) if is_uri(model_path) else model_path, device)
     if is_uri(input_path):
         input_path = local_input(str(input_path), "INPUT")
+    genes, ignored, batches = _open_input(model, Path(input_path), layout, labels, address)
+    plan = model.column_plan(list(genes), allow_missing, f"input {input_path}",
+                             fill_hint="pass --allow-missing mean or zero to fill them")
+    scorer = Scorer(model.classes, labels) if labels else None
     columns = ["sample_id", "predicted", *[f"p_{c}" for c in model.classes]]
-    plan, plan_genes, samples = None, None, 0
+    samples = 0
     with atomic_path(output) as tmp:
         with open(tmp, "w", newline="") as handle:
             handle.write(",".join(columns) + "\n")
-            for ids, block, genes in _blocks(Path(input_path), layout, batch_size, address):
-                if plan is None or genes is not plan_genes:
-                    plan = model.column_plan(list(genes), allow_missing, f"input {input_path}",
-                                             fill_hint="pass --allow-missing mean or zero to fill them")
-                    plan_genes = genes
+            for ids, block, obs in batches(batch_size):
                 proba = model.predict_proba(plan.apply(block, ids))
                 frame = pd.DataFrame(proba, columns=columns[2:])
                 frame.insert(0, "predicted", np.asarray(model.classes, dtype=object)[proba.argmax(axis=1)])
                 frame.insert(0, "sample_id", np.asarray(ids).astype(str))
                 frame.to_csv(handle, header=False, index=False, float_format="%.6g")
                 samples += len(frame)
-    return {"samples": samples, "classes": model.classes}
+                if scorer is not None:
+                    scorer.add(obs[labels].to_numpy(dtype=object), proba)
+    return {"samples": samples, "classes": model.classes, "ignored_columns": len(ignored),
+            "ignored_line": model.ignored_line(list(ignored)) if ignored else None,
+            "scores": scorer.result() if scorer is not None else None,
+            "metric": str((model.metadata.get("selection") or {}).get("metric") or "").removeprefix("valid_") or None}

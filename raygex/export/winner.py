@@ -8,9 +8,11 @@ metric is compared with the leaderboard's and stored in the metadata either way)
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,23 @@ def dataset_hash(path: str | Path) -> str:
     for part in sorted(path.glob("*.parquet")):
         digest.update(sha256_file(part).encode())
     return digest.hexdigest()
+
+
+def h5ad_matrix(expression: str | Path) -> dict | None:
+    """Which matrix of an ``.h5ad`` the dataset was imported from (`raygex data import --layer/--raw`), as the
+    importer's provenance records it: ``{"layer": name or None, "raw": bool}``; None for any other source (or a
+    dataset without provenance). `raygex predict` reads the same matrix from an AnnData input."""
+    from raygex.data.canonical import read_provenance
+
+    try:
+        provenance = read_provenance(expression)
+    except Exception:  # not a canonical dataset (or unreadable): nothing recorded
+        return None
+    if provenance.get("format") != "h5ad":
+        return None
+    matrix = str(provenance.get("matrix", "X"))  # "X", "raw.X" or "layers['name']" (readers.open_h5ad)
+    layer = re.fullmatch(r"layers\[(.+)\]", matrix)
+    return {"layer": ast.literal_eval(layer.group(1)) if layer else None, "raw": matrix == "raw.X"}
 
 
 def graph_summary(aligned, config: ExperimentConfig) -> dict | None:
@@ -232,6 +251,7 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
         "selection": selection or {},
         "dataset": {"path": str(config.data.expression), "sha256": dataset_sha256 or dataset_hash(config.data.expression),
                     "n_samples_train": int(len(data.y_train))},
+        "h5ad": h5ad_matrix(config.data.expression),  # the AnnData matrix trained on: predict reads the same one
         "versions": {"raygex": __version__, "torch": torch.__version__},
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "input": "float32 [batch, n_genes], raw expression in the order of 'genes'; output: class probabilities",

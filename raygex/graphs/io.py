@@ -18,7 +18,7 @@ import pandas as pd
 
 from raygex.errors import ConfigError, InputFormatError
 from raygex.files.fileio import sha256_file
-from raygex.genes import SymbolMap, harmonise, normalise_id
+from raygex.genes import DEFAULT_TABLE, SymbolMap, harmonise, normalise_id
 from raygex.graphs.store import Graph
 
 ID_TYPES = ("symbol", "entrez", "ensembl")
@@ -172,9 +172,9 @@ def import_graph(path, name: str, *, id_type: str = "symbol", id_map=None, symbo
                  header: bool | None = None) -> tuple[Graph, dict]:
     """Read a graph file, map its node ids to approved symbols, and return the canonical graph and a report.
 
-    ``id_map`` is a mapping table (symbol + Entrez/Ensembl id columns) needed when ``id_type`` is not
-    'symbol'; ``symbol_map`` an HGNC previous-symbol table that renames outdated symbols. Nodes that do not
-    map drop their edges. ``weight_column`` (edge lists only) is a header name or a 0-based column index;
+    ``id_map`` is a mapping table (symbol + Entrez/Ensembl id columns) used when ``id_type`` is not 'symbol'
+    (default: raygex's shipped HGNC table, :data:`raygex.genes.DEFAULT_TABLE`); ``symbol_map`` an HGNC
+    previous-symbol table that renames outdated symbols. Nodes that do not map drop their edges. ``weight_column`` (edge lists only) is a header name or a 0-based column index;
     ``header`` forces (True/False) or auto-detects (None) an edge-list header row.
     """
     path = Path(path)
@@ -183,7 +183,7 @@ def import_graph(path, name: str, *, id_type: str = "symbol", id_map=None, symbo
     if fmt not in FORMATS:
         raise ConfigError(f"graph format must be one of {list(FORMATS)}, but got {fmt!r}")
     if id_type != "symbol" and id_map is None:
-        raise ConfigError(f"id type {id_type!r} needs a mapping table (id_map / --map) to turn ids into symbols")
+        id_map = DEFAULT_TABLE
     if not path.is_file():
         raise InputFormatError("graph file not found", path=path)
     kind = detect_format(path) if fmt == "auto" else "adjlist" if fmt == "adjlist" else "edgelist"

@@ -9,14 +9,17 @@ recorded in the layout's journal (``stages.jsonl``).
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
 from pathlib import Path
 
-from raygex.config import ExperimentConfig
+from raygex.config import ExperimentConfig, load_config
+from raygex.config.resume import describe_refusal, describe_resumable, refused_changes
 from raygex.errors import ConfigError
 from raygex.experiment.layout import ExperimentLayout
+from raygex.files.names import CONFIG_SNAPSHOT
 from raygex.files.remote_files import localize_inputs, put_file
 from raygex.files.storage import is_uri, join, open_remote, split
 from raygex.pipeline.context import SweepContext
@@ -46,6 +49,19 @@ def check_inputs(config: ExperimentConfig) -> None:
     check_folds(config)  # reads the label columns only
 
 
+def check_resumable(layout: ExperimentLayout, config: ExperimentConfig) -> None:
+    """Refuse to resume the experiment with a config that differs from its snapshot in a key a resume may not
+    change (what is trained or how the winner is chosen: :mod:`raygex.config.resume` says which keys may change
+    and why), naming the keys in one line. ``raygex resume`` passes the snapshot itself: nothing to refuse."""
+    snapshot = load_config(layout.snapshot_path)
+    refused = refused_changes(json.loads(snapshot.model_dump_json()), json.loads(config.model_dump_json()))
+    if refused:
+        raise ConfigError(f"the config differs from the one this experiment was started with ({CONFIG_SNAPSHOT}) "
+                          f"in {describe_refusal(refused)}: a resume may change only {describe_resumable()}; "
+                          f"resume it as it was ('raygex resume {layout.where}') or run the changed config under "
+                          "another --name", path=layout.where)
+
+
 def run_search(config: ExperimentConfig, *, address: str | None = None, storage: str | None = None,
                name: str | None = None, resume: bool = False, timings: dict | None = None,
                verbose: bool = False) -> Path:
@@ -64,6 +80,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, storage:
                           f"{layout.where}' (or --resume), or choose another --name", path=layout.where)
     if layout.exists():
         layout.read_meta()
+        check_resumable(layout, config)
     todo = plan(layout) if layout.exists() else {s.name: [st.name for st in STUDY_STAGES] for s in config.studies()}
     if not any(todo.values()) and layout.report_path.exists():
         logger.info(f"experiment {layout.where}: every stage of every task is done; nothing to run")

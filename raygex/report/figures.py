@@ -20,13 +20,30 @@ DPI = 90
 HYPERPARAMETERS = ("depth", "embedding", "channels", "dropout", "lr", "weight_decay", "hidden")
 
 
-def _pyplot():
-    import matplotlib
+class _Figures:
+    """What the figures need of pyplot, without pyplot's global state: figures made as ``Figure`` objects (saved
+    with Agg), so a report made inside a notebook or an application leaves its matplotlib backend alone."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def close(fig) -> None:
+        fig.clear()
+
+    @staticmethod
+    def Rectangle(*args, **kwargs):  # noqa: N802 - pyplot's name
+        from matplotlib.patches import Rectangle
+
+        return Rectangle(*args, **kwargs)
+
+
+def _pyplot() -> type[_Figures]:
+    return _Figures
 
 
 COLOURS = {"graph": "#2b6cb0", "control": "#a0aec0", "baseline": "#dd6b20"}

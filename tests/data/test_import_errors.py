@@ -19,6 +19,7 @@ def _expect_error(run_cli, tmp_path, args, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in err
+    return lines[0]
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.parquet")], "temporary output left behind"
     return lines[0]
