@@ -36,12 +36,11 @@ def search(config_path, address, storage, num_samples, name, overrides, resume, 
 
     A new config for a dataset of your own: raygex config new DATASET --graph NAME=PATH -o CONFIG.
     """
-    from raygex.pipeline import run_search
+    from raygex.api import run_experiment
 
     overrides = list(overrides) + ([f"search.num_samples={num_samples}"] if num_samples is not None else [])
-    config = load_config(config_path, overrides)
-    run_search(config, address=address, storage=storage, name=name, resume=resume,
-               verbose=verbose)
+    config = load_config(config_path, overrides)  # --set values are YAML, as in the file
+    run_experiment(config, address=address, storage=storage, name=name, resume=resume, verbose=verbose)
 
 
 @click.command()
@@ -55,7 +54,7 @@ def resume(experiment, address, verbose):
     Example:
       raygex resume results/demo
     """
-    from raygex.pipeline import resume_experiment
+    from raygex.api import resume_experiment
 
     resume_experiment(experiment, address=address, verbose=verbose)
 
