@@ -77,7 +77,8 @@ def test_epoch_rows_give_every_epoch_back_with_the_trial_fields():
 def scheduler_config(kind: str, grace: int, max_epochs: int, scheduler_max: int | None = None):
     return SimpleNamespace(train=SimpleNamespace(max_epochs=max_epochs),
                            search=SimpleNamespace(scheduler=SimpleNamespace(kind=kind, grace_period=grace,
-                                                                            max_epochs=scheduler_max)))
+                                                                            max_epochs=scheduler_max,
+                                                                            rungs="study")))
 
 
 def test_decision_epochs_are_the_rungs_of_the_asha_raygex_builds_and_its_max_t():
