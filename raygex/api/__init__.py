@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any, Mapping
-
-import yaml
 
 from raygex.api.experiment import Experiment
 from raygex.config import ExperimentConfig, load_config
+from raygex.config.config_file import read_config_file
 from raygex.config.mapping import config_from_mapping
 from raygex.errors import ConfigError
 from raygex.experiment.layout import ExperimentLayout
@@ -54,14 +52,7 @@ def as_config(config: ConfigLike, overrides: Mapping[str, Any] | None = None) ->
     elif isinstance(config, (str, os.PathLike)):
         if not overrides:
             return load_config(config)
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError("config file not found", path=path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path=path) from None
-        source = str(path)
+        raw, source = read_config_file(config), str(config)
     else:
         raise ConfigError(f"a config is a YAML path, a dict or an ExperimentConfig, not {type(config).__name__}")
     if not isinstance(raw, dict):

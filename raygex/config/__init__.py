@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from raygex.config.config_file import read_config_file
 from raygex.config.tasks import ClassifyTask, SingleGeneTask, TaskSpec
 from raygex.errors import ConfigError
 from raygex.graphs.controls import CONTROL_KINDS, RESERVED_GRAPH_NAMES, control_choices
@@ -366,16 +367,7 @@ def _format_validation_error(err: ValidationError, path) -> str:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read, override and validate a YAML experiment config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("config file not found", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", path=path) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("a config must be a mapping of keys to values", path=path)
-    raw = _string_keys(apply_overrides(raw, overrides or []))
+    raw = _string_keys(apply_overrides(read_config_file(path), overrides or []))
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as err:
