@@ -24,7 +24,8 @@ import numpy as np
 from raygex.bench.hpo_table import config_key
 
 WITHIN = 0.01
-ASHA_METHODS = ("random+asha", "random+asha-family", "tpe+asha", "tpe+asha-family", "tpe+asha-families")
+ASHA_METHODS = ("random+asha", "random+asha-family", "tpe+asha", "tpe+asha-family", "tpe+asha-families",
+               "tpe-equal+asha", "tpe-dims+asha")
 
 
 def fairness(runs: list[list[dict]], table: dict[str, dict], trials: int) -> dict:

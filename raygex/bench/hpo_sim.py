@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raygex.bench.hpo_table import Grid, config_key
-from raygex.search.sampling import DUPLICATE, MAX_ASKS, tpe_sampler
+from raygex.search.sampling import DUPLICATE, FAMILY_BUDGETS, MAX_ASKS, family_sampler, tpe_sampler
 from raygex.search.scheduler import asha_milestones
 
 # method -> (sampler, ASHA's rungs: None (no ASHA) | "study" (one set for every trial) | "family" (one per model
@@ -42,6 +42,8 @@ METHODS = {
     "tpe+asha-family": ("tpe", "family", "choices"),
     "tpe+asha-families": ("tpe", "study", "families"),
     "tpe-mv+asha": ("tpe-mv", "study", "choices"),
+    "tpe-equal+asha": ("tpe-equal", "study", "choices"),
+    "tpe-dims+asha": ("tpe-dimensions", "study", "choices"),
     "random+asha": ("random", "study", None),
     "random+asha-family": ("random", "family", None),
     "tpe": ("tpe", None, "choices"),
@@ -51,7 +53,9 @@ METHODS = {
 LABELS = {"tpe+asha": "TPE + ASHA", "tpe+asha-family": "TPE + ASHA, rungs per family",
           "tpe-mv+asha": "TPE multivariate+group + ASHA", "random+asha": "random + ASHA",
           "random+asha-family": "random + ASHA, rungs per family",
-          "tpe+asha-families": "TPE + ASHA, one start per family", "tpe": "TPE (no ASHA)", "random": "random",
+          "tpe+asha-families": "TPE + ASHA, one start per family",
+          "tpe-equal+asha": "TPE + ASHA, families equal",
+          "tpe-dims+asha": "TPE + ASHA, families by dims", "tpe": "TPE (no ASHA)", "random": "random",
           "grid": "grid (shuffled)"}
 
 
@@ -134,11 +138,14 @@ def choice_points(grid: Grid, start: str = "choices") -> list[dict]:
     return start_points(parsed, start)
 
 
-def make_sampler(kind: str, seed: int, budget: int):
+def make_sampler(kind: str, seed: int, budget: int, grid: Grid | None = None):
     from optuna.samplers import RandomSampler
 
     if kind == "tpe":
         return tpe_sampler(seed, budget)  # the sweep's own settings
+    if kind.startswith("tpe-") and kind[4:] in FAMILY_BUDGETS:  # the sweep's search.family_budget
+        dimensions = {model: len(params) for model, params in grid.families.items()}
+        return family_sampler(tpe_sampler(seed, budget), kind[4:], dimensions)
     if kind == "tpe-mv":
         return tpe_sampler(seed, budget, multivariate=True, group=True)
     return RandomSampler(seed=seed)
@@ -208,7 +215,7 @@ def simulate(method: str, table: dict[str, dict], grid: Grid, *, seed: int, grac
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # multivariate/group TPE is marked experimental
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler_kind, seed, len(points)))
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler_kind, seed, len(points), grid))
         if enqueue:
             for point in choice_points(grid, enqueue):
                 study.enqueue_trial(point)

@@ -162,6 +162,10 @@ class SearchConfig(_Model):
         "choices", description="Tried before TPE samples: `choices` (one trial per baseline family and GCN graph and "
         "control) or `families` (one per model family: graphs and controls are then scored by the graph swap alone; "
         "report and verdict hold all).")
+    family_budget: Literal["dimensions", "equal", "tpe"] = Field(
+        "dimensions", description="How trials are split between model families: `dimensions` (in proportion to the "
+        "parameters each searches, at least 3 each), `equal` (the same number each) or `tpe` (TPE samples `model` "
+        "like any parameter, and may spend most trials on one family); TPE samples every other parameter.")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="Early stopping of trials.")
     checkpoint_every: int = Field(5, ge=1, description="Epochs between trial checkpoints (failures, `raygex resume`).")
     checkpoint_min_s: float = Field(2.0, ge=0, description="Seconds at least between a trial's checkpoints (the last "

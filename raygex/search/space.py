@@ -193,6 +193,11 @@ def _sampled_params(parsed: dict[str, tuple[str, Any]], model: str):
             yield name, kind, arg
 
 
+def family_dimensions(parsed: dict[str, tuple[str, Any]]) -> dict[str, int]:
+    """How many parameters each family of the space searches (``model`` aside; a GCN's ``graph`` counts)."""
+    return {model: sum(1 for _ in _sampled_params(parsed, model)) for model in sampled_models(parsed)}
+
+
 def _finite_values(kind: str, arg) -> list | None:
     """Every value of a finite parameter (a choice or an integer range), None for a continuous one."""
     if kind == "choice":

@@ -118,6 +118,17 @@ def epochs_per_trial(rows: list[dict]) -> tuple[dict, int]:
     return epochs, sum(len(e) - len(set(e)) for e in trained.values())
 
 
+def running_on(rows: list[dict], node: str, max_epochs: int) -> set:
+    """Trials (from :data:`STORE_STATE`'s rows) whose latest epoch ran on ``node`` and that had more to run: not
+    at ``max_epochs``, not a convex fit at its optimum (done in one epoch)."""
+    last: dict = {}
+    for row in rows:
+        if row["trial"] not in last or row["epoch"] >= last[row["trial"]]["epoch"]:
+            last[row["trial"]] = row
+    return {trial for trial, row in last.items()
+            if row["node"] == node and not row["converged"] and row["epoch"] < max_epochs}
+
+
 def board_summary(cluster: IsolatedCluster, experiment: str, cwd, study: str = "subtype") -> dict:
     """A study's leaderboard read from the URI: trials, finished ones, configurations all distinct."""
     return python_json(cluster, f"""
@@ -130,6 +141,27 @@ def board_summary(cluster: IsolatedCluster, experiment: str, cwd, study: str = "
         """, cwd=cwd)
 
 
+def why_not_finished(cluster: IsolatedCluster, experiment: str, cwd, study: str = "subtype") -> str:
+    """For a failed assertion: the unfinished trials' errors and the experiment log's lines on failures (the
+    working copy is gone by then; both are read from the URI)."""
+    return python_json(cluster, f"""
+        import json
+        from pyarrow import fs
+        from raygex.experiment.layout import ExperimentLayout
+        board = ExperimentLayout.open({experiment!r}).read_leaderboard({study!r})
+        bad = board[board["status"] != "TERMINATED"]
+        rows = bad[["trial_id", "status", "error", "config/model", "epoch", "node_id"]].astype(str).to_dict("records")
+        try:
+            store, path = fs.FileSystem.from_uri({experiment!r} + "/logs/driver.log")
+            with store.open_input_stream(path) as stream:
+                log = stream.read().decode(errors="replace").splitlines()
+        except OSError as error:
+            log = [f"no log: {{error}}"]
+        lines = [line[:400] for line in log if any(w in line.lower() for w in ("error", "fail", "dead", "restor"))]
+        print(json.dumps({{"unfinished": rows, "log": lines[-40:]}}))
+        """, cwd=cwd)
+
+
 def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_break, tmp_path):
     """SIGKILL a worker node (its raylet, object store and workers) while trials run on it: the sweep finishes on
     the other node, each interrupted trial resumes from its last checkpoint on the store, nothing is lost and no
@@ -139,11 +171,15 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     bucket = "raygex-kill"
     config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 30, "patience": 30, "batch_size": 16},
                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
-                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 3, "space": SPACE})
+                                 # restarts: a trial restarted before Ray has marked the node dead may fail
+                                 # again there (a CI run once ended with one trial errored after 3 restarts, its
+                                 # cause not captured; why_not_finished now says it). What is tested is that each
+                                 # try resumes from the last checkpoint, not how many Ray needs
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "max_failures": 8, "space": SPACE})
     lost = next(n["id"] for n in cluster.alive_nodes() if "worker_1" in n["resources"])
     driver, state_script = search_until(
         cluster, tmp_path, config, bucket,
-        lambda state: state["checkpoints"] and any(row["node"] == lost for row in state["rows"]))
+        lambda state: state["checkpoints"] and running_on(state["rows"], lost, 30))
     before = python_json(cluster, state_script)["rows"]
     cluster.kill("worker_1")
     try:
@@ -155,10 +191,9 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     assert driver.returncode == 0, log[-3000:]
 
     after = python_json(cluster, state_script)["rows"]
-    # a convex fit that had reached its optimum (one epoch, `converged`) on the lost node before the kill is done:
-    # nothing of it is lost, nothing to resume
-    done_before = {row["trial"] for row in before if row["converged"]}
-    on_lost = {row["trial"] for row in before if row["node"] == lost} - done_before
+    # trials that ran to their end on the lost node before the kill (a convex fit at its optimum in one epoch, a
+    # network at its last epoch) have nothing to resume
+    on_lost = running_on(before, lost, 30)
     resumed = {row["trial"] for row in after if row["trial"] in on_lost and row["node"] != lost}
     epochs, rerun = epochs_per_trial(after)
     out = board_summary(cluster, f"s3://{bucket}/exp/tiny", cwd=tmp_path / "driver")
@@ -176,7 +211,8 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
           f"{0 if out['unique'] else 'some'}; the study's arrays made on the "
           f"{'lost' if any(t['node'] == lost for t in made) else 'other'} node, task attempts "
           f"{sorted(t['attempt'] for t in made)}")
-    assert out == {"trials": 6, "finished": 6, "unique": True}
+    if out != {"trials": 6, "finished": 6, "unique": True}:
+        pytest.fail(f"{out}: {why_not_finished(cluster, f's3://{bucket}/exp/tiny', cwd=tmp_path / 'driver')}")
     assert on_lost and resumed == on_lost & set(epochs), (on_lost, resumed)
     for trial, seen in epochs.items():  # every trial's history whole: epochs 1..last, none missing
         assert sorted(set(seen)) == list(range(1, max(seen) + 1)), (trial, sorted(seen))

@@ -1,12 +1,16 @@
 """`search.start_trials`: what a sweep tries before TPE samples. `families` spends one start trial per model family
 instead of one per choice, and the report and the verdict still hold every baseline, graph and control (the
-graphs' and controls' figures from the equal-budget graph swap). The sweep runs ASHA with rungs per family."""
+graphs' and controls' figures from the equal-budget graph swap). The sweep runs ASHA with rungs per family and
+`search.family_budget: equal` (as many trials per family)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pandas as pd
+
+import raygex
 
 from raygex.search.space import parse_space, start_points
 from tests.pipeline.test_stages import run_cli
@@ -27,17 +31,17 @@ def test_a_sweep_started_by_family_keeps_every_baseline_graph_and_control_in_the
     config = write_config(
         tmp_path / "families.yaml", tiny_demo, graphs={"true": str(tiny_demo / "graph_true.parquet")}, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
         train={"max_epochs": 2, "patience": 2, "batch_size": 32},
-        search={"num_samples": 3, "max_concurrent": 2, "start_trials": "families",
+        search={"num_samples": 6, "max_concurrent": 2, "start_trials": "families", "family_budget": "equal",
                 "scheduler": {"kind": "asha", "grace_period": 1, "rungs": "family"},
-                "space": {**SPACE, "depth": 1, "channels": 4, "embedding": 1, "hidden": 16, "dropout": 0.0,
-                          "lr": 0.01}})
+                "space": {**SPACE, "depth": 1, "channels": 4, "embedding": 1, "hidden": 16,
+                          "dropout": {"float": [0.0, 0.3]}, "lr": 0.01, "C": {"loguniform": [0.01, 100]}}})
     code, out, err = run_cli("search", config)
     assert code == 0, err[-3000:]
     experiment = tmp_path / "results" / "tiny"
-    board = pd.read_parquet(experiment / "subtype" / "leaderboard.parquet")
-    sweep = board[board["role"] == "sweep"] if "role" in board else board
-    started = sorted(f"{m}/{g}" if m == "gcn" else m for m, g in zip(sweep["config/model"], sweep["config/graph"]))
+    trials = [t.params for t in raygex.open(experiment).optuna_study("subtype").trials if t.state.name == "COMPLETE"]
+    started = sorted(f"{p['model']}/{p['graph']}" if p["model"] == "gcn" else p["model"] for p in trials[:3])
     assert started == ["gcn/true", "lr", "mlp"]  # one trial per family, the GCN's on the first graph; no control
+    assert Counter(p["model"] for p in trials) == {"gcn": 2, "mlp": 2, "lr": 2}  # then as many trials per family
     code, out, err = run_cli("status", experiment, "--json")
     assert code == 0, err[-2000:]
     verdicts = {(v["graph"], v["control"]) for v in json.loads(out)["tasks"]["subtype"]["verdicts"]}
