@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raygex.bench.hpo_table import Grid, config_key
-from raygex.search.sampling import DUPLICATE, FAMILY_BUDGETS, MAX_ASKS, family_sampler, tpe_sampler
+from raygex.search.sampling import DUPLICATE, FAMILY_BUDGETS, MAX_ASKS, family_sampler, reask_sampler, tpe_sampler
 from raygex.search.scheduler import asha_milestones
 
 # method -> (sampler, ASHA's rungs: None (no ASHA) | "study" (one set for every trial) | "family" (one per model
@@ -144,8 +144,9 @@ def make_sampler(kind: str, seed: int, budget: int, grid: Grid | None = None):
     if kind == "tpe":
         return tpe_sampler(seed, budget)  # the sweep's own settings
     if kind.startswith("tpe-") and kind[4:] in FAMILY_BUDGETS:  # the sweep's search.family_budget
-        dimensions = {model: len(params) for model, params in grid.families.items()}
-        return family_sampler(tpe_sampler(seed, budget), kind[4:], dimensions)
+        dimensions = {model: sum(len(p.values) > 1 for p in params) for model, params in grid.families.items()}
+        sizes = {model: sum(1 for p in grid.points() if p["model"] == model) for model in grid.families}
+        return family_sampler(kind[4:], dimensions, sizes, seed, budget)
     if kind == "tpe-mv":
         return tpe_sampler(seed, budget, multivariate=True, group=True)
     return RandomSampler(seed=seed)
@@ -153,7 +154,6 @@ def make_sampler(kind: str, seed: int, budget: int, grid: Grid | None = None):
 
 def _ask_unseen(study, grid: Grid, seen: set, points: list[dict]):
     """Ask until the configuration is new (raygex's ResumableOptunaSearch.suggest)."""
-    from optuna.samplers import RandomSampler
     from optuna.trial import TrialState
 
     sampler = study.sampler
@@ -165,7 +165,7 @@ def _ask_unseen(study, grid: Grid, seen: set, points: list[dict]):
                 return trial, params
             trial.set_user_attr(DUPLICATE, True)
             study.tell(trial, state=TrialState.FAIL)
-            study.sampler = RandomSampler(seed=len(study.get_trials(deepcopy=False)) + attempt)
+            study.sampler = reask_sampler(sampler, len(study.get_trials(deepcopy=False)) + attempt)
     finally:
         study.sampler = sampler
     fresh = next(p for p in points if config_key(p) not in seen)

@@ -164,8 +164,9 @@ class SearchConfig(_Model):
         "report and verdict hold all).")
     family_budget: Literal["dimensions", "equal", "tpe"] = Field(
         "dimensions", description="How trials are split between model families: `dimensions` (in proportion to the "
-        "parameters each searches, at least 3 each), `equal` (the same number each) or `tpe` (TPE samples `model` "
-        "like any parameter, and may spend most trials on one family); TPE samples every other parameter.")
+        "parameters each searches, at least 3 each where its space allows), `equal` (the same number each), each "
+        "family with a TPE of its own; or `tpe` (one TPE samples `model` like any parameter, and may spend most "
+        "trials on one family).")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="Early stopping of trials.")
     checkpoint_every: int = Field(5, ge=1, description="Epochs between trial checkpoints (failures, `raygex resume`).")
     checkpoint_min_s: float = Field(2.0, ge=0, description="Seconds at least between a trial's checkpoints (the last "

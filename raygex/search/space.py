@@ -198,6 +198,15 @@ def family_dimensions(parsed: dict[str, tuple[str, Any]]) -> dict[str, int]:
     return {model: sum(1 for _ in _sampled_params(parsed, model)) for model in sampled_models(parsed)}
 
 
+def family_sizes(parsed: dict[str, tuple[str, Any]]) -> dict[str, int | None]:
+    """Each family's number of distinct configurations (None when it has a continuous parameter)."""
+    sizes = {}
+    for model in sampled_models(parsed):
+        points = family_points(parsed, model)
+        sizes[model] = None if points is None else len(points)
+    return sizes
+
+
 def _finite_values(kind: str, arg) -> list | None:
     """Every value of a finite parameter (a choice or an integer range), None for a continuous one."""
     if kind == "choice":

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from raygex.errors import SweepInterrupted
 from raygex.files.storage import StoreFolder, folder_of
 from raygex.search.payload import TrialPayload
-from raygex.search.sampling import family_sampler, tpe_sampler
+from raygex.search.sampling import family_sampler
 from raygex.search.scheduler import build_scheduler
 from raygex.search.tune_compat.checkpoint_repair import TUNER_STATE, back_up_tuner_state
 from raygex.search.tune_compat.saved_state import repair_saved_study
@@ -33,7 +33,8 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
     from raygex.config import selection_column, selection_mode
     from raygex.search.progress import StudyProgress
     from raygex.search.slots import SlotLimiter, slots_for
-    from raygex.search.space import choice_points, define_by_run, family_dimensions, parse_space, study_budget
+    from raygex.search.space import (choice_points, define_by_run, family_dimensions, family_sizes, parse_space,
+                                     study_budget)
     from raygex.search.trainable import train_fn
     from raygex.search.tune_compat.optuna_searcher import ResumableOptunaSearch
 
@@ -69,8 +70,8 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
     parsed = parse_space(config.search.space, config.graph_choices())
     searcher = ResumableOptunaSearch(space=define_by_run(parsed), metric=metric, mode=mode,
                                      points_to_evaluate=choice_points(parsed, budget, config.search.start_trials),
-                                     sampler=family_sampler(tpe_sampler(config.search.seed, budget),
-                                                            config.search.family_budget, family_dimensions(parsed)))
+                                     sampler=family_sampler(config.search.family_budget, family_dimensions(parsed),
+                                                            family_sizes(parsed), config.search.seed, budget))
     searcher = SlotLimiter(searcher, config.search.max_concurrent_per_study or config.search.max_concurrent,
                            study=study, slots_key=slots_key, budget=budget)
     scheduler = build_scheduler(config, metric, mode)

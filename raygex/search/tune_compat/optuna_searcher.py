@@ -9,7 +9,8 @@ history stays complete and TPE keeps learning from it.
 
 No configuration runs twice: a suggestion whose sampled parameters equal those of a trial already run or
 running (logistic regression with fixed optimiser settings, say, or a finite space TPE keeps revisiting) is told
-to Optuna as failed and asked again, from a random sampler (TPE ignores failed trials and would propose the same);
+to Optuna as failed and asked again, from a random sampler (TPE ignores failed trials and would propose the same;
+the family shares of ``search.family_budget`` still hold);
 after :data:`MAX_ASKS` asks, the next unseen point of a finite family is enqueued instead. The check reads the study's own trials, so it holds across resumes.
 """
 
@@ -19,7 +20,7 @@ import logging
 
 from ray.tune.search.optuna import OptunaSearch
 
-from raygex.search.sampling import DUPLICATE, MAX_ASKS
+from raygex.search.sampling import DUPLICATE, MAX_ASKS, reask_sampler
 from raygex.search.tune_compat.tune_files import epoch_rows
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ def params_key(params: dict) -> tuple:
 
 class ResumableOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str):
-        from optuna.samplers import RandomSampler
         from optuna.trial import TrialState
 
         sampler = self._ot_study.sampler
@@ -46,7 +46,7 @@ class ResumableOptunaSearch(OptunaSearch):
                 self._ot_study.tell(ot_trial.number, state=TrialState.FAIL)
                 del self._ot_trials[trial_id]
                 # TPE ignores failed trials and would propose the same again: re-ask at random
-                self._ot_study.sampler = RandomSampler(seed=len(self._ot_study.get_trials(deepcopy=False)) + attempt)
+                self._ot_study.sampler = reask_sampler(sampler, len(self._ot_study.get_trials(deepcopy=False)) + attempt)
         finally:
             self._ot_study.sampler = sampler
         fresh = self._unseen_point()
