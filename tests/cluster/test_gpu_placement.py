@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from tests.cluster.conftest import write_config
+from tests.search.conftest import SWEEP_ONLY
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,7 @@ def test_half_gpu_trials_land_two_to_a_gpu_and_train_on_the_cpu_without_cuda(gpu
     cluster, gpu_node = gpu_cluster
     config = load_config(write_config(
         tmp_path / "gpu.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+        **SWEEP_ONLY,
         # trials of several seconds: all four must be running at once, so none can take over a finished one's slot
         train={"max_epochs": 100, "patience": 100, "batch_size": 16}, resources={"cpu": 0.5, "gpu": 0.5},
         search={"num_samples": 4, "max_concurrent": 4, "scheduler": {"kind": "fifo"},

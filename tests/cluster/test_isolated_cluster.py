@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.cluster.isolated import IsolatedCluster, missing_tools
-from tests.search.conftest import write_config, write_demo
+from tests.search.conftest import SWEEP_ONLY, write_config, write_demo
 from tests.search.test_resume import SPACE, TWO_TASKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
@@ -54,6 +54,8 @@ def upload(cluster: IsolatedCluster, bucket: str, files: dict) -> None:
         """)
 
 
+
+
 def study_on_s3(cluster: IsolatedCluster, tmp_path, bucket: str, **changes):
     """The tiny demo's dataset and true graph uploaded to ``bucket``, and a one-task config reading them from the
     store (``data.read_in_driver_mb: 0``: the rows are read by Ray tasks on the workers); the driver's folder
@@ -66,7 +68,7 @@ def study_on_s3(cluster: IsolatedCluster, tmp_path, bucket: str, **changes):
     return write_config(tmp_path / "tiny.yaml", demo,
                         data={"expression": f"s3://{bucket}/data/expression.parquet", "read_in_driver_mb": 0},
                         tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                        graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"], **changes)
+                        graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, **{"controls": ["empty"], **changes})
 
 
 STORE_STATE = """
@@ -170,6 +172,7 @@ def test_a_worker_lost_mid_sweep_the_sweep_finishes_on_the_node_left(cluster_to_
     cluster = cluster_to_break
     bucket = "raygex-kill"
     config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 30, "patience": 30, "batch_size": 16},
+                         **SWEEP_ONLY,
                          search={"num_samples": 6, "max_concurrent": 4, "scheduler": {"kind": "fifo"},
                                  # restarts: a trial restarted before Ray has marked the node dead may fail
                                  # again there (a CI run once ended with one trial errored after 3 restarts, its
@@ -262,7 +265,8 @@ def test_two_studies_on_s3_the_driver_killed_and_resumed_from_another_folder(clu
     bucket = "raygex-cluster"
     config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 8, "patience": 8, "batch_size": 16},
                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE})
+                                 "checkpoint_every": 2, "checkpoint_min_s": 0, "space": SPACE},
+                         **SWEEP_ONLY)
     # subtype: 160 samples x 150 genes = 96 kB of float32 (streamed); sgi: 40 BFS genes = 26 kB (in memory)
     raw = yaml.safe_load(config.read_text())
     raw["tasks"] = TWO_TASKS
@@ -345,7 +349,7 @@ def test_a_search_submitted_as_a_ray_job_runs_on_the_head_and_its_output_reaches
     bucket = "raygex-job"
     config = study_on_s3(cluster, tmp_path, bucket, train={"max_epochs": 3, "patience": 3, "batch_size": 32},
                          search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
-                                 "space": SPACE})
+                                 "space": SPACE}, **SWEEP_ONLY)
     job = tmp_path / "job"
     job.mkdir()
     (job / "tiny.yaml").write_text(config.read_text())

@@ -24,6 +24,11 @@ def tiny_demo(tmp_path_factory):
     return write_demo(tmp_path_factory.mktemp("demo"))
 
 
+# For a test about the sweep (not the later stages): one split seed, so each trial that ran to its end is that
+# seed's run and the evaluation trains little or nothing again; and so no controls (a verdict needs two seeds).
+SWEEP_ONLY = {"split": {"train": 0.5, "valid": 0.25, "test": 0.25, "seeds": [0]}, "controls": []}
+
+
 def write_config(path, demo, **changes):
     config = {
         "name": "tiny",

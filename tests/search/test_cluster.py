@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.search.conftest import write_config
+from tests.search.conftest import SWEEP_ONLY, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,7 @@ def test_fractional_gpu_trials_spread_over_three_nodes(tiny_demo, tmp_path):
         cluster.wait_for_nodes()
         config = load_config(write_config(
             tmp_path / "cluster.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
+            **SWEEP_ONLY,
             # ~1-s trials: six at once need every node (4-epoch trials could all end on the first node)
             train={"max_epochs": 150, "patience": 150, "batch_size": 32}, resources={"cpu": 0.5, "gpu": 0.5},
             search={"num_samples": 6, "max_concurrent": 6, "scheduler": {"kind": "fifo"},
@@ -57,7 +58,7 @@ def test_a_worker_node_dying_mid_trial_restarts_its_trials_elsewhere_from_their_
     max_epochs = 24
     config = load_config(write_config(
         tmp_path / "cluster.yaml", tiny_demo, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-        train={"max_epochs": max_epochs, "patience": max_epochs, "batch_size": 16}, resources={"cpu": 1, "gpu": 0},
+        **SWEEP_ONLY, train={"max_epochs": max_epochs, "patience": max_epochs, "batch_size": 16}, resources={"cpu": 1, "gpu": 0},
         search={"num_samples": 3, "max_concurrent": 3, "scheduler": {"kind": "fifo"}, "checkpoint_every": 2,
                 "checkpoint_min_s": 0,
                 "space": {"model": ["gcn"], "graph": ["true"], "depth": 2, "channels": 16, "embedding": 4,

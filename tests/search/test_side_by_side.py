@@ -19,7 +19,7 @@ from ray.tune.search import Searcher
 
 from raygex.experiment.layout import ExperimentLayout
 from raygex.search.slots import SlotLimiter, TrialSlots, open_slots
-from tests.search.conftest import write_config
+from tests.search.conftest import SWEEP_ONLY, write_config
 
 ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_USAGE_STATS_ENABLED": "0",
        "WANDB_MODE": "disabled"}
@@ -124,6 +124,7 @@ def most_at_once(spans: list[tuple[float, float, str]]) -> tuple[int, int]:
 
 def run_search(tiny_demo, tmp_path, name: str, **search) -> Path:
     config = write_config(tmp_path / f"{name}.yaml", tiny_demo, name=name, tasks=TASKS,
+                          **SWEEP_ONLY,  # each trial runs to its end: the later stages train nothing again
                           # long enough (~1 s) that a study's two trials overlap: they start ~a second apart
                           train={"max_epochs": 150, "patience": 150, "batch_size": 32},
                           search={"num_samples": TRIALS, "max_concurrent": 2, "scheduler": {"kind": "fifo"},

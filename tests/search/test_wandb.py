@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.search.conftest import write_config
+from tests.search.conftest import SWEEP_ONLY, write_config
 
 FAKE_KEY = "raygex_fake_api_key_" + "0123456789" * 3  # a well-formed key wandb would send, recognisable in files
 SEARCH = {"num_samples": 3, "max_concurrent": 2, "scheduler": {"kind": "asha", "grace_period": 1},
@@ -186,7 +186,7 @@ def test_api_key_is_written_nowhere(offline_sweep):
 def test_disabled_writes_no_runs(tiny_demo, tmp_path_factory, run_cli):
     folder = tmp_path_factory.mktemp("sweep")
     # The environment wins over the config's mode (tests/conftest.py sets WANDB_MODE=disabled).
-    config = write_config(folder / "tiny.yaml", tiny_demo, search=SEARCH,
+    config = write_config(folder / "tiny.yaml", tiny_demo, search=SEARCH, **SWEEP_ONLY,
                           wandb={"project": "raygex-test", "mode": "offline"})
     code, out, err = sweep(run_cli, config)
     assert code == 0, err
@@ -198,7 +198,7 @@ def test_disabled_writes_no_runs(tiny_demo, tmp_path_factory, run_cli):
 
 def test_unreachable_server_warns_once_and_the_sweep_completes(tiny_demo, tmp_path_factory, run_cli, monkeypatch):
     folder = tmp_path_factory.mktemp("sweep")
-    config = write_config(folder / "tiny.yaml", tiny_demo, search=SEARCH,
+    config = write_config(folder / "tiny.yaml", tiny_demo, search=SEARCH, **SWEEP_ONLY,
                           wandb={"project": "raygex-test", "mode": "online"})
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)

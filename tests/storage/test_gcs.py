@@ -67,14 +67,14 @@ def test_a_search_with_its_experiment_on_gcs(gcs_bucket, tmp_path):
     import os
 
     from raygex.files.storage import open_remote
-    from tests.search.conftest import write_config, write_demo
+    from tests.search.conftest import SWEEP_ONLY, write_config, write_demo
     from tests.search.test_resume import SPACE
 
     (tmp_path / "demo").mkdir()
     demo = write_demo(tmp_path / "demo")
     config = write_config(tmp_path / "tiny.yaml", demo,
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          graphs={"true": str(demo / "graph_true.parquet")}, controls=["empty"],
+                          graphs={"true": str(demo / "graph_true.parquet")}, **SWEEP_ONLY,
                           train={"max_epochs": 3, "patience": 3, "batch_size": 32},
                           search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                   "space": SPACE})

@@ -17,7 +17,7 @@ import pytest
 from raygex.data import canonical
 from raygex.data.demo import make_demo_cohort
 from raygex.export.winner import dataset_hash
-from tests.search.conftest import write_config, write_demo
+from tests.search.conftest import SWEEP_ONLY, write_config, write_demo
 from tests.search.test_resume import SPACE
 from tests.storage.test_s3_sweep import upload
 
@@ -81,7 +81,7 @@ def test_a_sweep_reads_its_inputs_from_the_store_without_a_local_copy(tmp_path, 
     uri = f"s3://{bucket}/data/expression.parquet"
     config = write_config(tmp_path / "tiny.yaml", demo, data={"expression": uri, "read_in_driver_mb": 0},
                           tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-                          graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, controls=["empty"],
+                          graphs={"true": f"s3://{bucket}/data/graph_true.parquet"}, **SWEEP_ONLY,
                           train={"max_epochs": 3, "patience": 3, "batch_size": 32},
                           search={"num_samples": 4, "max_concurrent": 2, "scheduler": {"kind": "fifo"},
                                   "space": SPACE})

@@ -365,3 +365,16 @@ def test_a_phantoms_queued_point_is_queued_again(where):
     restored.restore_from_dir(str(after))
     assert queue(restored) == [{"hidden": 32}], notes
     assert restored.next_trial().config["hidden"] == 32
+
+
+def test_a_search_state_cut_off_by_the_kill_is_one_line_not_a_hang(where):
+    """Tune copies its search-algorithm state into the study folder in place; a SIGKILL mid-copy left it empty (seen
+    in test_resume's mid_fold kill point), and Tune's restore then logged the failure and waited forever. The
+    resume stops with one line naming the file instead."""
+    from raygex.errors import SweepInterrupted
+
+    study, repair = where
+    (study / "search_gen_state-2026-12-07_04-18-22.json").write_bytes(b"")
+    with pytest.raises(SweepInterrupted, match="search_gen_state-2026-12-07_04-18-22.json: Tune's search state was "
+                                               "cut off by the kill"):
+        repair()

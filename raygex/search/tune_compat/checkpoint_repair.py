@@ -41,6 +41,22 @@ def repair_tuner_state(study: StoreFolder) -> bool:
     return True
 
 
+SEARCH_STATE_PREFIX = "search_gen_state-"  # Tune's search algorithm state (a cloudpickle, named .json)
+
+
+def check_search_state(study: StoreFolder) -> None:
+    """Refuse, with one line, a study whose newest search-algorithm state a kill left empty or cut off (Tune
+    copies it from its staging folder to the study's in place, and a SIGKILL mid-copy leaves a stub): Tune would
+    fail to restore it and then wait forever for a searcher it never got back."""
+    from raygex.errors import SweepInterrupted
+
+    states = sorted(f for f in study.files() if "/" not in f and f.startswith(SEARCH_STATE_PREFIX))
+    if states and not _loadable(study.read_bytes(states[-1])):
+        raise SweepInterrupted(f"{study.child(states[-1]).uri}: Tune's search state was cut off by the kill that "
+                               f"stopped the sweep (empty or truncated), so the sweep cannot be resumed; start it "
+                               f"again under a new name (raygex search CONFIG --name NEW)")
+
+
 CHECKPOINT_REF = re.compile(rb"([^/\\\"\x00-\x1f]+)/(checkpoint_\d{6})")
 HEX_BLOB = re.compile(r"[0-9a-f]{64,}")
 

@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from raygex.files.names import CHECKPOINT_FILE, RESULT_FILE
 from raygex.files.storage import StoreFolder, folder_of, mirror_of
-from raygex.search.tune_compat.checkpoint_repair import (checkpoint_references, repair_missing_checkpoints,
-                                                         repair_tuner_state)
+from raygex.search.tune_compat.checkpoint_repair import (check_search_state, checkpoint_references,
+                                                         repair_missing_checkpoints, repair_tuner_state)
 from raygex.search.tune_compat.optuna_repair import agree_optuna
 from raygex.search.tune_compat.tune_files import TERMINAL_STATES
 
@@ -49,6 +49,7 @@ def repair_before_restore(study: StoreFolder) -> list[str]:
     """Every repair below on the study's folder (local or on an object store: the same code); returns a line for
     each thing it changed."""
     repair_tuner_state(study)
+    check_search_state(study)
     notes = [f"checkpoint {p} put back" for p in repair_missing_checkpoints(study)]
     return notes + agree_with_experiment_state(StudyFiles(study))
 
