@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import re
 
+from raygex.errors import SweepInterrupted
 from raygex.files.storage import StoreFolder
 
 TUNER_STATE, TUNER_BACKUP = "tuner.pkl", ".raygex-tuner.pkl"
@@ -48,8 +49,6 @@ def check_search_state(study: StoreFolder) -> None:
     """Refuse, with one line, a study whose newest search-algorithm state a kill left empty or cut off (Tune
     copies it from its staging folder to the study's in place, and a SIGKILL mid-copy leaves a stub): Tune would
     fail to restore it and then wait forever for a searcher it never got back."""
-    from raygex.errors import SweepInterrupted
-
     states = sorted(f for f in study.files() if "/" not in f and f.startswith(SEARCH_STATE_PREFIX))
     if states and not _loadable(study.read_bytes(states[-1])):
         raise SweepInterrupted(f"{study.child(states[-1]).uri}: Tune's search state was cut off by the kill that "
