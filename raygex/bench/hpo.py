@@ -77,7 +77,8 @@ def summarise(curves: dict[str, list[list[dict]]], table: dict[str, dict]) -> di
 
 
 def verdict(summary: dict) -> dict:
-    """TPE + ASHA against the ≤ 25 % goal (and which method does best), and multivariate TPE against TPE."""
+    """TPE + ASHA (one TPE over the study) against the ≤ 25 % goal (and which method does best, the sweep's
+    default family shares among them), and multivariate TPE against TPE."""
     methods = summary["methods"]
     tpe = methods.get("tpe+asha")
     out = {}

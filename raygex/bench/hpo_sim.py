@@ -16,6 +16,9 @@ Ray Tune's ASHA rung rule, one trial at a time.
   space's size, as raygex caps ``num_samples`` at it) and raygex's one enqueued trial per choice (model family,
   and the GCN on each graph) first; no configuration runs twice (a repeat is told as failed and asked again
   from a random sampler, then the first unseen point is enqueued: raygex's ``ResumableOptunaSearch`` rule).
+* ``tpe+asha`` is one TPE over the whole study choosing the model family too (``search.family_budget: tpe``);
+  ``tpe-dims+asha`` and ``tpe-equal+asha`` are the sweep's ``dimensions`` (its default) and ``equal`` shares,
+  each family with a TPE of its own (:func:`raygex.search.sampling.family_sampler`, same settings per family).
 * Random search is Optuna's RandomSampler under the same no-repeat rule (no enqueued choices); the grid is every
   table entry once, in a shuffled order per seed.
 
