@@ -148,7 +148,7 @@ def make_sampler(kind: str, seed: int, budget: int, grid: Grid | None = None):
         return tpe_sampler(seed, budget)  # the sweep's own settings
     if kind.startswith("tpe-") and kind[4:] in FAMILY_BUDGETS:  # the sweep's search.family_budget
         dimensions = {model: sum(len(p.values) > 1 for p in params) for model, params in grid.families.items()}
-        sizes = {model: sum(1 for p in grid.points() if p["model"] == model) for model in grid.families}
+        sizes = {model: math.prod(len(p.values) for p in params) for model, params in grid.families.items()}
         return family_sampler(kind[4:], dimensions, sizes, seed, budget)
     if kind == "tpe-mv":
         return tpe_sampler(seed, budget, multivariate=True, group=True)

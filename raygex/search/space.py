@@ -199,11 +199,20 @@ def family_dimensions(parsed: dict[str, tuple[str, Any]]) -> dict[str, int]:
 
 
 def family_sizes(parsed: dict[str, tuple[str, Any]]) -> dict[str, int | None]:
-    """Each family's number of distinct configurations (None when it has a continuous parameter)."""
-    sizes = {}
+    """Each family's number of distinct configurations, counted, not listed (None when it has a continuous
+    parameter)."""
+    sizes: dict[str, int | None] = {}
     for model in sampled_models(parsed):
-        points = family_points(parsed, model)
-        sizes[model] = None if points is None else len(points)
+        count: int | None = 1
+        for _, kind, arg in _sampled_params(parsed, model):
+            if kind == "choice":
+                count *= len(arg)
+            elif kind in ("int", "logint"):
+                count *= int(arg[1]) - int(arg[0]) + 1
+            else:
+                count = None
+                break
+        sizes[model] = count
     return sizes
 
 
@@ -233,18 +242,8 @@ def family_points(parsed: dict[str, tuple[str, Any]], model: str) -> list[dict] 
 def space_size(parsed: dict[str, tuple[str, Any]]) -> int | None:
     """How many distinct configurations the space holds (counted, not listed), None when any sampled family has
     a continuous parameter."""
-    total = 0
-    for model in sampled_models(parsed):
-        count = 1
-        for _, kind, arg in _sampled_params(parsed, model):
-            if kind == "choice":
-                count *= len(arg)
-            elif kind in ("int", "logint"):
-                count *= int(arg[1]) - int(arg[0]) + 1
-            else:
-                return None
-        total += count
-    return total
+    sizes = family_sizes(parsed).values()
+    return None if None in sizes else sum(sizes)
 
 
 def study_budget(config) -> tuple[int, str | None]:
