@@ -7,6 +7,13 @@ shapes every step, so keeping the memory is safe and bounded by the trial's peak
 process for trial after trial: without a hand-back each worker would keep the peak of every trial it ever ran.
 So the memory a finished trial freed goes back to the kernel before the next trial starts
 (:func:`release_freed_memory`).
+
+That hand-back only reaches memory in glibc's main heap: ``malloc_trim`` releases the top of the main heap, never
+the top of a thread's own arena. Tune runs each trial in a new thread of the reused worker, and glibc gives new
+threads arenas of their own (up to 8 per core), so each trial could leave up to its peak behind in an arena
+nothing trims (measured on the demo, one worker: 243 → 455 MB private after 9 trials, in 64-MB arena heaps).
+Ray's workers therefore start with one arena (:data:`WORKER_ENV`, the job's environment): every thread allocates
+from the main heap, and the next trial starts where the first did (243 → 264 MB).
 """
 
 from __future__ import annotations
@@ -14,10 +21,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import sys
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 _applied = False
+
+# The environment raygex gives Ray's worker processes (read by glibc when a process starts).
+WORKER_ENV = {"MALLOC_ARENA_MAX": "1"}
+
+
+def worker_env() -> dict[str, str]:
+    """:data:`WORKER_ENV`, with any value the driver's own environment sets for the same variable."""
+    return {name: os.environ.get(name) or value for name, value in WORKER_ENV.items()}
 
 
 def _libc():

@@ -9,6 +9,7 @@ import os
 import yaml
 
 from raygex.errors import ConfigError
+from raygex.runtime.allocator import worker_env
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +32,18 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    # the workers' allocator setting (one malloc arena: a reused worker hands each trial's memory back)
+    env = worker_env()
     if address:
-        env = storage_env()
         # the nodes read the inputs from the store themselves (Ray Data's read tasks): they need the driver's
         # endpoint and credentials, as the job's environment. Inside a `ray job submit` job these variables came
         # from the job's own runtime environment (same values): Ray refuses to merge the two unless told to.
-        if env:
-            os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
-        ray.init(address=address, log_to_driver=False, **({"runtime_env": {"env_vars": env}} if env else {}))
+        env.update(storage_env())
+        os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
+        ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                 runtime_env={"env_vars": env})
 
 
 # What reaches an object store from any node: endpoints, regions and credentials given as values. Variables that

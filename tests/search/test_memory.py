@@ -83,3 +83,63 @@ def test_a_trials_freed_memory_is_kept_while_it_runs_and_released_before_the_nex
         start, kept, released = child.submit(_keep_then_release).result()
     assert kept - start > 250, "while a trial runs, what it frees stays in the process (no page faults again)"
     assert released - start < 50, "before the next trial starts, it goes back to the kernel"
+
+
+_THREAD_TRIALS = r"""
+import json, threading
+from raygex.runtime.allocator import keep_freed_memory, release_freed_memory
+from raygex.search.memory import private_memory_mb
+
+def trial():  # a trial as Tune runs it: in a new thread, its batches allocated and freed
+    blocks = [bytearray(1 << 20) for _ in range(60)]  # one 64-MB arena heap's worth
+    del blocks
+
+keep_freed_memory()
+start = private_memory_mb()
+after = []
+for _ in range(3):
+    thread = threading.Thread(target=trial)
+    thread.start()
+    thread.join()
+    release_freed_memory()
+    after.append(private_memory_mb() - start)
+print(json.dumps(after))
+"""
+
+
+def _thread_trials(env: dict) -> list[float]:
+    import json
+    import os
+    import subprocess
+
+    child_env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env
+    out = subprocess.run([sys.executable, "-c", _THREAD_TRIALS], env=child_env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_with_the_workers_environment_a_trial_in_its_own_thread_hands_its_memory_back():
+    from raygex.runtime.allocator import WORKER_ENV
+
+    assert max(_thread_trials(WORKER_ENV)) < 10, "one arena: the trial's 60 MB left with it"
+    # the reason for the setting: in a thread's own arena the trial's memory stays after the trim
+    assert max(_thread_trials({})) > 40
+
+
+def test_rays_workers_get_the_allocator_setting():
+    import os
+
+    import ray
+
+    from raygex.runtime.allocator import WORKER_ENV
+    from raygex.runtime.ray_session import connect
+
+    if ray.is_initialized():
+        ray.shutdown()
+    connect(None, num_cpus=1)
+    try:
+        seen = ray.get(ray.remote(lambda: {k: os.environ.get(k) for k in WORKER_ENV}).remote())
+    finally:
+        ray.shutdown()
+    assert seen == WORKER_ENV
