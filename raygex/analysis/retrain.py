@@ -31,6 +31,8 @@ from raygex.config import metric_name
 from raygex.experiment.layout import ExperimentLayout
 from raygex.experiment.retrainings import RetrainingRecords
 from raygex.runtime.gpu_share import limit_gpu_memory
+from raygex.runtime.ray_session import largest_node_memory_mb
+from raygex.search.memory_estimate import reservation_mb, study_shape
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,21 @@ def remote_trainer(config):
     return train
 
 
+def memory_aware_submit(config):
+    """``submit(train, hparams, split, shared, aligned)``: the training as a Ray task, with its memory estimate as
+    the task's memory request when ``resources.memory_mb`` is ``auto`` (the fixed figure is the task's default)."""
+    if config.resources.memory_mb != "auto":
+        return lambda train, hparams, split, shared, aligned: train.remote(hparams, shared, aligned)
+
+    largest = largest_node_memory_mb()
+
+    def submit(train, hparams, split, shared, aligned):
+        memory = reservation_mb(hparams, split.shape, aligned, largest)
+        return train.options(memory=int(memory * 2**20)).remote(hparams, shared, aligned)
+
+    return submit
+
+
 @dataclass
 class SeedSplit:
     """What the driver keeps of a split seed: the test labels and ids, and every graph choice aligned to it."""
@@ -125,6 +142,7 @@ class SeedSplit:
     y_test: np.ndarray
     test_ids: list[str]
     graphs: dict
+    shape: object = None  # :class:`raygex.search.memory_estimate.StudyShape` (resources.memory_mb: auto)
 
 
 def split_per_seed(config, study: str, dataset, graphs) -> dict:
@@ -140,11 +158,11 @@ def split_per_seed(config, study: str, dataset, graphs) -> dict:
     for seed in config.split.seeds:
         if isinstance(dataset, StudySource):
             shared, aligned, plan = dataset.study_data(study, seed)
-            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned), shared)
+            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned, study_shape(plan)), shared)
             continue
         raw = trial_data(config, study, dataset, graphs, seed=seed, graph=None)
-        splits[seed] = (SeedSplit(raw.y_test, raw.test_ids, study_graphs(config, graphs, raw, seed=seed)),
-                        ray.put(raw.standardised()))
+        splits[seed] = (SeedSplit(raw.y_test, raw.test_ids, study_graphs(config, graphs, raw, seed=seed),
+                                  study_shape(raw)), ray.put(raw.standardised()))
     return splits
 
 
@@ -225,6 +243,7 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
                 f"{len({study for study, _, _ in queue})} task(s) (each baseline's best, the best GCN configuration "
                 f"with every graph, the winner)")
     train = remote_trainer(config)
+    submit = memory_aware_submit(config)
     splits = {study: split_per_seed(config, study, dataset, graphs) for study in {s for s, _, _ in queue}}
     limit = max(1, in_flight or config.search.max_concurrent)
     pending: dict = {}
@@ -237,7 +256,7 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
             aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
             about = {"edges": None if aligned is None else int(aligned.n_edges), "test_ids": list(split.test_ids),
                      "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
-            pending[train.remote(hparams, shared, aligned)] = (study, key, hparams, about)
+            pending[submit(train, hparams, split, shared, aligned)] = (study, key, hparams, about)
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
             study, key, hparams, about = pending.pop(ref)

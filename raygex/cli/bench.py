@@ -12,6 +12,7 @@ from raygex.bench import gcn as gcn_bench
 from raygex.bench import hpo as hpo_bench
 from raygex.bench import lr_family as lr_bench
 from raygex.bench.memory import format_memory, run_memory_benchmark
+from raygex.bench import memory_estimates as estimates_bench
 from raygex.bench import predict as predict_bench
 from raygex.bench import scale as scale_bench
 from raygex.bench import scale_cluster
@@ -227,6 +228,21 @@ def memory_cmd(config, storage, overrides, interval, as_json):
         click.echo(json.dumps(result))
     if result["exit_code"] != 0:
         raise SystemExit(result["exit_code"])
+
+
+@bench.command("estimates")
+@click.option("--epochs", default=2, show_default=True, help="Epochs each configuration trains.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
+def estimates_cmd(epochs, as_json):
+    """Each configuration's memory estimate (resources.memory_mb: auto) beside the peak its training measured,
+    each in a fresh process: the demo cohort's three families and a GeneMANIA-size MLP and GCN.
+
+    \b
+    Example:
+      raygex bench estimates
+    """
+    _run_and_print(lambda: estimates_bench.run_estimates_benchmark(epochs=epochs), estimates_bench.format_table,
+                   as_json)
 
 
 @bench.command("soak")

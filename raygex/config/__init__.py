@@ -203,16 +203,22 @@ class ResourcesConfig(_Model):
                        "rounded down (≥ 1).")
     gpu: float = Field(0.0, ge=0, description="Ray GPUs per trial and later-stage training; a fraction shares a device "
                        "(0.5: two trials a GPU, each held to half its memory).")
-    memory_mb: Optional[float] = Field(None, gt=0, description="MiB Ray reserves per trial and later-stage training: a "
-                                       "node runs only as many at once as its memory holds and Ray queues the rest "
-                                       "instead of its OOM monitor killing them; null: none.")
+    memory_mb: Union[Literal["auto"], Annotated[float, Field(gt=0)], None] = Field(None, description=(
+        "MiB Ray reserves per trial and later-stage training: a node runs only as many at once as its memory holds "
+        "and Ray queues the rest instead of its OOM monitor killing them; `auto`: each configuration's own estimate "
+        "(its network, batch and the study's genes; see Search); null: none."))
 
     def ray_resources(self) -> dict:
-        """The per-trial request in Tune's resource-dict form (``cpu``, ``gpu``, ``memory`` in bytes)."""
+        """The per-trial request in Tune's form (``cpu``, ``gpu``, a fixed ``memory_mb`` in bytes)."""
         out = {"cpu": self.cpu, "gpu": self.gpu}
-        if self.memory_mb is not None:
-            out["memory"] = int(self.memory_mb * 2**20)
+        if self.fixed_memory_mb is not None:
+            out["memory"] = int(self.fixed_memory_mb * 2**20)
         return out
+
+    @property
+    def fixed_memory_mb(self) -> float | None:
+        """``memory_mb`` when it is one figure for every trial (not ``auto``, not null)."""
+        return None if self.memory_mb in (None, "auto") else float(self.memory_mb)
 
 
 class WandbConfig(_Model):

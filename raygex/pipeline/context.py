@@ -12,6 +12,7 @@ from functools import cached_property
 
 from raygex.experiment.layout import ExperimentLayout
 from raygex.runtime.ray_session import check_resources, connect
+from raygex.search.memory_estimate import study_shape
 from raygex.search.payload import TrialPayload, TrialSettings
 from raygex.search.scheduler import decision_epochs
 
@@ -74,7 +75,7 @@ class SweepContext:
         seed = config.split.seeds[0]
         self.ray()
         started = time.perf_counter()
-        data, aligned, _ = self.dataset.study_data(study, seed)
+        data, aligned, plan = self.dataset.study_data(study, seed)
         self.layout.write_graph_counts(study, {name: {"edges": int(g.n_edges), "nodes": int(g.n_nodes)}
                                                for name, g in aligned.items()})
         settings = TrialSettings(train={**config.train.model_dump(), "seed": seed},
@@ -83,4 +84,4 @@ class SweepContext:
                                  checkpoint_min_s=config.search.checkpoint_min_s,
                                  decision_epochs=tuple(decision_epochs(config)))
         self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
-        return TrialPayload(data=data, settings=settings, graphs=aligned)
+        return TrialPayload(data=data, settings=settings, graphs=aligned, shape=study_shape(plan))

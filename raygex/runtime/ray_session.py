@@ -102,11 +102,21 @@ def check_request(cpu: float, gpu: float, total: dict, node_types: dict[str, dic
                       f"{total.get(short, 0) / unit:g} {what}{types}: no trial could ever start")
 
 
+def largest_node_memory_mb() -> float | None:
+    """The memory resource of the cluster's largest alive node, in MiB (None before Ray is up)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    sizes = [node["Resources"].get("memory", 0) for node in ray.nodes() if node.get("Alive")]
+    return max(sizes) / 2**20 if sizes else None
+
+
 def check_resources(resources) -> None:
     """:func:`check_request` against the running cluster and the autoscaler's node types."""
     import ray
 
     note = check_request(resources.cpu, resources.gpu, ray.cluster_resources(), autoscaler_node_types(),
-                         resources.memory_mb)
+                         resources.fixed_memory_mb)
     if note:
         logger.info(note)

@@ -26,3 +26,4 @@ class TrialPayload:
     data: object
     settings: TrialSettings
     graphs: dict = field(default_factory=dict)
+    shape: object = None  # the study's :class:`raygex.search.memory_estimate.StudyShape` (resources.memory_mb: auto)

@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 
 from raygex.errors import SweepInterrupted
 from raygex.files.storage import StoreFolder, folder_of
+from raygex.runtime.ray_session import largest_node_memory_mb
+from raygex.search.memory_estimate import reservation_mb
 from raygex.search.payload import TrialPayload
 from raygex.search.sampling import family_sampler
 from raygex.search.scheduler import build_scheduler
@@ -54,7 +56,7 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
     # is not safe to write from several threads): a restored study keeps the name its state was saved with.
     name = (restored_trainable_name(folder.read_bytes(TUNER_STATE)) if restoring else None) or f"train_fn_{study}"
     tune.register_trainable(name, tune.with_resources(tune.with_parameters(train_fn, payload=payload),
-                                                      config.resources.ray_resources()))
+                                                      trial_resources(config, payload)))
     if restoring:
         tuner = tune.Tuner.restore(tune_path, name, resume_unfinished=True, resume_errored=False,
                                    restart_errored=True, **where)
@@ -90,6 +92,28 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
                                   failure_config=tune.FailureConfig(max_failures=config.search.max_failures)))
     back_up_tuner_state(folder)
     return tuner
+
+
+def trial_resources(config, payload: TrialPayload):
+    """What Tune asks Ray for per trial: the config's fixed request, or with ``resources.memory_mb: auto`` a
+    function of the trial's configuration that adds its memory estimate
+    (:func:`raygex.search.memory_estimate.reservation_mb`)."""
+    fixed = config.resources.ray_resources()
+    if config.resources.memory_mb != "auto":
+        return fixed
+    from ray import tune
+
+
+    largest = largest_node_memory_mb()
+
+    def request(trial_config: dict):
+        hparams = {**payload.settings.train, **trial_config}
+        graph = payload.graphs.get(hparams.get("graph")) if hparams.get("model") == "gcn" else None
+        memory = reservation_mb(hparams, payload.shape, graph, largest)
+        bundle = {"CPU": fixed["cpu"], "GPU": fixed["gpu"], "memory": int(memory * 2**20)}
+        return tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
+
+    return request
 
 
 def tune_storage(folder: StoreFolder) -> tuple[dict, str]:

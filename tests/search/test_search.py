@@ -17,7 +17,7 @@ def finished_sweep(tiny_demo, tmp_path_factory):
     from raygex.cli import main
 
     folder = tmp_path_factory.mktemp("sweep")
-    config = write_config(folder / "tiny.yaml", tiny_demo, resources={"cpu": 1, "gpu": 0, "memory_mb": 300})
+    config = write_config(folder / "tiny.yaml", tiny_demo, resources={"cpu": 1, "gpu": 0, "memory_mb": "auto"})
     with pytest.raises(SystemExit) as exit_info:
         main(["search", str(config)])
     ray.shutdown()
@@ -25,11 +25,15 @@ def finished_sweep(tiny_demo, tmp_path_factory):
     return folder / "results" / "tiny"
 
 
-def test_every_trial_ran_with_the_memory_it_declared(finished_sweep):
-    """resources.memory_mb is a Ray resource: Ray reserved it for each trial (and queues trials it cannot hold)."""
+def test_every_trial_ran_with_the_memory_its_configuration_needs(finished_sweep):
+    """resources.memory_mb: auto is a Ray resource per configuration: Ray reserved each trial's estimate (a worker
+    and the tiny demo's networks: one step of 256 MiB above the worker's 500)."""
+    from raygex.search.memory_estimate import STEP_MB, WORKER_MB
+
     for task in ("subtype", "sgi"):
         board = pd.read_parquet(finished_sweep / task / "leaderboard.parquet")
-        assert (board["reserved_memory_mb"] == 300).all(), board["reserved_memory_mb"]
+        reserved = board["reserved_memory_mb"]
+        assert (reserved > WORKER_MB).all() and (reserved % STEP_MB == 0).all(), reserved
 
 
 def test_every_task_has_a_complete_leaderboard(finished_sweep):

@@ -1,0 +1,118 @@
+"""What one trial's process needs in memory, from its configuration and its study's shape
+(``resources.memory_mb: auto``): Ray then reserves that much for each trial and each later-stage training, so a
+node runs only as many at once as its memory holds and queues the rest instead of its OOM monitor killing them.
+
+The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex imported, before any trial) plus
+:data:`MARGIN` × (:data:`TRIAL_MB` + state + workspace of the trial's networks, one per fold):
+
+* state: the network's parameters and buffers, counted on the network itself (built once per shape on the CPU),
+  times 6: weights, gradients, Adam's two moments, the best epoch's copy and a checkpoint's copy;
+* workspace, the larger of
+  - training, one batch: a GCN keeps per layer its ``(genes × batch × channels)`` output, node-dropout mask and
+    their gradient (3 per layer); an MLP ``(batch × width)`` per layer; a convex fit (logistic regression) its
+    float64 copy of the training rows, the L-BFGS history and SciPy's optimiser (:data:`SCIPY_MB`);
+  - evaluation, without gradients, a batch of ``min(256, rows)`` of the largest split: 6 tensors of
+    ``(genes × batch × channels)`` for a GCN (measured: the sparse product's operands and result, the layer's
+    output and its activation are alive at once);
+* a split's rows are mapped from Ray's object store (not private); a streamed study's batches are counted as
+  workspace.
+
+:func:`trial_memory_mb` is checked against measured peaks (``tests/search/test_memory_estimate.py``: every
+configuration measured stays below its estimate, and the estimate is not far above; ``raygex bench estimates``
+prints the table for the demo's and a GeneMANIA-size shape).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+WORKER_MB = 500.0  # a Ray worker process with torch and raygex imported (RSS), before a trial's networks
+MARGIN = 1.5  # above the counted state and workspace: allocator slack, autograd's temporaries, Python objects
+EVAL_BATCH = 256  # raygex.training.loop.predict_proba's batch
+EVAL_TENSORS = 6  # (genes × batch × channels) tensors alive at once while a GCN evaluates (measured)
+SCIPY_MB = 40.0  # SciPy's optimiser, imported by a convex fit
+TRIAL_MB = 20.0  # a trial's fixed costs: autograd's and the optimiser's first use
+STEP_MB = 256  # reservations are whole steps of this
+_BYTES = 4  # float32
+_SHAPE_FREE = ("lr", "weight_decay", "dropout", "C", "seed", "max_epochs", "patience", "metric")
+
+
+@dataclass(frozen=True)
+class StudyShape:
+    """What the estimate needs of a study: input genes, classes, rows per split, folds (1: one split)."""
+
+    n_genes: int
+    n_classes: int
+    rows: dict  # split -> rows ("train", "valid", "test")
+    folds: int = 1
+
+
+def study_shape(plan) -> StudyShape:
+    """A :class:`StudyShape` from a study's split plan (:class:`raygex.data.study_rows.StudyPlan`) or its arrays
+    (:class:`raygex.data.trial_data.TrialData`)."""
+    if hasattr(plan, "labels"):
+        rows = {split: len(labels) for split, labels in plan.labels.items()}
+    else:
+        rows = {"train": len(plan.y_train), "valid": len(plan.y_valid), "test": len(plan.y_test)}
+    return StudyShape(len(plan.genes), len(plan.classes), rows, len(plan.folds) if plan.folds else 1)
+
+
+_state_cache: dict[str, int] = {}
+
+
+def _state_floats(hparams: dict, shape: StudyShape, graph) -> int:
+    """Parameters and buffers of the configuration's network (floats), counted on the network built once."""
+    from raygex.training.loop import build_model
+
+    key = json.dumps({k: v for k, v in sorted(hparams.items()) if k not in _SHAPE_FREE}, default=str)
+    key += f"|{shape.n_genes}|{shape.n_classes}|{id(graph)}"
+    if key not in _state_cache:
+        model = build_model(hparams, shape.n_genes, shape.n_classes, graph)
+        tensors = [*model.parameters(), *model.buffers()]
+        _state_cache[key] = sum(t.numel() for t in tensors)
+    return _state_cache[key]
+
+
+def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
+    """The MiB one trial of ``hparams`` (search and training hyperparameters) needs on ``shape``'s study,
+    rounded up to 10 MiB; ``graph``: the GCN's aligned graph choice."""
+    from raygex.models.registry import solver_of
+
+    family = str(hparams.get("model", "gcn"))
+    state = 6 * _state_floats(hparams, shape, graph)
+    genes, train = shape.n_genes, max(shape.rows.get("train", 1), 1)
+    batch = min(int(hparams.get("batch_size", 32)), train)
+    evaluated = min(EVAL_BATCH, max(shape.rows.values(), default=1))
+    if solver_of(family) == "lbfgs":
+        workspace = 2 * train * genes * 2 + 20 * genes * shape.n_classes * 2  # float64 rows, L-BFGS history
+    elif family == "gcn":
+        depth, channels = int(hparams.get("depth", 2)), int(hparams.get("channels", 32))
+        embedding = int(hparams.get("embedding", 1))
+        training = genes * batch * (3 * depth * channels + 2 * embedding)
+        evaluation = EVAL_TENSORS * genes * evaluated * max(channels, embedding)
+        workspace = max(training, evaluation)
+    else:
+        widths = [genes, *_hidden(hparams), shape.n_classes]
+        workspace = 3 * max(batch, evaluated) * sum(widths)
+    need = TRIAL_MB + (state + workspace) * _BYTES * shape.folds / 2**20
+    if solver_of(family) == "lbfgs":
+        need += SCIPY_MB
+    return math.ceil((WORKER_MB + MARGIN * need) / 10) * 10
+
+
+def reservation_mb(hparams: dict, shape: StudyShape, graph=None, largest_node_mb: float | None = None) -> float:
+    """What Ray reserves for the trial: :func:`trial_memory_mb` rounded up to :data:`STEP_MB` (Tune reuses a
+    worker only for a trial of the same request: few distinct requests keep workers reused), and no more than the
+    largest node's memory (a request no node holds would wait forever)."""
+    mb = math.ceil(trial_memory_mb(hparams, shape, graph) / STEP_MB) * STEP_MB
+    return mb if largest_node_mb is None else min(mb, largest_node_mb)
+
+
+def _hidden(hparams: dict) -> list[int]:
+    from raygex.models.mlp import MLP_DEFAULTS
+
+    p = {**MLP_DEFAULTS, **hparams}
+    hidden = p["hidden"]
+    return [int(hidden)] * int(p["mlp_layers"]) if isinstance(hidden, (int, float)) else [int(h) for h in hidden]

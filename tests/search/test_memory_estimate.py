@@ -1,0 +1,75 @@
+"""resources.memory_mb: auto — each configuration's memory estimate, checked against the peak its training
+measured, and what Ray is asked for."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from raygex.search.memory_estimate import STEP_MB, WORKER_MB, StudyShape, reservation_mb, trial_memory_mb
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc")
+
+
+def test_every_configuration_measured_stays_below_its_estimate_and_the_estimate_is_not_far_above():
+    from raygex.bench.memory_estimates import CONFIGS, run_estimates_benchmark
+
+    demo = [c for c in CONFIGS if c[0] == "demo"]
+    demo = [demo[0], demo[1], demo[3]]  # logistic regression, an MLP, a deep and wide GCN
+    for row in run_estimates_benchmark(demo, epochs=1):
+        measured, estimated = row["measured_trial_mb"], row["estimated_trial_mb"]
+        assert measured <= estimated, row  # Ray reserves at least what the trial takes
+        assert estimated <= 3 * measured + 100, row  # and not so much that nodes sit idle
+
+
+def _aligned_graph(n_genes: int):
+    from raygex.data.demo import make_demo_cohort
+    from raygex.graphs.align import align_graph
+
+    dataset, true, _ = make_demo_cohort(0, n_samples=40, n_genes=n_genes)
+    return align_graph(true, dataset.genes)
+
+
+def test_the_estimate_grows_with_the_network_and_the_genes():
+    small = StudyShape(2000, 3, {"train": 360, "valid": 120, "test": 120})
+    large = StudyShape(16_000, 3, {"train": 360, "valid": 120, "test": 120})
+    graph = _aligned_graph(2000)
+    lr = trial_memory_mb({"model": "lr", "C": 1.0}, small)
+    gcn = {"model": "gcn", "depth": 3, "channels": 32, "embedding": 1, "batch_size": 32}
+    assert lr < trial_memory_mb({**gcn, "channels": 8}, small, graph) < trial_memory_mb(gcn, small, graph)
+    assert trial_memory_mb({"model": "mlp", "hidden": 256}, small) < trial_memory_mb({"model": "mlp", "hidden": 256},
+                                                                                     large)
+    folds = StudyShape(2000, 3, {"train": 360, "valid": 120, "test": 120}, folds=5)
+    assert trial_memory_mb(gcn, folds, graph) - WORKER_MB == pytest.approx(
+        5 * (trial_memory_mb(gcn, small, graph) - WORKER_MB), rel=0.05)  # k fold networks at once
+
+
+def test_a_reservation_is_whole_steps_and_no_more_than_the_largest_node():
+    shape = StudyShape(16_000, 3, {"train": 360, "valid": 120, "test": 120})
+    mlp = {"model": "mlp", "hidden": 512, "mlp_layers": 2}
+    mb = reservation_mb(mlp, shape)
+    assert mb % STEP_MB == 0 and mb >= trial_memory_mb(mlp, shape)
+    assert reservation_mb(mlp, shape, largest_node_mb=300.0) == 300.0  # else it would wait for a node forever
+
+
+def test_tune_is_asked_for_each_configurations_own_memory(tiny_demo):
+    from raygex.config import ExperimentConfig
+    from raygex.search.payload import TrialPayload, TrialSettings
+    from raygex.search.tuner import trial_resources
+
+    def config(memory_mb):
+        return ExperimentConfig.model_validate({
+            "name": "x", "data": {"expression": str(tiny_demo / "expression.parquet")},
+            "tasks": [{"name": "t", "kind": "classify", "label": "subtype"}], "resources": {"memory_mb": memory_mb}})
+
+    shape = StudyShape(16_000, 3, {"train": 360, "valid": 120, "test": 120})
+    payload = TrialPayload(data=None, settings=TrialSettings(train={"batch_size": 32}), shape=shape)
+    assert trial_resources(config(None), payload) == {"cpu": 1.0, "gpu": 0.0}
+    assert trial_resources(config(700), payload) == {"cpu": 1.0, "gpu": 0.0, "memory": 700 * 2**20}
+    request = trial_resources(config("auto"), payload)
+    small, large = (request({"model": "mlp", "hidden": h}).required_resources["memory"] for h in (16, 4096))
+    assert small < large
+    assert large == reservation_mb({"batch_size": 32, "model": "mlp", "hidden": 4096}, shape) * 2**20
+    assert np.isclose(request({"model": "lr", "C": 1.0}).required_resources["CPU"], 1.0)
