@@ -91,3 +91,29 @@ def test_resuming_from_a_checkpoint_continues_exactly():
     resumed = run_trial(config, make_data(), resume_from=saved["ckpt"])
     assert resumed.history == full.history
     assert resumed.test == full.test
+
+
+def test_an_epoch_forwards_the_training_rows_once_and_scores_them_as_they_trained(monkeypatch):
+    """The training metrics come from the epoch's own batches: the network sees each training row once per epoch
+    (no second pass to score them), then the validation rows, and the test rows only when validation improved."""
+    from raygex.training.loop import FoldRun
+
+    data, seen, improved = make_data(), [], []
+    built = FoldRun.__init__
+
+    def count_rows(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        self.model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+
+    def report(row, state):
+        improved.append(row["best_epoch"] == row["epoch"])
+        rows.append(sum(seen))
+        seen.clear()
+
+    rows: list[int] = []
+    monkeypatch.setattr(FoldRun, "__init__", count_rows)  # a forward hook that counts rows, nothing else
+    result = run_trial({"model": "mlp", "lr": 1e-2, "max_epochs": 4, "patience": 4, "hidden": 16, "batch_size": 32},
+                       data, report=report)
+    assert rows == [120 + 60 + (60 if better else 0) for better in improved]
+    # the running figures are the epoch's batches' own: close to, not equal to, a pass over the trained network
+    assert 0.0 < result.history[-1]["train_loss"] < 1.0

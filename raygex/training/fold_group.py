@@ -47,6 +47,10 @@ class SequentialFolds:
     def probas(self, split: str) -> list[np.ndarray]:
         return [run.proba(split) for run in self.runs]
 
+    def train_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per fold, the last epoch's training labels and probabilities as its batches trained."""
+        return [run.train_outputs() for run in self.runs]
+
     def keep_best(self) -> None:
         for run in self.runs:
             run.keep_best()
@@ -194,6 +198,7 @@ class BatchedFolds:
                                                          for v in views], device)
         self.y_train, _ = _padded([np.asarray(v.y_train, np.int64) for v in views], device)
         self.best: dict | None = None
+        self.seen: list[list] = [[] for _ in range(self.k)]  # per fold, the last epoch's (probabilities, labels)
 
     # -- the batched forward ------------------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,6 +215,7 @@ class BatchedFolds:
         batches = [torch.randperm(n, generator=g).split(batch_size) for n, g in zip(lengths, self.shuffles)]
         finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
         folds = torch.arange(self.k, device=self.device)
+        seen: list[list] = [[] for _ in range(self.k)]
         for step in range(max(len(b) for b in batches)):
             parts = [b[step] if step < len(b) else torch.empty(0, dtype=torch.long) for b in batches]
             width = max(len(p) for p in parts)
@@ -231,9 +237,19 @@ class BatchedFolds:
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step(active)
+            proba = torch.softmax(logits.detach(), dim=-1)
+            for f, part in enumerate(parts):
+                if len(part):
+                    seen[f].append((proba[f, :len(part)], y[f, :len(part)]))
+        self.seen = seen
         if not bool(finite):
             raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
                                      "the trial is marked errored")
+
+    def train_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per fold, the last epoch's training labels and probabilities as its batches trained."""
+        return [(torch.cat([y for _, y in fold]).cpu().numpy(), torch.cat([p for p, _ in fold]).float().cpu().numpy())
+                for fold in self.seen]
 
     @torch.no_grad()
     def probas(self, split: str, batch_size: int = 256) -> list[np.ndarray]:
