@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.runtime.ray_session import autoscaler_node_types, check_request
+from raygex.runtime.ray_session import autoscaler_node_types, check_request, largest_node
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 HEAD_ONLY = {"CPU": 8.0}  # a head node without GPUs, before the autoscaler has started anything
@@ -79,3 +79,15 @@ def test_a_memory_request_no_node_holds_is_refused_with_one_line():
     with pytest.raises(ConfigError) as err:
         check_request(1, 0, total, {}, memory_mb=32_768)
     assert "resources.memory_mb = 32768 per trial" in str(err.value) and "16384 MiB of memory" in str(err.value)
+
+
+def test_a_trial_must_fit_on_one_node_not_on_the_cluster_summed():
+    """Three one-CPU nodes hold three one-CPU trials, never one three-CPU trial: the check asks the largest node."""
+    nodes = [{"Alive": True, "Resources": {"CPU": 1.0, "memory": 4 * 2**30}} for _ in range(3)]
+    nodes.append({"Alive": False, "Resources": {"CPU": 64.0}})  # a dead node holds nothing
+    largest = largest_node(nodes)
+    assert largest == {"CPU": 1.0, "memory": 4 * 2**30}
+    assert check_request(1, 0, largest, {}) is None
+    with pytest.raises(ConfigError) as err:
+        check_request(3, 0, largest, {})
+    assert str(err.value).startswith("resources.cpu = 3 per trial, but the largest node has 1 CPUs")
