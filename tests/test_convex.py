@@ -67,3 +67,16 @@ def test_a_streamed_study_trains_it_by_adam_on_the_same_penalty():
                                y_train=np.zeros(250, int), genes=[f"g{i}" for i in range(40)], graph=None)
     run = FoldRun(with_defaults({"model": "lr", "C": 0.5}), streamed, 3, torch.device("cpu"), shuffle_seed=0)
     assert not run.convex and run.optimiser.weight_decay == pytest.approx(1 / (0.5 * 250))
+
+
+def test_a_fit_that_runs_out_of_iterations_says_so(monkeypatch, caplog):
+    """L-BFGS stopped by its iteration cap short of the optimum: the trial's row and one warning say it."""
+    from raygex.training import convex
+
+    data = _data(3)
+    assert run_trial({"model": "lr", "C": 100.0}, data).history[-1]["fit_at_optimum"] is True
+    monkeypatch.setattr(convex, "MAX_ITER", 2)  # the cap a trial's fit runs under; the check reads SciPy's answer
+    with caplog.at_level("WARNING", logger="raygex.training.loop"):
+        result = run_trial({"model": "lr", "C": 100.0}, data)
+    assert result.history[-1]["fit_at_optimum"] is False and result.epochs_run == 1
+    assert any("stopped after 2 L-BFGS iterations short of its optimum" in r.getMessage() for r in caplog.records)

@@ -14,9 +14,10 @@ and in the evaluation over split seeds.
 
 from __future__ import annotations
 
+import logging
 import random
-import warnings
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,9 +28,12 @@ from torch import nn
 from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
 from raygex.models.registry import solver_of
+from raygex.training import convex as convex_fit
 from raygex.training.convex import fit_logistic, l2_weight
 from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
 from raygex.training.optimiser import Adam
+
+logger = logging.getLogger(__name__)
 
 def default_hyperparameters(model: str = "gcn") -> dict:
     """A trial's defaults for ``model``: the config's ``train`` section defaults, seed 0, and the family's
@@ -125,6 +129,7 @@ class FoldRun:
         self.shuffle = torch.Generator().manual_seed(shuffle_seed)
         self.best_state: dict | None = None
         self.seen: list = []  # the last epoch's (probabilities, labels) per training batch
+        self.fit: dict | None = None  # a convex fit's solver summary (iterations, converged, objective)
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -142,7 +147,11 @@ class FoldRun:
 
     def train_epoch(self, loss_fn, batch_size: int, epoch: int, lr: float) -> None:
         if self.convex:  # the whole fit, to the optimum: the one epoch this family has
-            fit_logistic(self.model.linear, self.x_train, self.y_train, self.C)
+            self.fit = fit_logistic(self.model.linear, self.x_train, self.y_train, self.C,
+                                    max_iter=convex_fit.MAX_ITER)
+            if not self.fit["converged"]:
+                logger.warning(f"logistic regression (C = {self.C:g}) stopped after {self.fit['iterations']} L-BFGS "
+                               "iterations short of its optimum; its trial keeps that fit")
             self.converged = True
             self.seen = [(torch.from_numpy(self.proba("train")), self.y_train)]
             return
@@ -314,7 +323,9 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
         if folds.converged:
-            row["converged"] = True  # a convex fit at its optimum: the trial's own end
+            row["converged"] = True  # a convex fit done: the trial's own end
+            fits = [run.fit for run in getattr(folds, "runs", []) if run.fit is not None]
+            row["fit_at_optimum"] = all(fit["converged"] for fit in fits)  # False: L-BFGS ran out of iterations
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0
