@@ -43,6 +43,9 @@ def test_overrides_set_nested_values_and_parse_yaml_scalars():
     ("search.num_samples=0", "search.num_samples: Input should be greater than or equal to 1"),
     ("controls=[shuffled]", "controls.0"),
     ("tasks=[]", "tasks: List should have at least 1 item"),
+    ("search.scheduler.max_epochs=0", "search.scheduler.max_epochs: Input should be greater than or equal to 1"),
+    ("resources.memory_mb=-5", "resources.memory_mb"),
+    ("resources.memory_mb=lots", "resources.memory_mb"),
 ])
 def test_bad_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):

@@ -140,7 +140,7 @@ class SchedulerConfig(_Model):
                                           "(reduction factor 4); `fifo`: no early stopping by the scheduler.")
     grace_period: int = Field(5, ge=1, description="Epochs before ASHA may stop a trial: the first rung (then 4×, 16×, "
                               "... it, up to `max_epochs`).")
-    max_epochs: int | None = Field(None, description="The epoch at which ASHA ends every trial (max_t); null: "
+    max_epochs: int | None = Field(None, ge=1, description="The epoch at which ASHA ends every trial (max_t); null: "
                                    "`train.max_epochs`.")
     rungs: Literal["family", "study"] = Field("study", description="Whom ASHA ranks a trial against at a rung: `study` "
                                               "(every trial, as Ray's ASHAScheduler) or `family` (its model family's: "
