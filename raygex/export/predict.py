@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from raygex.errors import InputFormatError
+from raygex.genes import GeneTable, id_kind
 from raygex.export.archive import read_torchscript
 from raygex.files.fileio import atomic_path
 from raygex.files.remote_files import fetch_file, local_input, put_file
@@ -51,6 +52,7 @@ class LoadedModel:
         self.genes: list[str] = list(metadata["genes"])
         self.classes: list[str] = list(metadata["classes"])
         self._index = {gene: i for i, gene in enumerate(self.genes)}
+        self._table: GeneTable | None = None  # raygex's gene id table, read when an input needs it
 
     def __repr__(self) -> str:
         return (f"LoadedModel({self.path.name}: task {self.metadata['task'].get('name')!r}, "
@@ -63,14 +65,14 @@ class LoadedModel:
             raise ValueError(f"allow_missing must be one of {FILL_POLICIES} or None, but got {allow_missing!r}")
         if isinstance(x, pd.DataFrame):
             names = [str(c) for c in x.columns]
-            used = [i for i, name in enumerate(names) if name in self._index]
-            self._log_ignored([n for n in names if n not in self._index and n != label])
+            used = [i for i, name in enumerate(names) if self.knows(name)]
+            self._log_ignored([n for n in names if not self.knows(n) and n != label])
             frame = x.iloc[:, used] if len(used) < len(names) else x
             return self._align(self._numeric(frame), [str(c) for c in frame.columns], allow_missing,
                                "DataFrame columns")
         if hasattr(x, "var_names") and hasattr(x, "X"):  # AnnData, without importing anndata
             matrix, names, what = self._anndata_matrix(x)
-            self._log_ignored([n for n in names if n not in self._index])
+            self._log_ignored([n for n in names if not self.knows(n)])
             matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
             return self._align(matrix, names, allow_missing, what)
         matrix = np.asarray(x)
@@ -113,6 +115,21 @@ class LoadedModel:
             return adata.layers[layer], [str(g) for g in adata.var_names], f"AnnData layer {layer!r}"
         return adata.X, [str(g) for g in adata.var_names], "AnnData var_names"
 
+    def mapped_gene(self, name: str) -> str | None:
+        """The gene of the model an input column named ``name`` holds: itself, or the approved symbol raygex's gene
+        table maps it to (an Ensembl id with or without version, an Entrez id, a previous symbol), as
+        `raygex data import` maps a dataset's ids; None when it is no gene of the model."""
+        if name in self._index:
+            return name
+        if self._table is None:
+            self._table = GeneTable.default()
+        symbol, _ = self._table.resolve(name, id_kind(name))
+        return symbol if symbol in self._index else None
+
+    def knows(self, name: str) -> bool:
+        """Whether an input column named ``name`` holds a gene of the model (see :meth:`mapped_gene`)."""
+        return self.mapped_gene(name) is not None
+
     def ignored_line(self, ignored: list[str]) -> str:
         """One line saying how many input columns were ignored (not genes of the model), naming the first few."""
         shown = ", ".join(ignored[:5]) + (", ..." if len(ignored) > 5 else "")
@@ -137,6 +154,14 @@ class LoadedModel:
         for column, name in enumerate(names):
             if name in self._index:
                 positions.setdefault(name, column)
+        if len(positions) < len(self.genes):  # genes still missing: ids the gene table maps to them, if any
+            mapped = 0
+            for column, name in enumerate(names):
+                gene = None if name in self._index else self.mapped_gene(name)
+                if gene is not None and gene not in positions:
+                    positions[gene], mapped = column, mapped + 1
+            if mapped:
+                logger.info(f"{what}: {mapped} gene id(s) mapped to the model's symbols with {self._table.label()}")
         missing = [gene for gene in self.genes if gene not in positions]
         if missing and allow_missing is None:
             raise InputFormatError(f"{len(missing)} of the model's {len(self.genes)} genes are missing from the "
@@ -243,6 +268,16 @@ def load_model(path: str | Path, device: str | None = "cpu") -> LoadedModel:
     return LoadedModel(module, metadata, Path(path), resolve_device(device))
 
 
+class _ModelColumns:
+    """The input columns a table reader parses: those holding a gene of the model (:meth:`LoadedModel.knows`)."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+
+    def __contains__(self, name) -> bool:
+        return self.model.knows(str(name))
+
+
 def _open_input(model: LoadedModel, path: Path, layout: str, labels: str | None, address: str | None):
     """(gene names, ignored columns, batches(batch_size) → (ids, block, label frame)) for ``path``; everything
     that can be checked is checked here, before any output: the format, the label column, the AnnData matrix."""
@@ -259,12 +294,12 @@ def _open_input(model: LoadedModel, path: Path, layout: str, labels: str | None,
             for batch in read_expression(path).iter_batches(batch_size=batch_size, batch_format="pyarrow"):
                 yield canonical.batch_to_arrays(batch, len(genes))
 
-        return genes, [g for g in genes if g not in model._index], batches
+        return genes, [g for g in genes if not model.knows(g)], batches
     from raygex.data import readers
 
     fmt = readers.detect_format(path, LAYOUTS.get(layout, layout))
     if fmt == "table":  # only the model's genes are parsed: label or clinical columns are never an error
-        source = readers.open_table(path, [labels] if labels else None, keep=model._index)
+        source = readers.open_table(path, [labels] if labels else None, keep=_ModelColumns(model))
     elif fmt == "h5ad":
         source = _open_h5ad(model, path, labels)
     elif fmt == "xena":
@@ -276,7 +311,7 @@ def _open_input(model: LoadedModel, path: Path, layout: str, labels: str | None,
     else:
         source = readers.open_parquet(path)
         _check_label(labels, source.obs_schema.names, path)
-    ignored = source.details.get("ignored_columns", [g for g in source.genes if g not in model._index])
+    ignored = source.details.get("ignored_columns", [g for g in source.genes if not model.knows(g)])
 
     def batches(batch_size: int):
         for ids, block, obs in source.blocks():

@@ -223,3 +223,49 @@ def test_a_model_trained_on_raw_reads_raw(cells, export_demo, run_cli, tmp_path)
 def test_a_model_trained_on_a_table_records_no_h5ad_matrix(exported):
     path, _ = exported
     assert raygex.load_model(path).metadata["h5ad"] is None
+
+
+@pytest.fixture(scope="module")
+def symbol_model(export_demo, tmp_path_factory):
+    """(model path, TrialData) for an MLP whose genes are approved HGNC symbols, and each symbol's Ensembl and
+    Entrez ids from raygex's gene table."""
+    import dataclasses
+
+    from raygex.genes import GeneTable
+    from raygex.training.loop import run_trial
+
+    config_path, _ = export_demo
+    config, data, _, hparams = trained(config_path, "subtype", {"model": "mlp", "hidden": 16})
+    table = GeneTable.default()
+    by_symbol: dict[str, dict[str, str]] = {}
+    for kind in ("ensembl", "entrez"):
+        for ident, symbol in table.maps[kind].items():
+            by_symbol.setdefault(symbol, {})[kind] = ident
+    symbols = sorted(s for s, ids in by_symbol.items() if len(ids) == 2)[:len(data.genes)]
+    data = dataclasses.replace(data, genes=symbols, graph=None)
+    path = tmp_path_factory.mktemp("symbols") / "subtype.pt"
+    write_model(config, "subtype", run_trial(hparams, data).model, data, hparams, path)
+    return path, data, {s: by_symbol[s] for s in symbols}
+
+
+def test_inputs_named_by_ensembl_or_entrez_ids_are_mapped_to_the_models_symbols(symbol_model, tmp_path, run_cli,
+                                                                                 raygex_messages):
+    """A held-out cohort whose columns are Ensembl ids (with version suffixes) or Entrez ids, as raw downloads
+    have them: predict maps them with the gene table `raygex data import` uses, for the file and the Python API."""
+    path, data, ids = symbol_model
+    model = raygex.load_model(path)
+    expected = model.predict_proba(data.x_test)
+    for kind, suffix in (("ensembl", ".7"), ("entrez", "")):
+        names = [ids[g][kind] + suffix for g in data.genes]
+        frame = pd.DataFrame(data.x_test[:, ::-1], columns=names[::-1],  # in another order, as files come
+                             index=pd.Index([f"s{i}" for i in range(len(data.x_test))], name="sample_id"))
+        np.testing.assert_allclose(model.predict_proba(frame), expected, atol=1e-6)
+        source = tmp_path / f"held_out_{kind}.tsv"
+        frame.assign(stage="ii").to_csv(source, sep="\t")  # and a clinical column, ignored
+        out = tmp_path / f"pred_{kind}.csv"
+        code, stdout, err = run_cli("predict", path, source, "-o", out)
+        assert code == 0, err
+        np.testing.assert_allclose(pd.read_csv(out).filter(like="p_").to_numpy(), expected, atol=1e-5)
+        assert "ignored 1 input column(s)" in stdout and "stage" in stdout
+    assert any(f"{len(data.genes)} gene id(s) mapped to the model's symbols with raygex's HGNC table" in m
+               for m in raygex_messages), raygex_messages
