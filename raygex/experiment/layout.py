@@ -39,6 +39,7 @@ import pandas as pd
 import yaml
 
 from raygex.config import ExperimentConfig, load_config
+from raygex.config.config_file import read_config_file
 from raygex.errors import ConfigError
 from raygex.files.fileio import atomic_path, table_to_arrow, read_parquet as _read_parquet, write_parquet as _write_parquet
 from raygex.files.lock import ExperimentLock, LeaseLock
@@ -62,6 +63,15 @@ def storage_root(storage: str | os.PathLike) -> Path:
         check_scheme(text)  # an unsupported scheme: one line naming the supported ones
         raise ConfigError("an object-store URI has no local folder; open it with ExperimentLayout", path=text)
     return Path(os.path.abspath(os.path.expanduser(text.removeprefix("file://"))))
+
+
+def load_snapshot(path) -> ExperimentConfig:
+    """An experiment's saved config (``config.yaml``, every key written out). A snapshot saved before
+    ``search.family_budget`` existed swept with one TPE over the study, which its pickled searcher still is:
+    it reads as ``tpe``, not today's default, so ``status`` and a resume say what the sweep does."""
+    search = read_config_file(path).get("search")
+    older = isinstance(search, dict) and "family_budget" not in search
+    return load_config(path, ["search.family_budget=tpe"] if older else None)
 
 
 class ExperimentLayout:
@@ -120,13 +130,13 @@ class ExperimentLayout:
         if not layout.snapshot_path.is_file():
             raise ConfigError(f"not a raygex experiment folder (no {CONFIG_SNAPSHOT})", path=layout.where)
         layout.read_meta()
-        layout._config = load_config(layout.snapshot_path)
+        layout._config = load_snapshot(layout.snapshot_path)
         return layout
 
     @property
     def config(self) -> ExperimentConfig:
         if self._config is None:
-            self._config = load_config(self.snapshot_path)
+            self._config = load_snapshot(self.snapshot_path)
         return self._config
 
     def use_config(self, config: ExperimentConfig) -> None:

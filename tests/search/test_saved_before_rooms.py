@@ -45,3 +45,18 @@ def test_a_folder_saved_before_the_move_resumes(tmp_path):
     trials = [p for p in (experiment / "subtype").iterdir() if p.is_dir()]
     assert len(trials) == NUM_SAMPLES and all(any(t.glob("checkpoint_*/trial_state.pt")) for t in trials)
     assert "set to" in resumed.stdout and "(the study was moved)" in resumed.stdout
+
+
+def test_a_folder_saved_before_family_shares_says_it_sweeps_with_one_tpe(tmp_path):
+    """Its pickled searcher is one TPE over the study: status and resume read ``search.family_budget: tpe``, not
+    today's default; a config saved with the key keeps its own value."""
+    from raygex.experiment.layout import ExperimentLayout
+
+    experiment = tmp_path / "tiny"
+    shutil.copytree(FIXTURE, experiment, ignore=shutil.ignore_patterns("README.md", "subtype"))
+    assert "family_budget" not in (experiment / "config.yaml").read_text()
+    assert ExperimentLayout.open(experiment).config.search.family_budget == "tpe"
+    text = (experiment / "config.yaml").read_text().replace("  num_samples: 10\n",
+                                                              "  num_samples: 10\n  family_budget: equal\n")
+    (experiment / "config.yaml").write_text(text)
+    assert ExperimentLayout.open(experiment).config.search.family_budget == "equal"
