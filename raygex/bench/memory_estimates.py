@@ -1,4 +1,4 @@
-"""`raygex bench estimates`: each configuration's memory estimate (``resources.memory_mb: auto``,
+"""`raygex bench memory --estimates`: each configuration's memory estimate (``resources.memory_mb: auto``,
 :func:`raygex.search.memory_estimate.trial_memory_mb`) beside the peak its training measured.
 
 Each configuration trains in a fresh child process (its peak is its own): the case's data is built, the peak
@@ -66,10 +66,11 @@ def child_main(spec: dict) -> dict:
             "worker_before_mb": round(before / 1024, 1)}
 
 
-def run_estimates_benchmark(configs=CONFIGS, *, epochs: int = 2, batch: int = 32) -> list[dict]:
-    """Each configuration's estimate beside its measured peak growth (one fresh child process each)."""
+def run_estimates_benchmark(configs=None, *, epochs: int = 2, batch: int = 32) -> list[dict]:
+    """Each configuration's estimate beside its measured peak growth (one fresh child process each; default:
+    :data:`CONFIGS`)."""
     rows = []
-    for data, hparams in configs:
+    for data, hparams in CONFIGS if configs is None else configs:
         spec = {"data": data, "hparams": hparams, "epochs": epochs, "batch": batch}
         proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], capture_output=True, text=True)
         if proc.returncode != 0:

@@ -207,20 +207,27 @@ def search_cmd(samples, genes, trials, concurrent, epochs, cpus_per_trial, workd
 
 
 @bench.command("memory")
-@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--estimates", is_flag=True, help="Instead: each configuration's memory estimate (resources.memory_mb: "
+              "auto) beside the peak its training measured, the demo's families and a GeneMANIA-size MLP and GCN.")
 @click.option("--storage", type=click.Path(path_type=Path), default=None,
               help="Where the run's experiment goes (default: the config's storage).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config overrides, as for `raygex search`.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between samples.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
-def memory_cmd(config, storage, overrides, interval, as_json):
+def memory_cmd(config, estimates, storage, overrides, interval, as_json):
     """A whole `raygex search CONFIG` run's peak memory per kind of process (driver, trial actors, retraining
     tasks, idle workers, Ray's own), proportional set sizes sampled every INTERVAL seconds.
 
     \b
     Example:
       raygex bench memory configs/demo.yaml --storage /tmp/raygex-memory
+      raygex bench memory --estimates
     """
+    if estimates:
+        return _run_and_print(estimates_bench.run_estimates_benchmark, estimates_bench.format_table, as_json)
+    if config is None:
+        raise ConfigError("bench memory needs a CONFIG (or --estimates)")
     result = run_memory_benchmark(config, storage, list(overrides), interval=interval)
     for line in format_memory(result):
         click.echo(line)
@@ -228,21 +235,6 @@ def memory_cmd(config, storage, overrides, interval, as_json):
         click.echo(json.dumps(result))
     if result["exit_code"] != 0:
         raise SystemExit(result["exit_code"])
-
-
-@bench.command("estimates")
-@click.option("--epochs", default=2, show_default=True, help="Epochs each configuration trains.")
-@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object as the last line.")
-def estimates_cmd(epochs, as_json):
-    """Each configuration's memory estimate (resources.memory_mb: auto) beside the peak its training measured,
-    each in a fresh process: the demo cohort's three families and a GeneMANIA-size MLP and GCN.
-
-    \b
-    Example:
-      raygex bench estimates
-    """
-    _run_and_print(lambda: estimates_bench.run_estimates_benchmark(epochs=epochs), estimates_bench.format_table,
-                   as_json)
 
 
 @bench.command("soak")

@@ -18,8 +18,8 @@ The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex impo
   workspace.
 
 :func:`trial_memory_mb` is checked against measured peaks (``tests/search/test_memory_estimate.py``: every
-configuration measured stays below its estimate, and the estimate is not far above; ``raygex bench estimates``
-prints the table for the demo's and a GeneMANIA-size shape).
+configuration measured stays below its estimate, and the estimate is not far above; ``raygex bench memory
+--estimates`` prints the table for the demo's and a GeneMANIA-size shape).
 """
 
 from __future__ import annotations
