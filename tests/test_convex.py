@@ -70,13 +70,13 @@ def test_a_streamed_study_trains_it_by_adam_on_the_same_penalty():
 
 
 def test_a_fit_that_runs_out_of_iterations_says_so(monkeypatch, caplog):
-    """L-BFGS stopped by its iteration cap short of the optimum: the trial's row and one warning say it."""
+    """L-BFGS stopped by its iteration cap before converging: the trial's row and a warning say it."""
     from raygex.training import convex
 
     data = _data(3)
-    assert run_trial({"model": "lr", "C": 100.0}, data).history[-1]["fit_at_optimum"] is True
+    assert run_trial({"model": "lr", "C": 100.0}, data).history[-1]["fit_iteration_capped"] is False
     monkeypatch.setattr(convex, "MAX_ITER", 2)  # the cap a trial's fit runs under; the check reads SciPy's answer
     with caplog.at_level("WARNING", logger="raygex.training.loop"):
         result = run_trial({"model": "lr", "C": 100.0}, data)
-    assert result.history[-1]["fit_at_optimum"] is False and result.epochs_run == 1
-    assert any("stopped after 2 L-BFGS iterations short of its optimum" in r.getMessage() for r in caplog.records)
+    assert result.history[-1]["fit_iteration_capped"] is True and result.epochs_run == 1
+    assert any("stopped at its cap of 2 L-BFGS iterations" in r.getMessage() for r in caplog.records)

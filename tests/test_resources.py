@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from raygex.errors import ConfigError
-from raygex.runtime.ray_session import autoscaler_node_types, check_request, largest_node
+from raygex.runtime.ray_session import autoscaler_node_types, check_request, node_resources
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
-HEAD_ONLY = {"CPU": 8.0}  # a head node without GPUs, before the autoscaler has started anything
+HEAD_ONLY = [{"CPU": 8.0}]  # a head node without GPUs, before the autoscaler has started anything
 
 
 def test_shipped_cluster_files_list_their_gpu_node_types():
@@ -59,10 +59,10 @@ def test_cloud_heads_hold_no_trials_and_the_shipped_gpu_config_fits_their_gpu_no
     config = load_config(CLUSTER.parent / "configs" / "brca-pam50-gpu.yaml")
     assert (config.resources.cpu, config.resources.gpu) == (4, 0.5)
     assert config.search.max_concurrent == 16 and config.search.max_concurrent_per_study == 8
-    note = check_request(config.resources.cpu, config.resources.gpu, {"CPU": 0.0},
+    note = check_request(config.resources.cpu, config.resources.gpu, [{"CPU": 0.0}],
                          autoscaler_node_types(str(CLUSTER / cluster)))
     assert note and "autoscaler will start nodes" in note
-    assert check_request(1, 0, {"CPU": 0.0}, autoscaler_node_types(str(CLUSTER / cluster)))  # CPU-only: workers too
+    assert check_request(1, 0, [{"CPU": 0.0}], autoscaler_node_types(str(CLUSTER / cluster)))  # CPU-only: workers too
 
 
 def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
@@ -74,7 +74,7 @@ def test_a_fractional_gpu_is_a_memory_share_and_a_whole_one_is_not():
 
 
 def test_a_memory_request_no_node_holds_is_refused_with_one_line():
-    total = {"CPU": 8.0, "memory": 16 * 2**30}
+    total = [{"CPU": 8.0, "memory": 16 * 2**30}]
     assert check_request(1, 0, total, {}, memory_mb=4096) is None
     with pytest.raises(ConfigError) as err:
         check_request(1, 0, total, {}, memory_mb=32_768)
@@ -82,12 +82,18 @@ def test_a_memory_request_no_node_holds_is_refused_with_one_line():
 
 
 def test_a_trial_must_fit_on_one_node_not_on_the_cluster_summed():
-    """Three one-CPU nodes hold three one-CPU trials, never one three-CPU trial: the check asks the largest node."""
+    """Three one-CPU nodes hold three one-CPU trials, never one three-CPU trial; a big CPU node and a small GPU node
+    never hold a trial that wants both: the check asks each node for the whole request."""
     nodes = [{"Alive": True, "Resources": {"CPU": 1.0, "memory": 4 * 2**30}} for _ in range(3)]
     nodes.append({"Alive": False, "Resources": {"CPU": 64.0}})  # a dead node holds nothing
-    largest = largest_node(nodes)
-    assert largest == {"CPU": 1.0, "memory": 4 * 2**30}
-    assert check_request(1, 0, largest, {}) is None
+    alive = node_resources(nodes)
+    assert alive == [{"CPU": 1.0, "memory": 4 * 2**30}] * 3
+    assert check_request(1, 0, alive, {}) is None
     with pytest.raises(ConfigError) as err:
-        check_request(3, 0, largest, {})
+        check_request(3, 0, alive, {})
     assert str(err.value).startswith("resources.cpu = 3 per trial, but the largest node has 1 CPUs")
+    mixed = [{"CPU": 16.0}, {"CPU": 2.0, "GPU": 1.0}]
+    assert check_request(2, 1, mixed, {}) is None
+    with pytest.raises(ConfigError) as err:
+        check_request(4, 1, mixed, {})
+    assert str(err.value).startswith("no node has resources.cpu = 4, resources.gpu = 1 at once")

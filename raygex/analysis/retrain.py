@@ -158,11 +158,14 @@ def split_per_seed(config, study: str, dataset, graphs) -> dict:
     for seed in config.split.seeds:
         if isinstance(dataset, StudySource):
             shared, aligned, plan = dataset.study_data(study, seed)
-            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned, study_shape(plan)), shared)
+            shape = study_shape(plan, batched_folds=config.train.batched_folds,
+                                streaming=bool(getattr(shared, "streaming", False)))
+            splits[seed] = (SeedSplit(plan.labels["test"], plan.test_ids, aligned, shape), shared)
             continue
         raw = trial_data(config, study, dataset, graphs, seed=seed, graph=None)
         splits[seed] = (SeedSplit(raw.y_test, raw.test_ids, study_graphs(config, graphs, raw, seed=seed),
-                                  study_shape(raw)), ray.put(raw.standardised()))
+                                  study_shape(raw, batched_folds=config.train.batched_folds)),
+                        ray.put(raw.standardised()))
     return splits
 
 

@@ -224,10 +224,10 @@ def memory_cmd(config, estimates, storage, overrides, interval, as_json):
       raygex bench memory configs/demo.yaml --storage /tmp/raygex-memory
       raygex bench memory --estimates
     """
+    if estimates == (config is not None):
+        raise ConfigError("bench memory needs a CONFIG or --estimates (one of them)")
     if estimates:
         return _run_and_print(estimates_bench.run_estimates_benchmark, estimates_bench.format_table, as_json)
-    if config is None:
-        raise ConfigError("bench memory needs a CONFIG (or --estimates)")
     result = run_memory_benchmark(config, storage, list(overrides), interval=interval)
     for line in format_memory(result):
         click.echo(line)

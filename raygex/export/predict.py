@@ -65,8 +65,9 @@ class LoadedModel:
             raise ValueError(f"allow_missing must be one of {FILL_POLICIES} or None, but got {allow_missing!r}")
         if isinstance(x, pd.DataFrame):
             names = [str(c) for c in x.columns]
-            used = [i for i, name in enumerate(names) if self.knows(name)]
-            self._log_ignored([n for n in names if not self.knows(n) and n != label])
+            maps = not _positional(names)  # columns 0..n-1 (a DataFrame made from an array) name no gene ids
+            used = [i for i, name in enumerate(names) if self.knows(name, maps)]
+            self._log_ignored([n for n in names if not self.knows(n, maps) and n != label])
             frame = x.iloc[:, used] if len(used) < len(names) else x
             return self._align(self._numeric(frame), [str(c) for c in frame.columns], allow_missing,
                                "DataFrame columns")
@@ -115,20 +116,20 @@ class LoadedModel:
             return adata.layers[layer], [str(g) for g in adata.var_names], f"AnnData layer {layer!r}"
         return adata.X, [str(g) for g in adata.var_names], "AnnData var_names"
 
-    def mapped_gene(self, name: str) -> str | None:
+    def mapped_gene(self, name: str, map_ids: bool = True) -> str | None:
         """The gene of the model an input column named ``name`` holds: itself, or the approved symbol raygex's gene
         table maps it to (an Ensembl id with or without version, an Entrez id, a previous symbol), as
         `raygex data import` maps a dataset's ids; None when it is no gene of the model."""
-        if name in self._index:
-            return name
+        if name in self._index or not map_ids:
+            return name if name in self._index else None
         if self._table is None:
             self._table = GeneTable.default()
         symbol, _ = self._table.resolve(name, id_kind(name))
         return symbol if symbol in self._index else None
 
-    def knows(self, name: str) -> bool:
+    def knows(self, name: str, map_ids: bool = True) -> bool:
         """Whether an input column named ``name`` holds a gene of the model (see :meth:`mapped_gene`)."""
-        return self.mapped_gene(name) is not None
+        return self.mapped_gene(name, map_ids) is not None
 
     def ignored_line(self, ignored: list[str]) -> str:
         """One line saying how many input columns were ignored (not genes of the model), naming the first few."""
@@ -154,7 +155,7 @@ class LoadedModel:
         for column, name in enumerate(names):
             if name in self._index:
                 positions.setdefault(name, column)
-        if len(positions) < len(self.genes):  # genes still missing: ids the gene table maps to them, if any
+        if len(positions) < len(self.genes) and not _positional(names):  # ids the gene table maps to missing genes
             mapped = 0
             for column, name in enumerate(names):
                 gene = None if name in self._index else self.mapped_gene(name)
@@ -266,6 +267,11 @@ def load_model(path: str | Path, device: str | None = "cpu") -> LoadedModel:
         raise InputFormatError(f"model metadata lists {len(metadata['genes'])} genes but the network takes {n_genes}",
                                path=path)
     return LoadedModel(module, metadata, Path(path), resolve_device(device))
+
+
+def _positional(names: list[str]) -> bool:
+    """Column names 0, 1, …, n-1: positions (a DataFrame made from an array), not Entrez ids."""
+    return len(names) > 1 and all(name == str(i) for i, name in enumerate(names))
 
 
 class _ModelColumns:

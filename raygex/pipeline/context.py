@@ -84,4 +84,6 @@ class SweepContext:
                                  checkpoint_min_s=config.search.checkpoint_min_s,
                                  decision_epochs=tuple(decision_epochs(config)))
         self.timings["data_s"] = self.timings.get("data_s", 0.0) + time.perf_counter() - started
-        return TrialPayload(data=data, settings=settings, graphs=aligned, shape=study_shape(plan))
+        shape = study_shape(plan, batched_folds=config.train.batched_folds,
+                            streaming=bool(getattr(data, "streaming", False)))
+        return TrialPayload(data=data, settings=settings, graphs=aligned, shape=shape)

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygex.config import ExperimentConfig
+from raygex.config import ExperimentConfig, load_config
 from raygex.config.resume import describe_refusal, describe_resumable, refused_changes
 from raygex.errors import ConfigError
-from raygex.experiment.layout import ExperimentLayout, load_snapshot
+from raygex.experiment.layout import ExperimentLayout
 from raygex.files.names import CONFIG_SNAPSHOT
 from raygex.files.remote_files import localize_inputs, put_file
 from raygex.files.storage import is_uri, join, open_remote, split
@@ -53,7 +53,9 @@ def check_resumable(layout: ExperimentLayout, config: ExperimentConfig) -> None:
     """Refuse to resume the experiment with a config that differs from its snapshot in a key a resume may not
     change (what is trained or how the winner is chosen: :mod:`raygex.config.resume` says which keys may change
     and why), naming the keys in one line. ``raygex resume`` passes the snapshot itself: nothing to refuse."""
-    snapshot = load_snapshot(layout.snapshot_path)
+    # the snapshot as written: one saved before a key existed compares as that key's default (a config that
+    # leaves the key out gives the same), so resuming an older sweep with its own config is not refused
+    snapshot = load_config(layout.snapshot_path)
     refused = refused_changes(json.loads(snapshot.model_dump_json()), json.loads(config.model_dump_json()))
     if refused:
         raise ConfigError(f"the config differs from the one this experiment was started with ({CONFIG_SNAPSHOT}) "

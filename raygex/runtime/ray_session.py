@@ -79,15 +79,15 @@ def autoscaler_node_types(path: str | None = None) -> dict[str, dict]:
 _REQUEST_KEYS = {"CPU": ("cpu", 1, "CPUs"), "GPU": ("gpu", 1, "GPUs"), "memory": ("memory_mb", 2**20, "MiB of memory")}
 
 
-def check_request(cpu: float, gpu: float, largest: dict, node_types: dict[str, dict],
+def check_request(cpu: float, gpu: float, nodes: list[dict], node_types: dict[str, dict],
                   memory_mb: float | None = None) -> str | None:
     """Refuse (ConfigError) a per-trial request no node could ever hold: no node of the cluster as it is now
-    (``largest``: per resource, the most one node has, :func:`largest_node`), and no node type the autoscaler may
-    start. Returns a note when only nodes still to be started can hold it."""
+    (``nodes``: each alive node's resources, :func:`node_resources`) holds all of it, and no node type the
+    autoscaler may start. Returns a note when only nodes still to be started can hold it."""
     wanted = {"CPU": cpu, "GPU": gpu}
     if memory_mb is not None:
         wanted["memory"] = memory_mb * 2**20
-    if all(amount <= largest.get(key, 0) for key, amount in wanted.items()):
+    if any(all(amount <= node.get(key, 0) for key, amount in wanted.items()) for node in nodes):
         return None
     # A node type's CPUs and memory may be left to detection (absent from its resources): only its GPUs are known.
     fitting = [name for name, res in node_types.items()
@@ -96,39 +96,39 @@ def check_request(cpu: float, gpu: float, largest: dict, node_types: dict[str, d
     if fitting:
         return (f"note: no node has resources.cpu = {cpu:g} and resources.gpu = {gpu:g} for a trial now; the autoscaler "
                 f"will start nodes of type {', '.join(fitting)}")
-    short = next(key for key, amount in wanted.items() if amount > largest.get(key, 0))
-    field, unit, what = _REQUEST_KEYS[short]
+    most = {key: max((node.get(key, 0) for node in nodes), default=0) for key in wanted}
+    short = next((key for key, amount in wanted.items() if amount > most[key]), None)
     types = f" nor any node type of the cluster file ({', '.join(sorted(node_types))})" if node_types else ""
+    if short is None:  # each resource is somewhere, never all of them on one node
+        asked = ", ".join(f"resources.{_REQUEST_KEYS[k][0]} = {a / _REQUEST_KEYS[k][1]:g}" for k, a in wanted.items())
+        raise ConfigError(f"no node has {asked} at once{types}: no trial could ever start")
+    field, unit, what = _REQUEST_KEYS[short]
     raise ConfigError(f"resources.{field} = {wanted[short] / unit:g} per trial, but the largest node has "
-                      f"{largest.get(short, 0) / unit:g} {what}{types}: no trial could ever start")
+                      f"{most[short] / unit:g} {what}{types}: no trial could ever start")
 
 
-def largest_node(nodes: list[dict] | None = None) -> dict[str, float]:
-    """Per resource, the most any one alive node has (``nodes``: :func:`ray.nodes`'s records; default: the running
-    cluster's). A trial runs on one node, so this, not the cluster's total, says whether a request can be met."""
+def node_resources(nodes: list[dict] | None = None) -> list[dict[str, float]]:
+    """The resources of each alive node (``nodes``: :func:`ray.nodes`'s records; default: the running cluster's,
+    none before Ray is up). A trial runs on one node, so these, not the cluster's totals, say whether a request
+    can be met."""
     if nodes is None:
         import ray
 
         if not ray.is_initialized():
-            return {}
+            return []
         nodes = ray.nodes()
-    largest: dict[str, float] = {}
-    for node in nodes:
-        if node.get("Alive"):
-            for key, amount in node.get("Resources", {}).items():
-                largest[key] = max(largest.get(key, 0.0), float(amount))
-    return largest
+    return [{k: float(v) for k, v in node.get("Resources", {}).items()} for node in nodes if node.get("Alive")]
 
 
 def largest_node_memory_mb() -> float | None:
     """The memory resource of the cluster's largest alive node, in MiB (None before Ray is up)."""
-    memory = largest_node().get("memory")
+    memory = max((node.get("memory", 0.0) for node in node_resources()), default=0.0)
     return memory / 2**20 if memory else None
 
 
 def check_resources(resources) -> None:
     """:func:`check_request` against the running cluster's largest node and the autoscaler's node types."""
-    note = check_request(resources.cpu, resources.gpu, largest_node(), autoscaler_node_types(),
+    note = check_request(resources.cpu, resources.gpu, node_resources(), autoscaler_node_types(),
                          resources.fixed_memory_mb)
     if note:
         logger.info(note)

@@ -3,7 +3,7 @@
 node runs only as many at once as its memory holds and queues the rest instead of its OOM monitor killing them.
 
 The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex imported, before any trial) plus
-:data:`MARGIN` × (:data:`TRIAL_MB` + state + workspace of the trial's networks, one per fold):
+:data:`MARGIN` × (:data:`TRIAL_MB` + state + workspace):
 
 * state: the network's parameters and buffers, counted on the network itself (built once per shape on the CPU),
   times 6: weights, gradients, Adam's two moments, the best epoch's copy and a checkpoint's copy;
@@ -14,19 +14,24 @@ The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex impo
   - evaluation, without gradients, a batch of ``min(256, rows)`` of the largest split: 6 tensors of
     ``(genes × batch × channels)`` for a GCN (measured: the sparse product's operands and result, the layer's
     output and its activation are alive at once);
+* with k folds: k networks' state, and k workspaces only when the folds train as one batched model;
 * a split's rows are mapped from Ray's object store (not private); a streamed study's batches are counted as
-  workspace.
+  workspace, and its logistic regression trains by minibatch Adam (workspace as an MLP's).
 
-:func:`trial_memory_mb` is checked against measured peaks (``tests/search/test_memory_estimate.py``: every
-configuration measured stays below its estimate, and the estimate is not far above; ``raygex bench memory
---estimates`` prints the table for the demo's and a GeneMANIA-size shape).
+The trial's part (all but :data:`WORKER_MB`) is checked against the memory a configuration's training adds,
+measured (``tests/search/test_memory_estimate.py``: each measured growth stays below it, and it is not far above;
+``raygex bench memory --estimates`` prints the table for the demo's and a GeneMANIA-size shape); the worker's own
+figure is what a trial actor's private memory measures at its first trial (~245 MiB) plus torch's libraries.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 WORKER_MB = 500.0  # a Ray worker process with torch and raygex imported (RSS), before a trial's networks
 MARGIN = 1.5  # above the counted state and workspace: allocator slack, autograd's temporaries, Python objects
@@ -47,19 +52,22 @@ class StudyShape:
     n_classes: int
     rows: dict  # split -> rows ("train", "valid", "test")
     folds: int = 1
+    batched_folds: bool = False  # the folds' networks train at once (k working sets), else one after another
+    streaming: bool = False  # the rows stream in batches (a convex family then trains by minibatch Adam)
 
 
-def study_shape(plan) -> StudyShape:
+def study_shape(plan, *, batched_folds: bool = False, streaming: bool = False) -> StudyShape:
     """A :class:`StudyShape` from a study's split plan (:class:`raygex.data.study_rows.StudyPlan`) or its arrays
     (:class:`raygex.data.trial_data.TrialData`)."""
     if hasattr(plan, "labels"):
         rows = {split: len(labels) for split, labels in plan.labels.items()}
     else:
         rows = {"train": len(plan.y_train), "valid": len(plan.y_valid), "test": len(plan.y_test)}
-    return StudyShape(len(plan.genes), len(plan.classes), rows, len(plan.folds) if plan.folds else 1)
+    return StudyShape(len(plan.genes), len(plan.classes), rows, len(plan.folds) if plan.folds else 1,
+                      batched_folds=batched_folds, streaming=streaming)
 
 
-_state_cache: dict[str, int] = {}
+_state_cache: dict[str, tuple[object, int]] = {}  # key -> (the graph, kept so its id is not reused; floats)
 
 
 def _state_floats(hparams: dict, shape: StudyShape, graph) -> int:
@@ -70,9 +78,8 @@ def _state_floats(hparams: dict, shape: StudyShape, graph) -> int:
     key += f"|{shape.n_genes}|{shape.n_classes}|{id(graph)}"
     if key not in _state_cache:
         model = build_model(hparams, shape.n_genes, shape.n_classes, graph)
-        tensors = [*model.parameters(), *model.buffers()]
-        _state_cache[key] = sum(t.numel() for t in tensors)
-    return _state_cache[key]
+        _state_cache[key] = (graph, sum(t.numel() for t in [*model.parameters(), *model.buffers()]))
+    return _state_cache[key][1]
 
 
 def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
@@ -85,7 +92,8 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
     genes, train = shape.n_genes, max(shape.rows.get("train", 1), 1)
     batch = min(int(hparams.get("batch_size", 32)), train)
     evaluated = min(EVAL_BATCH, max(shape.rows.values(), default=1))
-    if solver_of(family) == "lbfgs":
+    convex = solver_of(family) == "lbfgs" and not shape.streaming  # streamed: minibatch Adam, as an MLP
+    if convex:
         workspace = 2 * train * genes * 2 + 20 * genes * shape.n_classes * 2  # float64 rows, L-BFGS history
     elif family == "gcn":
         depth, channels = int(hparams.get("depth", 2)), int(hparams.get("channels", 32))
@@ -96,8 +104,10 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
     else:
         widths = [genes, *_hidden(hparams), shape.n_classes]
         workspace = 3 * max(batch, evaluated) * sum(widths)
-    need = TRIAL_MB + (state + workspace) * _BYTES * shape.folds / 2**20
-    if solver_of(family) == "lbfgs":
+    # k fold networks are kept either way; their working sets are alive at once only when batched
+    working_sets = shape.folds if shape.batched_folds else 1
+    need = TRIAL_MB + (state * shape.folds + workspace * working_sets) * _BYTES / 2**20
+    if convex:
         need += SCIPY_MB
     return math.ceil((WORKER_MB + MARGIN * need) / 10) * 10
 
@@ -105,9 +115,18 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
 def reservation_mb(hparams: dict, shape: StudyShape, graph=None, largest_node_mb: float | None = None) -> float:
     """What Ray reserves for the trial: :func:`trial_memory_mb` rounded up to :data:`STEP_MB` (Tune reuses a
     worker only for a trial of the same request: few distinct requests keep workers reused), and no more than the
-    largest node's memory (a request no node holds would wait forever)."""
+    largest node's memory (a request no node holds would wait forever; said once per size in the log)."""
     mb = math.ceil(trial_memory_mb(hparams, shape, graph) / STEP_MB) * STEP_MB
-    return mb if largest_node_mb is None else min(mb, largest_node_mb)
+    if largest_node_mb is None or mb <= largest_node_mb:
+        return mb
+    if mb not in _capped:
+        _capped.add(mb)
+        logger.warning(f"a {hparams.get('model')} trial's memory estimate ({mb} MiB) exceeds the largest node's "
+                       f"{largest_node_mb:.0f} MiB: it reserves the whole node and may run out of memory")
+    return largest_node_mb
+
+
+_capped: set = set()
 
 
 def _hidden(hparams: dict) -> list[int]:

@@ -97,23 +97,38 @@ def build_tuner(config, study_dir: Path, payload: TrialPayload, *, resume: bool,
 def trial_resources(config, payload: TrialPayload):
     """What Tune asks Ray for per trial: the config's fixed request, or with ``resources.memory_mb: auto`` a
     function of the trial's configuration that adds its memory estimate
-    (:func:`raygex.search.memory_estimate.reservation_mb`)."""
+    (:func:`raygex.search.memory_estimate.reservation_mb`). Tune pickles that function into the trial's
+    definition, so it holds the study's graphs by reference (one object in Ray's store), never by value."""
     fixed = config.resources.ray_resources()
     if config.resources.memory_mb != "auto":
         return fixed
+    import ray
     from ray import tune
 
-
     largest = largest_node_memory_mb()
+    graphs, shape, train = ray.put(payload.graphs), payload.shape, dict(payload.settings.train)
 
     def request(trial_config: dict):
-        hparams = {**payload.settings.train, **trial_config}
-        graph = payload.graphs.get(hparams.get("graph")) if hparams.get("model") == "gcn" else None
-        memory = reservation_mb(hparams, payload.shape, graph, largest)
+        hparams = {**train, **trial_config}
+        graph = study_graph(graphs, hparams.get("graph")) if hparams.get("model") == "gcn" else None
+        memory = reservation_mb(hparams, shape, graph, largest)
         bundle = {"CPU": fixed["cpu"], "GPU": fixed["gpu"], "memory": int(memory * 2**20)}
         return tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
 
     return request
+
+
+_study_graphs: dict[str, dict] = {}  # ObjectRef (hex) -> the study's aligned graphs, fetched once per driver
+
+
+def study_graph(graphs, name: str | None):
+    """The aligned graph ``name`` of a study's graphs held in Ray's object store (``graphs``: their ObjectRef)."""
+    import ray
+
+    key = graphs.hex()
+    if key not in _study_graphs:
+        _study_graphs[key] = ray.get(graphs)
+    return _study_graphs[key].get(name)
 
 
 def tune_storage(folder: StoreFolder) -> tuple[dict, str]:

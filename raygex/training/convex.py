@@ -51,4 +51,6 @@ def fit_logistic(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor, C: float, 
     with torch.no_grad():
         linear.weight.copy_(theta[: n_classes * n_genes].view(n_classes, n_genes))
         linear.bias.copy_(theta[n_classes * n_genes:])
-    return {"iterations": int(result.nit), "converged": bool(result.success), "objective": float(result.fun)}
+    # L-BFGS-B's status 1: it reached max_iter (or its evaluation cap) before a convergence test held
+    return {"iterations": int(result.nit), "converged": bool(result.success), "objective": float(result.fun),
+            "capped": int(result.status) == 1 or int(result.nit) >= int(max_iter), "message": str(result.message)}

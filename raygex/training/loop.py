@@ -149,9 +149,9 @@ class FoldRun:
         if self.convex:  # the whole fit, to the optimum: the one epoch this family has
             self.fit = fit_logistic(self.model.linear, self.x_train, self.y_train, self.C,
                                     max_iter=convex_fit.MAX_ITER)
-            if not self.fit["converged"]:
-                logger.warning(f"logistic regression (C = {self.C:g}) stopped after {self.fit['iterations']} L-BFGS "
-                               "iterations short of its optimum; its trial keeps that fit")
+            if self.fit["capped"]:
+                logger.warning(f"logistic regression (C = {self.C:g}) stopped at its cap of {self.fit['iterations']} "
+                               "L-BFGS iterations before converging; its trial keeps that fit")
             self.converged = True
             self.seen = [(torch.from_numpy(self.proba("train")), self.y_train)]
             return
@@ -325,7 +325,7 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         if folds.converged:
             row["converged"] = True  # a convex fit done: the trial's own end
             fits = [run.fit for run in getattr(folds, "runs", []) if run.fit is not None]
-            row["fit_at_optimum"] = all(fit["converged"] for fit in fits)  # False: L-BFGS ran out of iterations
+            row["fit_iteration_capped"] = any(fit["capped"] for fit in fits)  # L-BFGS stopped by its cap
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0

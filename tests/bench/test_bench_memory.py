@@ -44,7 +44,7 @@ def test_bench_memory_reports_each_kind_of_a_real_search(tmp_path):
 
 def test_the_estimates_table_through_the_cli(run_cli, monkeypatch):
     """`raygex bench memory --estimates` prints each configuration's estimate beside its measured peak (two of the
-    demo's configurations here, to keep it short); without a CONFIG or the flag it is one line, exit 2."""
+    demo's configurations here, to keep it short); with neither a CONFIG nor the flag it is one line, exit 2."""
     from raygex.bench import memory_estimates
 
     monkeypatch.setattr(memory_estimates, "CONFIGS", memory_estimates.CONFIGS[:2])  # fewer cases, same code
@@ -52,4 +52,4 @@ def test_the_estimates_table_through_the_cli(run_cli, monkeypatch):
     assert code == 0, err
     assert "estimate MB" in out and "demo lr" in out and "demo mlp hidden=256" in out
     code, _, err = run_cli("bench", "memory")
-    assert code == 2 and "needs a CONFIG (or --estimates)" in err
+    assert code == 2 and "needs a CONFIG or --estimates (one of them)" in err

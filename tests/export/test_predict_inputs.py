@@ -255,17 +255,36 @@ def test_inputs_named_by_ensembl_or_entrez_ids_are_mapped_to_the_models_symbols(
     path, data, ids = symbol_model
     model = raygex.load_model(path)
     expected = model.predict_proba(data.x_test)
-    for kind, suffix in (("ensembl", ".7"), ("entrez", "")):
+    for kind, suffix in (("ensembl", ".7"), ("ensembl", ""), ("entrez", "")):
         names = [ids[g][kind] + suffix for g in data.genes]
         frame = pd.DataFrame(data.x_test[:, ::-1], columns=names[::-1],  # in another order, as files come
                              index=pd.Index([f"s{i}" for i in range(len(data.x_test))], name="sample_id"))
         np.testing.assert_allclose(model.predict_proba(frame), expected, atol=1e-6)
-        source = tmp_path / f"held_out_{kind}.tsv"
+        source = tmp_path / f"held_out_{kind}{suffix}.tsv"
         frame.assign(stage="ii").to_csv(source, sep="\t")  # and a clinical column, ignored
-        out = tmp_path / f"pred_{kind}.csv"
+        out = tmp_path / f"pred_{kind}{suffix}.csv"
         code, stdout, err = run_cli("predict", path, source, "-o", out)
         assert code == 0, err
         np.testing.assert_allclose(pd.read_csv(out).filter(like="p_").to_numpy(), expected, atol=1e-5)
         assert "ignored 1 input column(s)" in stdout and "stage" in stdout
     assert any(f"{len(data.genes)} gene id(s) mapped to the model's symbols with raygex's HGNC table" in m
                for m in raygex_messages), raygex_messages
+
+
+def test_previous_symbols_map_and_positional_columns_do_not(symbol_model, raygex_messages):
+    """A gene's previous symbol names it too; columns 0..n-1 of a DataFrame made from an array are positions, not
+    Entrez ids: nothing is mapped from them (every gene missing: filled, with a warning, when asked)."""
+    from raygex.genes import GeneTable
+
+    path, data, _ = symbol_model
+    model = raygex.load_model(path)
+    table = GeneTable.default()
+    previous = {old: new for old, new in table.maps["symbol"].items() if new in set(data.genes)
+                and old not in table.ambiguous.get("symbol", ()) and old not in table.approved}
+    assert previous, "some of the model's genes have a previous symbol"
+    for old, new in previous.items():
+        assert model.mapped_gene(old) == new
+    positional = pd.DataFrame(data.x_test)  # columns 0, 1, 2, ...
+    with pytest.warns(UserWarning, match=f"{len(data.genes)} of {len(data.genes)} genes"):
+        model.predict_proba(positional, allow_missing="mean")
+    assert not any("mapped to the model's symbols" in m for m in raygex_messages), raygex_messages

@@ -127,10 +127,12 @@ def test_with_the_workers_environment_a_trial_in_its_own_thread_hands_its_memory
     assert max(_thread_trials({})) > 40
 
 
-def test_rays_workers_get_the_allocator_setting():
+def test_rays_workers_get_the_allocator_setting(monkeypatch):
     import os
 
     import ray
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)  # a value of the driver's own would win
 
     from raygex.runtime.allocator import WORKER_ENV
     from raygex.runtime.ray_session import connect

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from raygex.search.memory_estimate import STEP_MB, WORKER_MB, StudyShape, reservation_mb, trial_memory_mb
+from raygex.search.memory_estimate import (MARGIN, STEP_MB, TRIAL_MB, WORKER_MB, StudyShape, reservation_mb,
+                                          trial_memory_mb)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc")
 
@@ -41,9 +42,14 @@ def test_the_estimate_grows_with_the_network_and_the_genes():
     assert lr < trial_memory_mb({**gcn, "channels": 8}, small, graph) < trial_memory_mb(gcn, small, graph)
     assert trial_memory_mb({"model": "mlp", "hidden": 256}, small) < trial_memory_mb({"model": "mlp", "hidden": 256},
                                                                                      large)
-    folds = StudyShape(2000, 3, {"train": 360, "valid": 120, "test": 120}, folds=5)
-    assert trial_memory_mb(gcn, folds, graph) - WORKER_MB == pytest.approx(
-        5 * (trial_memory_mb(gcn, small, graph) - WORKER_MB), rel=0.05)  # k fold networks at once
+    rows = {"train": 360, "valid": 120, "test": 120}
+    one, sequential, batched = (trial_memory_mb(gcn, StudyShape(2000, 3, rows, folds=k, batched_folds=b), graph)
+                                for k, b in ((1, False), (5, False), (5, True)))
+    fixed = WORKER_MB + MARGIN * TRIAL_MB
+    assert one < sequential < batched  # k networks kept; k working sets only when they train at once
+    assert batched - fixed == pytest.approx(5 * (one - fixed), rel=0.05)
+    streamed = StudyShape(2000, 3, rows, streaming=True)  # logistic regression by minibatch Adam: no float64 rows
+    assert trial_memory_mb({"model": "lr", "C": 1.0}, streamed) < lr
 
 
 def test_a_reservation_is_whole_steps_and_no_more_than_the_largest_node():
@@ -64,6 +70,9 @@ def test_tune_is_asked_for_each_configurations_own_memory(tiny_demo):
             "name": "x", "data": {"expression": str(tiny_demo / "expression.parquet")},
             "tasks": [{"name": "t", "kind": "classify", "label": "subtype"}], "resources": {"memory_mb": memory_mb}})
 
+    import ray
+
+    started = not ray.is_initialized()  # the request holds the study's graphs in Ray's store: Ray starts
     shape = StudyShape(16_000, 3, {"train": 360, "valid": 120, "test": 120})
     payload = TrialPayload(data=None, settings=TrialSettings(train={"batch_size": 32}), shape=shape)
     assert trial_resources(config(None), payload) == {"cpu": 1.0, "gpu": 0.0}
@@ -73,3 +82,5 @@ def test_tune_is_asked_for_each_configurations_own_memory(tiny_demo):
     assert small < large
     assert large == reservation_mb({"batch_size": 32, "model": "mlp", "hidden": 4096}, shape) * 2**20
     assert np.isclose(request({"model": "lr", "C": 1.0}).required_resources["CPU"], 1.0)
+    if started:
+        ray.shutdown()
