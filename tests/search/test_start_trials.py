@@ -30,7 +30,7 @@ def test_start_points_one_per_choice_or_one_per_family():
 def test_a_sweep_started_by_family_keeps_every_baseline_graph_and_control_in_the_verdict(tiny_demo, tmp_path):
     config = write_config(
         tmp_path / "families.yaml", tiny_demo, graphs={"true": str(tiny_demo / "graph_true.parquet")}, tasks=[{"name": "subtype", "kind": "classify", "label": "subtype"}],
-        train={"max_epochs": 2, "patience": 2, "batch_size": 32},
+        train={"max_epochs": 2, "patience": 2, "batch_size": 32}, resources={"cpu": 1, "gpu": 0, "memory_mb": 300},
         search={"num_samples": 6, "max_concurrent": 2, "start_trials": "families", "family_budget": "equal",
                 "scheduler": {"kind": "asha", "grace_period": 1, "rungs": "family"},
                 "space": {**SPACE, "depth": 1, "channels": 4, "embedding": 1, "hidden": 16,
@@ -42,6 +42,8 @@ def test_a_sweep_started_by_family_keeps_every_baseline_graph_and_control_in_the
     started = sorted(f"{p['model']}/{p['graph']}" if p["model"] == "gcn" else p["model"] for p in trials[:3])
     assert started == ["gcn/true", "lr", "mlp"]  # one trial per family, the GCN's on the first graph; no control
     assert Counter(p["model"] for p in trials) == {"gcn": 2, "mlp": 2, "lr": 2}  # then as many trials per family
+    board = raygex.open(experiment).leaderboard("subtype")
+    assert (board["reserved_memory_mb"] == 300).all(), board["reserved_memory_mb"]  # a fixed memory_mb, reserved
     code, out, err = run_cli("status", experiment, "--json")
     assert code == 0, err[-2000:]
     verdicts = {(v["graph"], v["control"]) for v in json.loads(out)["tasks"]["subtype"]["verdicts"]}
