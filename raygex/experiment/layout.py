@@ -69,9 +69,13 @@ def load_snapshot(path) -> ExperimentConfig:
     """An experiment's saved config (``config.yaml``, every key written out). A snapshot saved before
     ``search.family_budget`` existed swept with one TPE over the study, which its pickled searcher still is:
     it reads as ``tpe``, not today's default, so ``status`` and a resume say what the sweep does."""
+    return load_config(path, ["search.family_budget=tpe"] if saved_before_family_shares(path) else None)
+
+
+def saved_before_family_shares(path) -> bool:
+    """Whether a snapshot was written before ``search.family_budget`` existed (its sweep ran one TPE)."""
     search = read_config_file(path).get("search")
-    older = isinstance(search, dict) and "family_budget" not in search
-    return load_config(path, ["search.family_budget=tpe"] if older else None)
+    return isinstance(search, dict) and "family_budget" not in search
 
 
 class ExperimentLayout:

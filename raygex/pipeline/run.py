@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from raygex.config import ExperimentConfig, load_config
+from raygex.config import ExperimentConfig
 from raygex.config.resume import describe_refusal, describe_resumable, refused_changes
 from raygex.errors import ConfigError
-from raygex.experiment.layout import ExperimentLayout
+from raygex.experiment.layout import ExperimentLayout, load_snapshot, saved_before_family_shares
 from raygex.files.names import CONFIG_SNAPSHOT
 from raygex.files.remote_files import localize_inputs, put_file
 from raygex.files.storage import is_uri, join, open_remote, split
@@ -53,10 +53,10 @@ def check_resumable(layout: ExperimentLayout, config: ExperimentConfig) -> None:
     """Refuse to resume the experiment with a config that differs from its snapshot in a key a resume may not
     change (what is trained or how the winner is chosen: :mod:`raygex.config.resume` says which keys may change
     and why), naming the keys in one line. ``raygex resume`` passes the snapshot itself: nothing to refuse."""
-    # the snapshot as written: one saved before a key existed compares as that key's default (a config that
-    # leaves the key out gives the same), so resuming an older sweep with its own config is not refused
-    snapshot = load_config(layout.snapshot_path)
-    refused = refused_changes(json.loads(snapshot.model_dump_json()), json.loads(config.model_dump_json()))
+    snapshot, given = load_snapshot(layout.snapshot_path), json.loads(config.model_dump_json())
+    if saved_before_family_shares(layout.snapshot_path) and "family_budget" not in config.search.model_fields_set:
+        given["search"]["family_budget"] = snapshot.search.family_budget  # an older sweep, resumed with its config
+    refused = refused_changes(json.loads(snapshot.model_dump_json()), given)
     if refused:
         raise ConfigError(f"the config differs from the one this experiment was started with ({CONFIG_SNAPSHOT}) "
                           f"in {describe_refusal(refused)}: a resume may change only {describe_resumable()}; "

@@ -60,3 +60,19 @@ def test_a_folder_saved_before_family_shares_says_it_sweeps_with_one_tpe(tmp_pat
                                                               "  num_samples: 10\n  family_budget: equal\n")
     (experiment / "config.yaml").write_text(text)
     assert ExperimentLayout.open(experiment).config.search.family_budget == "equal"
+
+
+def test_an_older_sweep_resumed_with_its_own_config_is_not_refused(tmp_path):
+    """`raygex search CONFIG --resume` with the config it was started from (no family_budget key, as then): the
+    sweep's own sampler goes on, nothing is refused; naming another family_budget is a changed config."""
+    from raygex.config import load_config
+    from raygex.errors import ConfigError
+    from raygex.experiment.layout import ExperimentLayout
+    from raygex.pipeline.run import check_resumable
+
+    experiment = tmp_path / "tiny"
+    shutil.copytree(FIXTURE, experiment, ignore=shutil.ignore_patterns("README.md", "subtype"))
+    layout = ExperimentLayout.open(experiment)
+    check_resumable(layout, load_config(experiment / "config.yaml"))
+    with pytest.raises(ConfigError, match="search.family_budget"):
+        check_resumable(layout, load_config(experiment / "config.yaml", ["search.family_budget=equal"]))
