@@ -113,7 +113,9 @@ def child_main(spec: dict) -> dict:
     result = run_trial(hparams, data, batched_folds=batched)
     seconds = time.perf_counter() - started
     views = data.fold_views()
-    return {"seconds": seconds, "epochs": result.epochs_run, "peak_growth_mb": (_status_kib("VmHWM:") - before) / 1024,
+    # the kernel raises its high-water mark lazily: a run that never rose above its start can read a little below it
+    growth = max(0.0, (_status_kib("VmHWM:") - before) / 1024)
+    return {"seconds": seconds, "epochs": result.epochs_run, "peak_growth_mb": growth,
             "folds": len(views), "train_rows": int(np.mean([len(v.y_train) for v in views])),
             "batched": bool(result.extra.get("batched_folds")), "valid_auc": result.best_valid.get("auc")}
 

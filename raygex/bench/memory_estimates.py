@@ -60,7 +60,7 @@ def child_main(spec: dict) -> dict:
         refs.write("5")  # VmHWM := VmRSS
     before = _status_kib("VmRSS:")
     run_trial(hparams, data)
-    growth = (_status_kib("VmHWM:") - before) / 1024
+    growth = max(0.0, (_status_kib("VmHWM:") - before) / 1024)  # the high-water mark is raised lazily
     return {"data": spec["data"], "hparams": spec["hparams"], "estimate_mb": estimate,
             "estimated_trial_mb": estimate - WORKER_MB, "measured_trial_mb": round(growth, 1),
             "worker_before_mb": round(before / 1024, 1)}
