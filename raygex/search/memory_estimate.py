@@ -11,7 +11,8 @@ The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex impo
   - training, one batch: a GCN keeps per layer its ``(genes × batch × channels)`` output, node-dropout mask and
     their gradient (3 per layer); an MLP ``(batch × width)`` per layer; a convex fit (logistic regression) its
     float64 copy of the training rows, the L-BFGS history and SciPy's optimiser (:data:`SCIPY_MB`);
-  - evaluation, without gradients, a batch of ``min(256, rows)`` of the largest split: 6 tensors of
+  - evaluation, without gradients, a batch of ``min(256, rows)`` of the validation or test rows (the training
+    rows are scored from their own batches, never evaluated again): 6 tensors of
     ``(genes × batch × channels)`` for a GCN (measured: the sparse product's operands and result, the layer's
     output and its activation are alive at once);
 * with k folds: k networks' state, and k workspaces only when the folds train as one batched model;
@@ -91,7 +92,7 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
     state = 6 * _state_floats(hparams, shape, graph)
     genes, train = shape.n_genes, max(shape.rows.get("train", 1), 1)
     batch = min(int(hparams.get("batch_size", 32)), train)
-    evaluated = min(EVAL_BATCH, max(shape.rows.values(), default=1))
+    evaluated = min(EVAL_BATCH, max([n for split, n in shape.rows.items() if split != "train"], default=1) or 1)
     convex = solver_of(family) == "lbfgs" and not shape.streaming  # streamed: minibatch Adam, as an MLP
     if convex:
         workspace = 2 * train * genes * 2 + 20 * genes * shape.n_classes * 2  # float64 rows, L-BFGS history
