@@ -39,7 +39,7 @@ def test_the_estimate_grows_with_the_network_and_the_genes():
     graph = _aligned_graph(2000)
     lr = trial_memory_mb({"model": "lr", "C": 1.0}, small)
     gcn = {"model": "gcn", "depth": 3, "channels": 32, "embedding": 1, "batch_size": 32}
-    assert lr < trial_memory_mb({**gcn, "channels": 8}, small, graph) < trial_memory_mb(gcn, small, graph)
+    assert trial_memory_mb({**gcn, "channels": 8}, small, graph) < trial_memory_mb(gcn, small, graph)
     assert trial_memory_mb({"model": "mlp", "hidden": 256}, small) < trial_memory_mb({"model": "mlp", "hidden": 256},
                                                                                      large)
     rows = {"train": 360, "valid": 120, "test": 120}
