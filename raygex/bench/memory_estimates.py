@@ -15,8 +15,8 @@ import json
 import subprocess
 import sys
 
-from raygex.bench.folds import MODELS, case_data
-from raygex.search.memory_estimate import WORKER_MB, StudyShape, trial_memory_mb
+from raygex.bench.folds import MODELS, _status_kib, case_data
+from raygex.search.memory_estimate import WORKER_MB, study_shape, trial_memory_mb
 
 CONFIGS = (
     ("demo", {"model": "lr", "C": 1.0}),
@@ -35,11 +35,6 @@ print(json.dumps(child_main(json.loads(sys.argv[1]))))
 """
 
 
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(key))
-
-
 def child_main(spec: dict) -> dict:
     import torch
 
@@ -53,9 +48,7 @@ def child_main(spec: dict) -> dict:
     if hparams["model"] == "gcn":
         hparams["graph"] = "true"
     graph = data.graph if hparams["model"] == "gcn" else None
-    shape = StudyShape(len(data.genes), len(data.classes),
-                       {"train": len(data.y_train), "valid": len(data.y_valid), "test": len(data.y_test)})
-    estimate = trial_memory_mb(hparams, shape, graph)
+    estimate = trial_memory_mb(hparams, study_shape(data), graph)
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # VmHWM := VmRSS
     before = _status_kib("VmRSS:")
