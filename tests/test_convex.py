@@ -9,6 +9,7 @@ import pytest
 from raygex.data.demo import make_demo_cohort
 from raygex.data.prepare import trial_data
 from raygex.data.trial_data import TrialData
+from raygex.metrics import classification_metrics
 from raygex.training.loop import run_trial
 from tests.test_folds import config
 
@@ -29,12 +30,23 @@ def test_the_lr_family_is_scikit_learns_logistic_regression(n_classes):
     data, C = _data(n_classes), 0.05
     result = run_trial({"model": "lr", "C": C, "max_epochs": 40, "patience": 5, "batch_size": 16, "lr": 0.3}, data)
     assert result.epochs_run == 1 and result.best_epoch == 1 and not result.stopped_early
-    x_train = (data.x_train - result.mean) / result.std
+    def scaled(x):
+        return (x - result.mean) / result.std
+
     # scikit-learn fits two classes as one binary model: the same optimum as the two-class softmax at twice C
-    reference = LogisticRegression(C=C * (2 if n_classes == 2 else 1), tol=1e-10, max_iter=10_000).fit(
-        x_train, data.y_train)
-    x_test = (data.x_test - result.mean) / result.std
-    np.testing.assert_allclose(result.test_proba, reference.predict_proba(x_test), atol=5e-4)  # float32 inputs
+    def reference(x, y):
+        return LogisticRegression(C=C * (2 if n_classes == 2 else 1), tol=1e-10, max_iter=10_000).fit(scaled(x), y)
+
+    # selection sees the fit on the training rows; the trial's model is then refitted on training + validation
+    # rows at the same C, as LogisticRegressionCV refits once C is chosen
+    on_train = reference(data.x_train, data.y_train)
+    valid = classification_metrics(data.y_valid, on_train.predict_proba(scaled(data.x_valid)), n_classes)
+    assert result.best_valid["auc"] == pytest.approx(valid["auc"], abs=2e-3)
+    refit = reference(np.concatenate([data.x_train, data.x_valid]), np.concatenate([data.y_train, data.y_valid]))
+    np.testing.assert_allclose(result.test_proba, refit.predict_proba(scaled(data.x_test)), atol=5e-4)  # float32
+    assert not np.allclose(result.test_proba, on_train.predict_proba(scaled(data.x_test)), atol=5e-3)
+    if n_classes > 2:  # the exported network is the refit (multinomial: the same weights as scikit-learn's)
+        np.testing.assert_allclose(result.models[0].linear.weight.detach().numpy(), refit.coef_, atol=2e-3)
 
 
 def test_a_finished_fit_resumed_from_its_checkpoint_is_not_fitted_again():

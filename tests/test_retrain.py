@@ -20,11 +20,18 @@ PARAMS = {"g1": {"model": "gcn", "graph": "true", "depth": 2, "lr": 0.01}, "m1":
 
 
 class Layout:
-    """What the plan reads of an experiment: its config, each trial's parameters and history."""
+    """What the plan reads of an experiment: its config, each trial's parameters, history and last checkpoint."""
 
-    def __init__(self, histories: dict):
+    def __init__(self, histories: dict, checkpoints: dict | None = None):
         self.config = ExperimentConfig.model_validate(CONFIG)
         self.histories = histories
+        self.checkpoints = checkpoints or {}
+
+    def trial_dir(self, study, row):
+        return str(row["trial_id"])
+
+    def latest_checkpoint(self, folder):
+        return self.checkpoints.get(folder)
 
     def trial_params(self, study, row):
         return dict(PARAMS[str(row["trial_id"])])
@@ -60,11 +67,31 @@ def test_the_winner_below_its_choices_best_is_trained_on_its_own():
 
 def test_only_a_first_seed_trial_that_ran_to_its_end_is_taken_from_the_sweep():
     # m1 stopped improving at epoch 4 and ran 3 more (patience): its own end. l1 was stopped by the scheduler at
-    # epoch 5 (best at 5): not its end. g1 ran to max_epochs, but the swap needs its test probabilities.
-    layout = Layout({"m1": history(7, 4), "l1": history(5, 5), "g1": history(10, 10)})
+    # epoch 5 (best at 5): not its end. g1 ran to max_epochs, but its checkpoint (written before test
+    # probabilities were kept) lacks what the swap needs.
+    layout = Layout({"m1": history(7, 4), "l1": history(5, 5), "g1": history(10, 10)},
+                    {"g1": {"best_epoch": 10, "history": []}})
     rows, trainings = plan(layout, "subtype", BOARD)
     taken = from_sweep(layout, "subtype", rows, trainings, BOARD)
     (key,) = taken
     run = next(r for r in rows if r.key == key)
     assert (run.trial_id, run.seed) == ("m1", 0)
     assert taken[key] == {"valid": {"auc": 0.7}, "test": {"auc": 0.65}, "epochs": 7, "from_trial": "m1"}
+
+
+def test_the_best_gcns_own_graph_run_on_the_first_seed_is_its_sweep_trial_with_its_test_probabilities():
+    import numpy as np
+    import torch
+
+    proba = torch.tensor([[0.2, 0.8], [0.9, 0.1]])
+    layout = Layout({"g1": history(10, 7)}, {"g1": {"best_epoch": 7, "best_test_proba": proba}})
+    rows, trainings = plan(layout, "subtype", BOARD)
+    taken = from_sweep(layout, "subtype", rows, trainings, BOARD)
+    (key,) = taken
+    run = next(r for r in rows if r.key == key)
+    assert (run.choice, run.seed) == ("gcn/true", 0), "only its own graph: a control swapped in trains anew"
+    assert taken[key]["needs_split"] and taken[key]["from_trial"] == "g1"
+    np.testing.assert_allclose(taken[key]["proba"], proba.numpy())
+    # a checkpoint that is not of the best epoch the history reports is not that epoch's prediction
+    stale = Layout({"g1": history(10, 7)}, {"g1": {"best_epoch": 6, "best_test_proba": proba}})
+    assert from_sweep(stale, "subtype", rows, trainings, BOARD) == {}

@@ -59,6 +59,20 @@ def test_early_stopping_restores_the_best_epoch_weights():
     assert classification_metrics(data.y_test, proba, 2)["auc"] == pytest.approx(result.test["auc"])
 
 
+def test_the_last_checkpoint_keeps_the_best_epochs_test_probabilities():
+    """What the graph swap reads of a sweep trial that ran to its end instead of training it again."""
+    saved = {}
+    data = make_data(noisy_valid=True)
+    result = run_trial({"model": "mlp", "hidden": 16, "max_epochs": 40, "patience": 8, "lr": 1e-2}, data,
+                       lambda row, state: saved.update(state.checkpoint()))
+    assert saved["best_epoch"] == result.best_epoch < result.epochs_run
+    np.testing.assert_allclose(saved["best_test_proba"].numpy(), result.test_proba, rtol=1e-6)
+    resaved = {}  # resumed after its end, the trial reports (and checkpoints) its end again, probabilities kept
+    run_trial({"model": "mlp", "hidden": 16, "max_epochs": 40, "patience": 8, "lr": 1e-2}, data,
+              lambda row, state: resaved.update(state.checkpoint()), resume_from=saved)
+    np.testing.assert_allclose(resaved["best_test_proba"].numpy(), result.test_proba, rtol=1e-6)
+
+
 def test_standardisation_uses_training_rows_only():
     data = make_data()
     data.x_test = data.x_test + 1000.0

@@ -180,19 +180,24 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
                board: pd.DataFrame) -> dict[str, dict]:
     """Records for the trainings a sweep trial already is: a trial on the search split (the first split seed)
     that ran to its own end (``max_epochs`` or ``patience`` epochs without improving, or a convex fit at its
-    optimum; not stopped by the scheduler) is that seed's run of its configuration. The graph swap's runs keep their own training: the swap
-    needs their test-set probabilities, which a sweep trial does not keep."""
+    optimum; not stopped by the scheduler) is that seed's run of its configuration. That includes the graph
+    swap's run of the best GCN on its own graph, whose test-set probabilities come from the trial's last
+    checkpoint (kept at its best epoch); such a record (``needs_split``) still lacks the split's test labels and
+    the graph's edge count, which :func:`run_studies_missing` adds. A checkpoint written before those
+    probabilities were kept leaves that run to be trained again."""
     first = layout.config.split.seeds[0]
     swap = {run.key for run in rows if run.graph is not None and run.role == "best"}
-    if board is None or board.empty or all(run.key in swap or run.seed != first for run in rows):
+    if board is None or board.empty or all(run.seed != first for run in rows):
         return {}
     by_id = {str(t): row for t, row in zip(board["trial_id"].astype(str), board.to_dict("records"))}
     out = {}
     for run in rows:
-        if run.seed != first or run.key in swap or run.key in out or run.trial_id not in by_id:
+        if run.seed != first or run.key in out or run.trial_id not in by_id:
             continue
-        history = layout.trial_history(study, by_id[run.trial_id])
-        hparams = trainings[run.key]
+        trial, hparams = by_id[run.trial_id], trainings[run.key]
+        if run.key in swap and hparams.get("graph") != layout.trial_params(study, trial).get("graph"):
+            continue  # another graph swapped in: a training of its own
+        history = layout.trial_history(study, trial)
         if history.empty or "best_epoch" not in history:
             continue
         last = history.iloc[-1]
@@ -203,7 +208,14 @@ def from_sweep(layout: ExperimentLayout, study: str, rows: list[PlannedRun], tra
         valid = {k[len("best_valid_"):]: float(v) for k, v in last.items()
                  if k.startswith("best_valid_") and not k.endswith("_se") and pd.notna(v)}
         test = {k[len("best_test_"):]: float(v) for k, v in last.items() if k.startswith("best_test_") and pd.notna(v)}
-        out[run.key] = {"valid": valid, "test": test, "epochs": epoch, "from_trial": run.trial_id}
+        record = {"valid": valid, "test": test, "epochs": epoch, "from_trial": run.trial_id}
+        if run.key in swap:
+            saved = layout.latest_checkpoint(layout.trial_dir(study, trial))
+            proba = None if saved is None or saved.get("best_epoch") != best else saved.get("best_test_proba")
+            if proba is None:
+                continue
+            record.update(proba=np.asarray(proba, dtype=np.float64), needs_split=True)
+        out[run.key] = record
     return out
 
 
@@ -215,7 +227,7 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
     the next one submitted as one ends, whichever study it belongs to; each recorded as it ends. ``connect`` is
     called before Ray is first used. Returns every training's result per study (recorded earlier or now) and how
     many were recorded now."""
-    queue, results, records, recorded = [], {}, {}, 0
+    queue, results, records, recorded, completing = [], {}, {}, 0, []
     for study, (rows, trainings) in wanted.items():
         records[study] = RetrainingRecords(layout, study)
         done = records[study].read_all()
@@ -224,46 +236,61 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
                      from_sweep(layout, study, rows, trainings, layout.read_leaderboard(study)).items()
                      if key not in done}
             for key, record in taken.items():
-                done[key] = records[study].write(key, trainings[key], record)
+                if record.pop("needs_split", False):  # recorded once the split says what its test rows are
+                    completing.append((study, key, trainings[key], record))
+                else:
+                    done[key] = records[study].write(key, trainings[key], record)
             recorded += len(taken)
             if taken:
                 logger.info(f"{study}: {len(taken)} run(s) on the first split seed taken from sweep trials that ran "
                             f"to their end (not trained again)")
         results[study] = {key: done[key] for key in trainings if key in done}
-        missing = [(study, key, hparams) for key, hparams in trainings.items() if key not in done]
+        from_checkpoint = {key for s, key, _, _ in completing if s == study}
+        missing = [(study, key, hparams) for key, hparams in trainings.items()
+                   if key not in done and key not in from_checkpoint]
         if done and missing:
             logger.info(f"{study}: {len(trainings) - len(missing)} of {len(trainings)} trainings already recorded; "
                         f"running the {len(missing)} missing")
         queue.extend(missing)
-    if not queue:
+    if not queue and not completing:
         return results, recorded
     if connect is not None:
         connect()
     import ray
 
     config = layout.config
+    splits = {study: split_per_seed(config, study, dataset, graphs)
+              for study in {s for s, _, _ in queue} | {s for s, _, _, _ in completing}}
+
+    def prepared(study: str, hparams: dict):
+        split, shared = splits[study][hparams["seed"]]
+        graph = hparams.get("graph")
+        aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
+        return split, shared, aligned, {"edges": None if aligned is None else int(aligned.n_edges),
+                                        "test_ids": list(split.test_ids),
+                                        "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
+
+    for study, key, hparams, record in completing:
+        results[study][key] = records[study].write(key, hparams, {**record, **prepared(study, hparams)[3]})
+    if not queue:
+        return results, recorded
     logger.info(f"retraining on split seeds {list(config.split.seeds)}: {len(queue)} trainings over "
                 f"{len({study for study, _, _ in queue})} task(s) (each baseline's best, the best GCN configuration "
                 f"with every graph, the winner)")
     train = remote_trainer(config)
     submit = memory_aware_submit(config)
-    splits = {study: split_per_seed(config, study, dataset, graphs) for study in {s for s, _, _ in queue}}
     limit = max(1, in_flight or config.search.max_concurrent)
     pending: dict = {}
     queue.reverse()  # submitted in plan order
     while queue or pending:
         while queue and len(pending) < limit:
             study, key, hparams = queue.pop()
-            split, shared = splits[study][hparams["seed"]]
-            graph = hparams.get("graph")
-            aligned = split.graphs[graph] if hparams.get("model") == "gcn" and graph is not None else None
-            about = {"edges": None if aligned is None else int(aligned.n_edges), "test_ids": list(split.test_ids),
-                     "y_test": np.asarray(split.y_test, dtype=np.int64).tolist()}
-            pending[submit(train, hparams, split, shared, aligned)] = (study, key, hparams, about)
+            split, shared, aligned, facts = prepared(study, hparams)
+            pending[submit(train, hparams, split, shared, aligned)] = (study, key, hparams, facts)
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            study, key, hparams, about = pending.pop(ref)
-            results[study][key] = records[study].write(key, hparams, {**ray.get(ref), **about})
+            study, key, hparams, facts = pending.pop(ref)
+            results[study][key] = records[study].write(key, hparams, {**ray.get(ref), **facts})
             recorded += 1
     return results, recorded
 

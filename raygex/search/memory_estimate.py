@@ -10,7 +10,8 @@ The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex impo
 * workspace, the larger of
   - training, one batch: a GCN keeps per layer its ``(genes × batch × channels)`` output, node-dropout mask and
     their gradient (3 per layer); an MLP ``(batch × width)`` per layer; a convex fit (logistic regression) its
-    float64 copy of the training rows, the L-BFGS history and SciPy's optimiser (:data:`SCIPY_MB`);
+    float64 copy of the rows it fits (one split: the refit's training and validation rows), the L-BFGS history
+    and SciPy's optimiser (:data:`SCIPY_MB`);
   - evaluation, without gradients, a batch of ``min(256, rows)`` of the validation or test rows (the training
     rows are scored from their own batches, never evaluated again): 6 tensors of
     ``(genes × batch × channels)`` for a GCN (measured: the sparse product's operands and result, the layer's
@@ -94,8 +95,9 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
     batch = min(int(hparams.get("batch_size", 32)), train)
     evaluated = min(EVAL_BATCH, max([n for split, n in shape.rows.items() if split != "train"], default=1) or 1)
     convex = solver_of(family) == "lbfgs" and not shape.streaming  # streamed: minibatch Adam, as an MLP
-    if convex:
-        workspace = 2 * train * genes * 2 + 20 * genes * shape.n_classes * 2  # float64 rows, L-BFGS history
+    if convex:  # float64 rows (one split: refitted on training + validation rows), L-BFGS history
+        fitted = train + (shape.rows.get("valid", 0) if shape.folds == 1 else 0)
+        workspace = 2 * fitted * genes * 2 + 20 * genes * shape.n_classes * 2
     elif family == "gcn":
         depth, channels = int(hparams.get("depth", 2)), int(hparams.get("channels", 32))
         embedding = int(hparams.get("embedding", 1))

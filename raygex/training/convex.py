@@ -8,6 +8,11 @@ the number of training rows::
 It is strictly convex in ``W``, so the fit is a function of ``C`` and the training rows alone: no learning rate,
 no batches, no epochs, no early stopping, and the family's only searched parameter is ``C``. The minimiser is
 SciPy's L-BFGS-B (scikit-learn's ``lbfgs`` solver), on gradients computed by torch in float64.
+
+As ``LogisticRegressionCV`` refits on every row once ``C`` is chosen, a trial on one split scores its fit on the
+training rows on the validation rows (what selection sees), then refits on the training and validation rows
+together at the same ``C``, warm-started; the refit is the trial's model, scored on the test set
+(:class:`raygex.training.loop.FoldRun`). With folds, each fold keeps its own fit (together they use every row).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class FoldRun:
     """One fold's network, optimiser, shuffling generator and best weights, over that fold's arrays."""
 
     def __init__(self, config: dict, data: TrialData, n_classes: int, device: torch.device, shuffle_seed: int,
-                 model: nn.Module | None = None):
+                 model: nn.Module | None = None, refit: bool = False):
         self.data = data
         self.device = device
         # A large study's sets are Ray Datasets (raygex.data.batches.StreamData): batches stream in every epoch
@@ -116,6 +116,7 @@ class FoldRun:
             self.x_train, self.x_valid, self.x_test = (_tensor(a, device) for a in (data.x_train, data.x_valid,
                                                                                   data.x_test))
             self.y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(device)
+            self.y_valid = torch.from_numpy(np.asarray(data.y_valid, dtype=np.int64)).to(device)
         self.model = (model if model is not None else build_model(config, len(data.genes), n_classes, data.graph)
                       ).to(device)
         # A convex family (logistic regression) is fitted to its optimum on the whole training set in one step;
@@ -123,6 +124,10 @@ class FoldRun:
         convex = solver_of(str(config.get("model", "gcn"))) == "lbfgs"
         self.C = float(config["C"]) if convex else None
         self.convex, self.converged = convex and not self.streaming, False
+        # One split with validation rows: after its validation score is taken, the convex fit is refitted on the
+        # training and validation rows at the same C (LogisticRegressionCV's refit); folds keep their own fits.
+        self.refits = self.convex and refit and len(data.y_valid) > 0
+        self.valid_proba: np.ndarray | None = None  # the train-only fit's validation probabilities (refits)
         weight_decay = l2_weight(self.C, len(data.y_train)) if convex else float(config["weight_decay"])
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
         self.optimiser = Adam(self.model.parameters(), lr=float(config["lr"]), weight_decay=weight_decay)
@@ -130,6 +135,7 @@ class FoldRun:
         self.best_state: dict | None = None
         self.seen: list = []  # the last epoch's (probabilities, labels) per training batch
         self.fit: dict | None = None  # a convex fit's solver summary (iterations, converged, objective)
+        self.refit: dict | None = None  # the refit's summary, when it refits
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -149,11 +155,17 @@ class FoldRun:
         if self.convex:  # the whole fit, to the optimum: the one epoch this family has
             self.fit = fit_logistic(self.model.linear, self.x_train, self.y_train, self.C,
                                     max_iter=convex_fit.MAX_ITER)
-            if self.fit["capped"]:
-                logger.warning(f"logistic regression (C = {self.C:g}) stopped at its cap of {self.fit['iterations']} "
-                               "L-BFGS iterations before converging; its trial keeps that fit")
             self.converged = True
             self.seen = [(torch.from_numpy(self.proba("train")), self.y_train)]
+            if self.refits:
+                self.valid_proba = self.proba("valid")  # what selection sees: the fit on the training rows
+                self.refit = fit_logistic(self.model.linear, torch.cat([self.x_train, self.x_valid]),
+                                          torch.cat([self.y_train, self.y_valid]), self.C,
+                                          max_iter=convex_fit.MAX_ITER)
+            for fit in self.fits():
+                if fit["capped"]:
+                    logger.warning(f"logistic regression (C = {self.C:g}) stopped at its cap of {fit['iterations']} "
+                                   "L-BFGS iterations before converging; its trial keeps that fit")
             return
         self.model.train()
         finite, loss = torch.ones((), dtype=torch.bool, device=self.device), None
@@ -172,6 +184,10 @@ class FoldRun:
             raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch} (lr {lr:g}); "
                                      "the trial is marked errored")
 
+    def fits(self) -> list[dict]:
+        """The solver summaries of this fold's convex fits: on the training rows, then the refit (if any)."""
+        return [fit for fit in (self.fit, self.refit) if fit is not None]
+
     def train_outputs(self) -> tuple[np.ndarray, np.ndarray]:
         """The last epoch's training rows as it trained them: labels and class probabilities, batch by batch."""
         if not self.seen:
@@ -182,6 +198,8 @@ class FoldRun:
     @torch.no_grad()
     def proba(self, split: str) -> np.ndarray:
         """Class probabilities of a split's rows, in the split's order (streamed sets: batch by batch)."""
+        if split == "valid" and self.valid_proba is not None:
+            return self.valid_proba
         if not self.streaming:
             return predict_proba(self.model, {"train": self.x_train, "valid": self.x_valid, "test": self.x_test}[split])
         from raygex.data.batches import stream_proba
@@ -208,12 +226,10 @@ class FoldRun:
 
 
 def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU.
-    if not x.flags.writeable:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(x).to(device)
-    return torch.from_numpy(x).to(device)
+    # Shared read-only arrays (Ray's object store) are wrapped, not copied, on the CPU (torch warns: not writable).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(x).to(device)
 
 
 def fold_mean(per_fold: list[dict]) -> dict:
@@ -244,6 +260,7 @@ class TrainingState:
         self.best_epoch = -1
         self.best_valid: dict = {}
         self.best_test: dict = {}
+        self.best_test_proba: np.ndarray | None = None  # the test-set probabilities of the best epoch
         self.stale = 0
         self.history: list[dict] = []
 
@@ -258,7 +275,8 @@ class TrainingState:
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
                 "best_valid": self.best_valid, "best_test": self.best_test, "stale": self.stale,
-                "history": list(self.history)}
+                "history": list(self.history), "best_test_proba": None if self.best_test_proba is None
+                else torch.from_numpy(np.array(self.best_test_proba, dtype=np.float32))}
 
     def restore(self, saved: dict, device: torch.device) -> None:
         folds = saved_folds(saved)
@@ -270,6 +288,8 @@ class TrainingState:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])  # dropout on the GPU draws from these
         for key in ("epoch", "best_value", "best_epoch", "best_valid", "best_test", "stale", "history"):
             setattr(self, key, saved[key])
+        proba = saved.get("best_test_proba")  # None in checkpoints written before it was kept
+        self.best_test_proba = None if proba is None else proba.numpy()
 
 
 def saved_folds(saved: dict) -> list[dict]:
@@ -288,7 +308,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
     weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
-    its best epoch); selection never looks at them. Without validation rows,
+    its best epoch); selection never looks at them. A convex fit on one split is scored on validation, then
+    refitted on the training and validation rows (its test metrics, probabilities and weights are the refit's). Without validation rows,
     training runs ``max_epochs`` and keeps the last epoch. Several in-memory folds train as one batched model
     (:mod:`raygex.training.fold_group`) when ``batched_folds`` (default: the config's ``batched_folds``, the
     ``train`` section's, off) is True, else one after another.
@@ -324,14 +345,15 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
                **{f"valid_{k}": v for k, v in valid_m.items()}}
         if folds.converged:
             row["converged"] = True  # a convex fit done: the trial's own end
-            fits = [run.fit for run in getattr(folds, "runs", []) if run.fit is not None]
+            fits = [fit for run in getattr(folds, "runs", []) for fit in run.fits()]
             row["fit_iteration_capped"] = any(fit["capped"] for fit in fits)  # L-BFGS stopped by its cap
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0
             folds.keep_best()
             if has_test:
-                state.best_test = classification_metrics(data.y_test, _mean_test_proba(folds), n_classes)
+                state.best_test_proba = _mean_test_proba(folds)
+                state.best_test = classification_metrics(data.y_test, state.best_test_proba, n_classes)
         else:
             state.stale += 1
         row[f"best_valid_{metric}"] = state.best_value
@@ -368,7 +390,7 @@ def fold_group(config: dict, views: list[TrialData], n_classes: int, device: tor
             return BatchedFolds(models, views, device, shuffles, float(config["lr"]), float(config["weight_decay"]))
         except NotBatchable:
             pass
-    return SequentialFolds([FoldRun(config, view, n_classes, device, shuffle, model=model)
+    return SequentialFolds([FoldRun(config, view, n_classes, device, shuffle, model=model, refit=len(views) == 1)
                             for view, model, shuffle in zip(views, models, shuffles)])
 
 

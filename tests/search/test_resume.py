@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import numpy as np
 import pytest
 
 from tests.search.conftest import write_config
@@ -274,7 +275,7 @@ def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny
     after = {path.name: path.stat().st_mtime_ns for path in records.glob("*.json")}
     assert {name: after[name] for name in kept} == kept, "a recorded training was run again"
 
-    from raygex.analysis.retrain import plan
+    from raygex.analysis.retrain import best_gcn_row, plan
     from raygex.experiment.layout import ExperimentLayout
 
     layout = ExperimentLayout.open(experiment)
@@ -287,7 +288,17 @@ def test_a_kill_during_the_evaluation_loses_only_the_trainings_then_running(tiny
     assert first and all(recorded[run.key].get("from_trial") == run.trial_id for run in first), \
         "a sweep trial that ran to its end (FIFO, every trial to max_epochs) is seed 0's run, not trained again"
     swap = [run for run in rows if run.graph is not None and run.role == "best"]
-    assert swap and not any("from_trial" in recorded[run.key] for run in swap)  # the swap's runs: its own trainings
+    own = layout.trial_params("subtype", best_gcn_row(layout.read_leaderboard("subtype")))["graph"]
+    # the swap's run of the best GCN on its own graph on seed 0 is its sweep trial (test probabilities from its last
+    # checkpoint); every other graph choice and seed is a training of its own
+    assert [(run.seed, run.graph) for run in swap if "from_trial" in recorded[run.key]] == [(0, own)]
+    assert all(len(recorded[run.key]["proba"]) == len(recorded[run.key]["y_test"]) > 0 for run in swap)
+    from raygex.metrics import classification_metrics
+
+    for record in (recorded[run.key] for run in swap if "from_trial" in recorded[run.key]):
+        proba = np.asarray(record["proba"])  # row for row the split's test samples: they give the trial's test AUC
+        assert classification_metrics(np.asarray(record["y_test"]), proba, proba.shape[1])["auc"] == \
+            pytest.approx(record["test"]["auc"], abs=1e-9)
     seeds = layout.read_seeds("subtype", winner_rows=True)
     swap, _ = layout.read_swap("subtype")
     assert len(seeds) == len(rows) and set(swap["graph"]) == set(layout.config.graph_choices())
