@@ -5,7 +5,8 @@ On the TCGA breast tumours with PAM50 labels (the brca-pam50 config's task: 5 cl
 
 * **the LR family as a sweep runs it**: its first ``trials`` trials (``C`` drawn log-uniformly from the standard
   space's 1e-4..1e4, as TPE's random start-up draws it), each a full-batch convex fit on the training rows
-  (:mod:`raygex.training.convex`); the best by validation AUC, scored on the test set;
+  (:mod:`raygex.training.convex`), scored on the validation rows, then refitted on the training and validation
+  rows at its ``C`` (as a sweep's trial is); the best by validation AUC, its refit scored on the test set;
 * **scikit-learn's recommended path**: ``LogisticRegressionCV`` (10 ``Cs`` over 1e-4..1e4, 5 stratified folds
   scored by the same macro one-vs-rest AUC, lbfgs, refit on all) on the same samples, training and validation
   rows together, standardised by their own statistics; scored on the same test set.
