@@ -92,3 +92,37 @@ def test_a_fit_that_runs_out_of_iterations_says_so(monkeypatch, caplog):
         result = run_trial({"model": "lr", "C": 100.0}, data)
     assert result.history[-1]["fit_iteration_capped"] is True and result.epochs_run == 1
     assert any("stopped at its cap of 2 L-BFGS iterations" in r.getMessage() for r in caplog.records)
+
+
+def test_raygex_train_exports_the_refit_and_keeps_the_validation_score_taken_before_it(tmp_path, run_cli):
+    """Through `raygex train --export`: the exported logistic regression is scikit-learn's fitted on the training
+    and validation rows at the trial's C; its metadata keeps the validation metric of the fit on the training
+    rows (what selection saw), not the refit's score on rows it trained on."""
+    import json
+
+    import raygex
+    from raygex.config import load_config
+    from raygex.data.prepare import load_dataset, load_graphs
+    from sklearn.linear_model import LogisticRegression
+    from tests.search.conftest import write_config, write_demo
+
+    config = write_config(tmp_path / "c.yaml", write_demo(tmp_path / "demo"))
+    code, out, err = run_cli("train", config, "--task", "subtype", "-p", "model=lr", "-p", "C=0.05", "--json",
+                             "--export", tmp_path / "lr.pt")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    model = raygex.load_model(tmp_path / "lr.pt")
+    meta = model.metadata
+    assert meta["metrics"]["valid"]["auc"] == pytest.approx(summary["valid"]["auc"])
+    assert summary["valid"]["auc"] < 0.999
+    loaded = load_config(config)
+    data = trial_data(loaded, "subtype", load_dataset(loaded), load_graphs(loaded), seed=0, graph=None)
+    assert meta["dataset"]["refitted_on_valid"] and \
+        meta["dataset"]["n_samples_train"] == len(data.y_train) + len(data.y_valid)
+    mean, std = data.x_train.mean(0), data.x_train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    rows = np.concatenate([data.x_train, data.x_valid])
+    reference = LogisticRegression(C=0.05, tol=1e-10, max_iter=10_000).fit(
+        (rows - mean) / std, np.concatenate([data.y_train, data.y_valid]))
+    ours = model.predict_proba(data.x_test)
+    np.testing.assert_allclose(np.asarray(ours), reference.predict_proba((data.x_test - mean) / std), atol=2e-3)

@@ -131,3 +131,22 @@ def test_an_epoch_forwards_the_training_rows_once_and_scores_them_as_they_traine
     assert rows == [120 + 60 + (60 if better else 0) for better in improved]
     # the running figures are the epoch's batches' own: close to, not equal to, a pass over the trained network
     assert 0.0 < result.history[-1]["train_loss"] < 1.0
+
+
+def test_a_run_nobody_stops_early_scores_the_test_set_once_at_its_end_with_the_same_figures(monkeypatch):
+    """A later-stage training (``test_each_best=False``: nobody stops it early) scores the test rows once, from its
+    best weights; a sweep trial (a scheduler may stop it at any epoch) at each new best. Same weights, same
+    figures."""
+    from raygex.training import loop
+
+    calls = []
+    real = loop._mean_test_proba
+    monkeypatch.setattr(loop, "_mean_test_proba", lambda folds: calls.append(1) or real(folds))
+    data = make_data(noisy_valid=True)
+    hparams = {"model": "mlp", "hidden": 16, "max_epochs": 30, "patience": 30, "lr": 1e-2}
+    each = run_trial(hparams, data)
+    improvements, calls[:] = sum(row["best_epoch"] == row["epoch"] for row in each.history), calls[:0]
+    once = run_trial(hparams, data, test_each_best=False)
+    assert improvements > 1 and len(calls) == 1, "one test pass, at the end"
+    assert once.test == each.test and once.best_epoch == each.best_epoch
+    np.testing.assert_array_equal(once.test_proba, each.test_proba)

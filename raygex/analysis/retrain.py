@@ -113,7 +113,8 @@ def remote_trainer(config):
         torch.set_num_threads(max(1, int(config.resources.cpu)))
         limit_gpu_memory()
         data = dataclasses.replace(data, graph=graph)
-        result = run_trial(hparams, data)  # on the seed's folds when the study cross-validates
+        # on the seed's folds when the study cross-validates; nothing stops it early: the test set is scored once
+        result = run_trial(hparams, data, test_each_best=False)
         return {"valid": result.best_valid, "test": result.test, "epochs": result.epochs_run,
                 "proba": np.asarray(result.test_proba)}
 

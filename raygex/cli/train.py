@@ -148,7 +148,8 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
         network = fold_ensemble(result.models, data.standardised()) if folds else result.model.cpu()
         exported = write_model(config, task_name, network, data, {**result.config, "graph": graph},
                                export_path, split_seed=seed,
-                               selection={"folds": folds, "validation": result.best_valid, "epochs": result.best_epoch})
+                               selection={"folds": folds, "validation": result.best_valid, "epochs": result.best_epoch},
+                               valid_metrics=result.best_valid)
         summary["model"], summary["pt2"] = exported["model"], exported["pt2"]
     if as_json:
         click.echo(json.dumps(summary, default=str))

@@ -28,6 +28,7 @@ from raygex.files.storage import is_uri
 from raygex.experiment.layout import ExperimentLayout
 from raygex.config import metric_name
 from raygex.metrics import classification_metrics
+from raygex.training.convex import refits_on_validation
 from raygex.training.loop import with_defaults
 from raygex.version import __version__
 
@@ -212,8 +213,11 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
                  "validation_mean": _number(row.get(f"best_valid_{metric}")), "validation_se": _number(cv_se),
                  "epochs": best_epoch,
                  "control": choice_kind(choice_of(row)) == "control"}
+    recorded = {k[len("best_valid_"):]: v for k, v in leaderboard.items()
+                if k.startswith("best_valid_") and not k.endswith("_se") and v is not None}
     return write_model(config, study, network, data, hparams, out, split_seed=seed, trial_id=str(row["trial_id"]),
-                       weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256, selection=selection)
+                       weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256, selection=selection,
+                       valid_metrics=recorded)
 
 
 def _number(value) -> float | None:
@@ -227,18 +231,22 @@ def _text(value) -> str | None:
 def write_model(config: ExperimentConfig, task_name: str, network, data, hparams: dict, path: str | Path, *,
                 split_seed: int | None = None, trial_id: str | None = None, weights: str = "trained",
                 leaderboard: dict | None = None, dataset_sha256: str | None = None,
-                selection: dict | None = None) -> dict:
+                selection: dict | None = None, valid_metrics: dict | None = None) -> dict:
     """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
 
     ``data`` is the trial's raw (unstandardised) :class:`~raygex.data.trial_data.TrialData`; the validation and test
-    metrics stored in the metadata are recomputed through the exported module itself.
+    metrics stored in the metadata are recomputed through the exported module itself, except the validation
+    metrics of a network refitted on the validation rows (a logistic regression on one split): those are the
+    trial's own, ``valid_metrics``, taken before the refit.
     """
+
     spec = config.task(task_name)
     standard = data.standardised()
     masked = np.array([spec.kind == "single_gene" and gene == spec.gene for gene in data.genes])
     module = ExpressionClassifier(network.eval(), standard.mean, standard.std, masked).eval()
     n_classes = len(data.classes)
-    valid = _metrics(module, data.x_valid, data.y_valid, n_classes)
+    refitted = refits_on_validation(hparams, data)  # the validation rows trained it: rescoring them says nothing
+    valid = dict(valid_metrics or {}) if refitted else _metrics(module, data.x_valid, data.y_valid, n_classes)
     test = _metrics(module, data.x_test, data.y_test, n_classes)
     seed = config.split.seeds[0] if split_seed is None else int(split_seed)
     metadata = {
@@ -250,7 +258,8 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
         "weights": weights, "split": {**json.loads(config.split.model_dump_json()), "seed": seed},
         "selection": selection or {},
         "dataset": {"path": str(config.data.expression), "sha256": dataset_sha256 or dataset_hash(config.data.expression),
-                    "n_samples_train": int(len(data.y_train))},
+                    "n_samples_train": int(len(data.y_train) + (len(data.y_valid) if refitted else 0)),
+                    "refitted_on_valid": refitted},
         "h5ad": h5ad_matrix(config.data.expression),  # the AnnData matrix trained on: predict reads the same one
         "versions": {"raygex": __version__, "torch": torch.__version__},
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

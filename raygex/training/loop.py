@@ -29,7 +29,7 @@ from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
 from raygex.models.registry import solver_of
 from raygex.training import convex as convex_fit
-from raygex.training.convex import fit_logistic, l2_weight
+from raygex.training.convex import fit_logistic, l2_weight, refits_on_validation
 from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
 from raygex.training.optimiser import Adam
 
@@ -126,7 +126,7 @@ class FoldRun:
         self.convex, self.converged = convex and not self.streaming, False
         # One split with validation rows: after its validation score is taken, the convex fit is refitted on the
         # training and validation rows at the same C (LogisticRegressionCV's refit); folds keep their own fits.
-        self.refits = self.convex and refit and len(data.y_valid) > 0
+        self.refits = refit and refits_on_validation(config, data)
         self.valid_proba: np.ndarray | None = None  # the train-only fit's validation probabilities (refits)
         weight_decay = l2_weight(self.C, len(data.y_train)) if convex else float(config["weight_decay"])
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
@@ -301,14 +301,15 @@ def saved_folds(saved: dict) -> list[dict]:
 
 def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingState], None] | None = None,
               device: str | None = None, resume_from: dict | None = None,
-              batched_folds: bool | None = None) -> TrialResult:
+              batched_folds: bool | None = None, test_each_best: bool = True) -> TrialResult:
     """Train ``config`` on ``data`` (on each of its folds in lockstep, if it has folds); ``report(metrics,
     state)`` is called after every epoch.
 
     ``resume_from`` is a :meth:`TrainingState.checkpoint` dict: training continues from its epoch with the same
-    weights, optimiser moments, shuffling and dropout random state, for every fold. Test metrics are computed
+    weights, optimiser moments, shuffling and dropout random state, for every fold. The test set is scored
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
-    its best epoch); selection never looks at them. A convex fit on one split is scored on validation, then
+    its best epoch, in every history row), or with ``test_each_best`` False (a run nobody stops early) once, at its
+    end, from the same best weights. Selection never looks at them. A convex fit on one split is scored on validation, then
     refitted on the training and validation rows (its test metrics, probabilities and weights are the refit's). Without validation rows,
     training runs ``max_epochs`` and keeps the last epoch. Several in-memory folds train as one batched model
     (:mod:`raygex.training.fold_group`) when ``batched_folds`` (default: the config's ``batched_folds``, the
@@ -351,15 +352,13 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0
             folds.keep_best()
-            if has_test:
+            if has_test and test_each_best:
                 state.best_test_proba = _mean_test_proba(folds)
                 state.best_test = classification_metrics(data.y_test, state.best_test_proba, n_classes)
         else:
             state.stale += 1
-        row[f"best_valid_{metric}"] = state.best_value
-        if f"{metric}_se" in state.best_valid:
-            row[f"best_valid_{metric}_se"] = state.best_valid[f"{metric}_se"]
-        row["best_epoch"] = state.best_epoch
+        row.update({f"best_valid_{metric}": state.best_value, "best_epoch": state.best_epoch,
+                    **{f"best_valid_{k}": v for k, v in state.best_valid.items() if k == f"{metric}_se"}})
         row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
         state.history.append(row)
         if report is not None:
@@ -370,6 +369,8 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
         report(state.history[-1], state)
     folds.load_best()
     test_proba = _mean_test_proba(folds) if has_test else None
+    if has_test and not test_each_best:  # scored once, from the best weights: the same figures, one pass
+        state.best_test_proba, state.best_test = test_proba, classification_metrics(data.y_test, test_proba, n_classes)
     models = folds.models()
     return TrialResult(config, state.best_epoch, state.epoch, state.best_valid, state.best_test, state.history,
                        models[0], data.mean, data.std, time.perf_counter() - started, str(dev),
