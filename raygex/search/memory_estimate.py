@@ -16,6 +16,9 @@ The estimate, in MiB: :data:`WORKER_MB` (a Ray worker with torch and raygex impo
     rows are scored from their own batches, never evaluated again): 6 tensors of
     ``(genes × batch × channels)`` for a GCN (measured: the sparse product's operands and result, the layer's
     output and its activation are alive at once);
+* a family registered elsewhere (no arithmetic here): the floats per row autograd keeps of one training step on
+  its network (:func:`_saved_floats_per_row`, plain tensor operations' results included), times 3 per training
+  row of a batch plus 2 per evaluated row;
 * with k folds: k networks' state, and k workspaces only when the folds train as one batched model;
 * a split's rows are mapped from Ray's object store (not private); a streamed study's batches are counted as
   workspace, and its logistic regression trains by minibatch Adam (workspace as an MLP's).
@@ -104,9 +107,13 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
         training = genes * batch * (3 * depth * channels + 2 * embedding)
         evaluation = EVAL_TENSORS * genes * evaluated * max(channels, embedding)
         workspace = max(training, evaluation)
-    else:
+    elif family in ("mlp", "lr"):  # an MLP, or a streamed logistic regression (one layer)
         widths = [genes, *_hidden(hparams), shape.n_classes]
         workspace = 3 * max(batch, evaluated) * sum(widths)
+    else:  # a family registered elsewhere: what autograd keeps of one training step, measured
+        # training: the saved tensors, their gradients and a temporary; evaluation: two per evaluated row; both, as
+        # the training step's freed blocks need not fit evaluation's larger ones (measured: 3 and 1.5)
+        workspace = _saved_floats_per_row(hparams, shape, graph, batch) * (3 * batch + 2 * evaluated)
     # k fold networks are kept either way; their working sets are alive at once only when batched
     working_sets = shape.folds if shape.batched_folds else 1
     need = TRIAL_MB + (state * shape.folds + workspace * working_sets) * _BYTES / 2**20
@@ -130,6 +137,36 @@ def reservation_mb(hparams: dict, shape: StudyShape, graph=None, largest_node_mb
 
 
 _capped: set = set()
+
+
+_saved_cache: dict[str, tuple[object, float]] = {}
+
+
+def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph, batch: int) -> float:
+    """Floats per input row that autograd keeps for the backward pass of the configuration's network (every
+    tensor saved by a forward on ``batch`` rows, each storage once; intermediate results of plain tensor
+    operations included), for a family whose working set has no arithmetic here."""
+    import torch
+
+    from raygex.training.loop import build_model
+
+    key = json.dumps({k: v for k, v in sorted(hparams.items()) if k not in _SHAPE_FREE}, default=str)
+    key += f"|{shape.n_genes}|{shape.n_classes}|{id(graph)}|{batch}"
+    if key not in _saved_cache:
+        model, seen = build_model(hparams, shape.n_genes, shape.n_classes, graph).train(), {}
+
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes() // max(tensor.element_size(), 1)
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            logits = model(torch.zeros(batch, shape.n_genes))
+        logits.sum().backward()
+        parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        kept = sum(floats for pointer, floats in seen.items() if pointer not in parameters)
+        _saved_cache[key] = (graph, (kept + logits.numel()) / batch)
+    return _saved_cache[key][1]
 
 
 def _hidden(hparams: dict) -> list[int]:

@@ -84,3 +84,57 @@ def test_tune_is_asked_for_each_configurations_own_memory(tiny_demo):
     assert np.isclose(request({"model": "lr", "C": 1.0}).required_resources["CPU"], 1.0)
     if started:
         ray.shutdown()
+
+
+class _Expand(__import__("torch").nn.Module):
+    """A family raygex has no arithmetic for: each gene's value spread over ``width`` channels by plain tensor
+    operations (few parameters, large intermediate results: what a hook on modules' outputs would miss)."""
+
+    def __init__(self, n_genes: int, n_classes: int, width: int):
+        import torch
+
+        super().__init__()
+        self.spread = torch.nn.Parameter(torch.randn(n_genes, width) * 0.1)
+        self.scale = torch.nn.Parameter(torch.ones(width))
+        self.out = torch.nn.Linear(width, n_classes)
+
+    @classmethod
+    def from_hparams(cls, hparams, n_genes, n_classes, graph):
+        return cls(n_genes, n_classes, int(hparams["width"]))
+
+    def forward(self, x):
+        h = (x.unsqueeze(-1) * self.spread).relu()
+        return self.out((h * self.scale).relu().mean(dim=1))
+
+
+@pytest.fixture
+def expand_family():
+    from raygex.models import registry
+
+    registry.register_model("expand_test", hyperparameters={"width": 64})(_Expand)
+    yield "expand_test"
+    for table in (registry.FAMILIES, registry.MODELS, registry.BUILDERS):
+        table.pop("expand_test", None)
+
+
+def test_a_family_registered_elsewhere_is_estimated_from_what_autograd_keeps_of_a_step(expand_family):
+    from raygex.bench.folds import _status_kib
+    from raygex.data.trial_data import TrialData
+    from raygex.training.loop import run_trial
+
+    rng = np.random.default_rng(0)
+    genes = 2000
+    x = rng.standard_normal((320, genes)).astype(np.float32)
+    y = rng.integers(0, 3, 320)
+    data = TrialData(x[:200], y[:200], x[200:260], y[200:260], x[260:], y[260:], [f"G{i}" for i in range(genes)],
+                     ["a", "b", "c"])
+    hparams = {"model": expand_family, "width": 64, "batch_size": 32, "max_epochs": 1, "patience": 1}
+    estimated = trial_memory_mb(hparams, StudyShape(genes, 3, {"train": 200, "valid": 60, "test": 60})) - WORKER_MB
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # VmHWM := VmRSS
+    before = _status_kib("VmRSS:")
+    run_trial(hparams, data)
+    measured = (_status_kib("VmHWM:") - before) / 1024
+    print(f"expand family: measured {measured:.0f} MB, estimated {estimated:.0f} MB")
+    assert measured > 50, "the test needs a working set that matters"
+    assert measured <= estimated <= 3 * measured + 100, (measured, estimated)
