@@ -146,8 +146,9 @@ class SeedSplit:
     shape: object = None  # :class:`raygex.search.memory_estimate.StudyShape` (resources.memory_mb: auto)
 
 
-def split_per_seed(config, study: str, dataset, graphs) -> dict:
-    """Seed → (:class:`SeedSplit`, what its trainings share). From a :class:`raygex.data.study_source.StudySource`
+def split_per_seed(config, study: str, dataset, graphs, seeds=None) -> dict:
+    """Seed → (:class:`SeedSplit`, what its trainings share), for ``seeds`` (default: every split seed). From a
+    :class:`raygex.data.study_source.StudySource`
     (a run's stages) the split's rows are made in Ray tasks and reused from the sweep for its seed; the driver
     keeps labels and graphs only. From an in-memory dataset, the standardised arrays are put in the object store."""
     import ray
@@ -156,7 +157,7 @@ def split_per_seed(config, study: str, dataset, graphs) -> dict:
     from raygex.data.study_source import StudySource
 
     splits = {}
-    for seed in config.split.seeds:
+    for seed in config.split.seeds if seeds is None else [s for s in config.split.seeds if s in seeds]:
         if isinstance(dataset, StudySource):
             shared, aligned, plan = dataset.study_data(study, seed)
             shape = study_shape(plan, batched_folds=config.train.batched_folds,
@@ -260,8 +261,12 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
     import ray
 
     config = layout.config
-    splits = {study: split_per_seed(config, study, dataset, graphs)
-              for study in {s for s, _, _ in queue} | {s for s, _, _, _ in completing}}
+    needed: dict[str, set] = {}  # study -> the split seeds its trainings and completed records use
+    for study, _, hparams in queue:
+        needed.setdefault(study, set()).add(hparams["seed"])
+    for study, _, hparams, _ in completing:
+        needed.setdefault(study, set()).add(hparams["seed"])
+    splits = {study: split_per_seed(config, study, dataset, graphs, seeds) for study, seeds in needed.items()}
 
     def prepared(study: str, hparams: dict):
         split, shared = splits[study][hparams["seed"]]

@@ -13,7 +13,7 @@ On the TCGA breast tumours with PAM50 labels (the brca-pam50 config's task: 5 cl
 
 Both test AUCs come from :func:`raygex.metrics.classification_metrics`. Reported: the means over split seeds and
 the mean paired difference (family − scikit-learn; target ≥ −0.005). ``--train-only`` adds scikit-learn's CV
-fit on the training rows alone: the rows the family fits on (the family selects ``C`` on the validation rows).
+fit on the training rows alone: the rows the family's fit that selection scores is made on.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def family_best(data, n_trials: int, seed: int) -> dict:
 
 def sklearn_cv(data, *, with_valid: bool = True, cs: int = 10) -> dict:
     """scikit-learn's ``LogisticRegressionCV`` on the training and validation rows together (``with_valid``), or
-    on the training rows alone (the rows the family fits on)."""
+    on the training rows alone (the rows of the family's fit that selection scores)."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.preprocessing import StandardScaler
 

@@ -149,7 +149,8 @@ def train(config_path, task_name, overrides, params, split_seed, device, as_json
         exported = write_model(config, task_name, network, data, {**result.config, "graph": graph},
                                export_path, split_seed=seed,
                                selection={"folds": folds, "validation": result.best_valid, "epochs": result.best_epoch},
-                               valid_metrics=result.best_valid)
+                               valid_metrics=result.best_valid if result.history and
+                               result.history[-1].get("refitted_on_valid") else None)
         summary["model"], summary["pt2"] = exported["model"], exported["pt2"]
     if as_json:
         click.echo(json.dumps(summary, default=str))

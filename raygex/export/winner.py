@@ -28,7 +28,6 @@ from raygex.files.storage import is_uri
 from raygex.experiment.layout import ExperimentLayout
 from raygex.config import metric_name
 from raygex.metrics import classification_metrics
-from raygex.training.convex import refits_on_validation
 from raygex.training.loop import with_defaults
 from raygex.version import __version__
 
@@ -213,8 +212,11 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
                  "validation_mean": _number(row.get(f"best_valid_{metric}")), "validation_se": _number(cv_se),
                  "epochs": best_epoch,
                  "control": choice_kind(choice_of(row)) == "control"}
-    recorded = {k[len("best_valid_"):]: v for k, v in leaderboard.items()
-                if k.startswith("best_valid_") and not k.endswith("_se") and v is not None}
+    refitted = row.get("refitted_on_valid")  # the trial says so (absent from sweeps before refits existed)
+    recorded = None
+    if refitted is not None and refitted == refitted and bool(refitted):
+        last = layout.trial_history(study, row).iloc[-1]  # a convex fit's one epoch: its validation metrics
+        recorded = {k[len("valid_"):]: float(v) for k, v in last.items() if k.startswith("valid_") and v == v}
     return write_model(config, study, network, data, hparams, out, split_seed=seed, trial_id=str(row["trial_id"]),
                        weights=how, leaderboard=leaderboard, dataset_sha256=dataset_sha256, selection=selection,
                        valid_metrics=recorded)
@@ -235,9 +237,9 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
     """Wrap a trained ``network`` with ``data``'s training statistics and write ``path`` (+ ``.pt2``).
 
     ``data`` is the trial's raw (unstandardised) :class:`~raygex.data.trial_data.TrialData`; the validation and test
-    metrics stored in the metadata are recomputed through the exported module itself, except the validation
-    metrics of a network refitted on the validation rows (a logistic regression on one split): those are the
-    trial's own, ``valid_metrics``, taken before the refit.
+    metrics stored in the metadata are recomputed through the exported module itself, except for a network
+    refitted on the validation rows (a logistic regression on one split): ``valid_metrics`` are then the
+    trial's, taken before the refit (None: the network never trained on the validation rows).
     """
 
     spec = config.task(task_name)
@@ -245,8 +247,8 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
     masked = np.array([spec.kind == "single_gene" and gene == spec.gene for gene in data.genes])
     module = ExpressionClassifier(network.eval(), standard.mean, standard.std, masked).eval()
     n_classes = len(data.classes)
-    refitted = refits_on_validation(hparams, data)  # the validation rows trained it: rescoring them says nothing
-    valid = dict(valid_metrics or {}) if refitted else _metrics(module, data.x_valid, data.y_valid, n_classes)
+    refitted = valid_metrics is not None  # the validation rows trained it: rescoring them says nothing
+    valid = dict(valid_metrics) if refitted else _metrics(module, data.x_valid, data.y_valid, n_classes)
     test = _metrics(module, data.x_test, data.y_test, n_classes)
     seed = config.split.seeds[0] if split_seed is None else int(split_seed)
     metadata = {

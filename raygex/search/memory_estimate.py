@@ -107,13 +107,14 @@ def trial_memory_mb(hparams: dict, shape: StudyShape, graph=None) -> float:
         training = genes * batch * (3 * depth * channels + 2 * embedding)
         evaluation = EVAL_TENSORS * genes * evaluated * max(channels, embedding)
         workspace = max(training, evaluation)
-    elif family in ("mlp", "lr"):  # an MLP, or a streamed logistic regression (one layer)
+    elif family not in ("mlp", "lr") and _saved_floats_per_row(hparams, shape, graph) is not None:
+        # a family registered elsewhere: what autograd keeps of a training step, measured per row; training holds
+        # it, its gradients and a temporary, evaluation two per evaluated row, and both count, as the training
+        # step's freed blocks need not fit evaluation's larger ones (measured: 3 and 1.5)
+        workspace = _saved_floats_per_row(hparams, shape, graph) * (3 * batch + 2 * evaluated)
+    else:  # an MLP, a streamed logistic regression (one layer), or a family that could not be measured
         widths = [genes, *_hidden(hparams), shape.n_classes]
         workspace = 3 * max(batch, evaluated) * sum(widths)
-    else:  # a family registered elsewhere: what autograd keeps of one training step, measured
-        # training: the saved tensors, their gradients and a temporary; evaluation: two per evaluated row; both, as
-        # the training step's freed blocks need not fit evaluation's larger ones (measured: 3 and 1.5)
-        workspace = _saved_floats_per_row(hparams, shape, graph, batch) * (3 * batch + 2 * evaluated)
     # k fold networks are kept either way; their working sets are alive at once only when batched
     working_sets = shape.folds if shape.batched_folds else 1
     need = TRIAL_MB + (state * shape.folds + workspace * working_sets) * _BYTES / 2**20
@@ -139,34 +140,53 @@ def reservation_mb(hparams: dict, shape: StudyShape, graph=None, largest_node_mb
 _capped: set = set()
 
 
-_saved_cache: dict[str, tuple[object, float]] = {}
+_saved_cache: dict[str, tuple[object, float | None]] = {}
+_MEASURE_ROWS = (2, 4)  # two small batches: their difference per row leaves out what does not grow with rows
 
 
-def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph, batch: int) -> float:
-    """Floats per input row that autograd keeps for the backward pass of the configuration's network (every
-    tensor saved by a forward on ``batch`` rows, each storage once; intermediate results of plain tensor
-    operations included), for a family whose working set has no arithmetic here."""
+def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph) -> float | None:
+    """Float32-equivalents per input row that autograd keeps for the backward pass of the configuration's network
+    (every strided tensor saved by a forward, each storage once; intermediate results of plain tensor operations
+    included), for a family whose working set has no arithmetic here: measured at two small batches, so tensors
+    that do not grow with the rows (weights, a graph) cancel out. None when the network cannot be measured so
+    (said once per family)."""
     import torch
 
     from raygex.training.loop import build_model
 
-    key = json.dumps({k: v for k, v in sorted(hparams.items()) if k not in _SHAPE_FREE}, default=str)
-    key += f"|{shape.n_genes}|{shape.n_classes}|{id(graph)}|{batch}"
+    key = json.dumps({k: v for k, v in sorted(hparams.items()) if k not in _OPTIMISER_ONLY}, default=str)
+    key += f"|{shape.n_genes}|{shape.n_classes}|{id(graph)}"
     if key not in _saved_cache:
-        model, seen = build_model(hparams, shape.n_genes, shape.n_classes, graph).train(), {}
+        try:
+            model = build_model(hparams, shape.n_genes, shape.n_classes, graph).train()
+            device = next(model.parameters()).device if any(True for _ in model.parameters()) else None
+            kept = []
+            for rows in _MEASURE_ROWS:
+                seen: dict = {}
 
-        def pack(tensor):
-            storage = tensor.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes() // max(tensor.element_size(), 1)
-            return tensor
+                def pack(tensor, seen=seen):
+                    if tensor.layout == torch.strided:
+                        storage = tensor.untyped_storage()
+                        seen[storage.data_ptr()] = storage.nbytes() / _BYTES
+                    return tensor
 
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            logits = model(torch.zeros(batch, shape.n_genes))
-        logits.sum().backward()
-        parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        kept = sum(floats for pointer, floats in seen.items() if pointer not in parameters)
-        _saved_cache[key] = (graph, (kept + logits.numel()) / batch)
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                    logits = model(torch.zeros(rows, shape.n_genes, device=device))
+                kept.append(sum(seen.values()) + logits.numel())
+                del logits
+            per_row = max(0.0, (kept[1] - kept[0]) / (_MEASURE_ROWS[1] - _MEASURE_ROWS[0]))
+        except Exception as error:  # a family this cannot run (a device it needs, an input it refuses)
+            per_row = None
+            if hparams.get("model") not in _unmeasured:
+                _unmeasured.add(hparams.get("model"))
+                logger.warning(f"the {hparams.get('model')} family's working set could not be measured ({error}); "
+                               "its memory estimate counts it as an MLP's")
+        _saved_cache[key] = (graph, per_row)
     return _saved_cache[key][1]
+
+
+_unmeasured: set = set()
+_OPTIMISER_ONLY = ("lr", "weight_decay", "C", "seed", "max_epochs", "patience", "metric", "batch_size")
 
 
 def _hidden(hparams: dict) -> list[int]:

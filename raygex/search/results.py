@@ -7,7 +7,7 @@ from pathlib import Path
 # Per-trial facts copied from its last report (device and memory facts come from the trainable).
 TRIAL_FACTS = ("epoch", "best_epoch", "n_params", "time_total_s", "node_id", "device", "gpu_ids", "private_mb",
                "private_epoch1_mb", "shares_memory", "worker_trial", "gpu_memory_share", "reserved_memory_mb", "pid",
-               "fit_iteration_capped")
+               "fit_iteration_capped", "refitted_on_valid")
 
 
 def _reason(error: BaseException) -> str:

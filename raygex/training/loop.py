@@ -344,10 +344,10 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
                              for v, p in zip(views, folds.probas("valid"))]) if has_valid else {}
         row = {"epoch": state.epoch, **{f"train_{k}": v for k, v in train_m.items()},
                **{f"valid_{k}": v for k, v in valid_m.items()}}
-        if folds.converged:
-            row["converged"] = True  # a convex fit done: the trial's own end
-            fits = [fit for run in getattr(folds, "runs", []) for fit in run.fits()]
-            row["fit_iteration_capped"] = any(fit["capped"] for fit in fits)  # L-BFGS stopped by its cap
+        if folds.converged:  # a convex fit done: the trial's own end; was L-BFGS stopped by its cap; refitted?
+            runs = getattr(folds, "runs", [])
+            row.update(converged=True, fit_iteration_capped=any(fit["capped"] for r in runs for fit in r.fits()),
+                       refitted_on_valid=any(r.refit is not None for r in runs))
         if not has_valid or is_better(valid_m[metric], state.best_value, metric):
             state.best_value, state.best_epoch, state.best_valid, state.stale = \
                 valid_m.get(metric), state.epoch, valid_m, 0

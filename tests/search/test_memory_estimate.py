@@ -138,3 +138,41 @@ def test_a_family_registered_elsewhere_is_estimated_from_what_autograd_keeps_of_
     print(f"expand family: measured {measured:.0f} MB, estimated {estimated:.0f} MB")
     assert measured > 50, "the test needs a working set that matters"
     assert measured <= estimated <= 3 * measured + 100, (measured, estimated)
+
+
+class _Mixing(__import__("torch").nn.Module):
+    """Genes mixed by a dense (genes × genes) buffer that autograd saves whatever the batch: not a per-row cost."""
+
+    def __init__(self, n_genes: int, n_classes: int, fails_below: int = 0):
+        import torch
+
+        super().__init__()
+        self.register_buffer("mixing", torch.eye(n_genes))
+        self.out = torch.nn.Linear(n_genes, n_classes)
+        self.fails_below = fails_below
+
+    @classmethod
+    def from_hparams(cls, hparams, n_genes, n_classes, graph):
+        return cls(n_genes, n_classes, int(hparams["fails_below"]))
+
+    def forward(self, x):
+        if len(x) < self.fails_below:
+            raise RuntimeError(f"needs at least {self.fails_below} rows")
+        return self.out(x @ self.mixing)
+
+
+def test_what_does_not_grow_with_the_rows_is_not_counted_per_row_and_a_family_that_cannot_be_measured_warns(caplog):
+    from raygex.models import registry
+    from raygex.search.memory_estimate import _saved_floats_per_row
+
+    registry.register_model("mixing_test", hyperparameters={"fails_below": 0})(_Mixing)
+    try:
+        shape = StudyShape(3000, 3, {"train": 200, "valid": 60, "test": 60})
+        per_row = _saved_floats_per_row({"model": "mixing_test", "fails_below": 0}, shape, None)
+        assert per_row == pytest.approx(3000, rel=0.01), "the input row is saved; the 3000 × 3000 buffer is not"
+        with caplog.at_level("WARNING"):
+            estimate = trial_memory_mb({"model": "mixing_test", "fails_below": 64}, shape)
+        assert estimate > WORKER_MB and "could not be measured" in caplog.text and "mixing_test" in caplog.text
+    finally:
+        for table in (registry.FAMILIES, registry.MODELS, registry.BUILDERS):
+            table.pop("mixing_test", None)

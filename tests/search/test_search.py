@@ -123,6 +123,23 @@ def test_export_cli_writes_a_chosen_trial(finished_sweep, tmp_path, run_cli):
     assert code == 2 and "'nope' is not in the leaderboard" in err
 
 
+def test_an_exported_logistic_regression_is_its_refit_with_the_validation_scores_taken_before_it(
+        finished_sweep, tmp_path, run_cli):
+    import raygex
+
+    board = pd.read_parquet(finished_sweep / "subtype" / "leaderboard.parquet")
+    lr = board[board["config/model"] == "lr"].iloc[0]
+    assert lr["refitted_on_valid"], "a one-split logistic regression trial refits on training + validation rows"
+    assert not board[board["config/model"] != "lr"]["refitted_on_valid"].fillna(False).astype(bool).any()
+    code, _, err = run_cli("export", finished_sweep, "--task", "subtype", "--trial", lr["trial_id"], "-o", tmp_path)
+    assert code == 0, err
+    meta = raygex.load_model(tmp_path / "subtype.pt").metadata
+    assert meta["dataset"]["refitted_on_valid"]
+    assert meta["metrics"]["test"]["auc"] == pytest.approx(lr["best_test_auc"], abs=1e-5)  # the refit's
+    assert meta["metrics"]["valid"]["auc"] == pytest.approx(lr["best_valid_auc"], abs=1e-9)  # from before it
+    assert {"auc", "accuracy", "loss"} <= set(meta["metrics"]["valid"])
+
+
 def test_a_winner_without_its_best_checkpoint_is_retrained_to_the_same_metrics(finished_sweep, tmp_path, run_cli):
     import shutil
 
