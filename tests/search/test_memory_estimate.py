@@ -107,34 +107,42 @@ class _Expand(__import__("torch").nn.Module):
         return self.out((h * self.scale).relu().mean(dim=1))
 
 
-@pytest.fixture
-def expand_family():
-    from raygex.models import registry
-
-    registry.register_model("expand_test", hyperparameters={"width": 64})(_Expand)
-    yield "expand_test"
-    for table in (registry.FAMILIES, registry.MODELS, registry.BUILDERS):
-        table.pop("expand_test", None)
-
-
-def test_a_family_registered_elsewhere_is_estimated_from_what_autograd_keeps_of_a_step(expand_family):
+def _expand_trial_growth() -> dict:
+    """In a fresh process: register the family, estimate a trial of it, then measure the trial's peak growth (a
+    process that ran other tests first holds freed memory a trial would reuse unseen)."""
     from raygex.bench.folds import _status_kib
     from raygex.data.trial_data import TrialData
+    from raygex.models import registry
     from raygex.training.loop import run_trial
 
+    registry.register_model("expand_test", hyperparameters={"width": 64})(_Expand)
     rng = np.random.default_rng(0)
     genes = 2000
     x = rng.standard_normal((320, genes)).astype(np.float32)
     y = rng.integers(0, 3, 320)
     data = TrialData(x[:200], y[:200], x[200:260], y[200:260], x[260:], y[260:], [f"G{i}" for i in range(genes)],
                      ["a", "b", "c"])
-    hparams = {"model": expand_family, "width": 64, "batch_size": 32, "max_epochs": 1, "patience": 1}
+    hparams = {"model": "expand_test", "width": 64, "batch_size": 32, "max_epochs": 1, "patience": 1}
     estimated = trial_memory_mb(hparams, StudyShape(genes, 3, {"train": 200, "valid": 60, "test": 60})) - WORKER_MB
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # VmHWM := VmRSS
     before = _status_kib("VmRSS:")
     run_trial(hparams, data)
-    measured = (_status_kib("VmHWM:") - before) / 1024
+    return {"measured": (_status_kib("VmHWM:") - before) / 1024, "estimated": estimated}
+
+
+def test_a_family_registered_elsewhere_is_estimated_from_what_autograd_keeps_of_a_step():
+    import json
+    import subprocess
+    from pathlib import Path
+
+    code = ("import json; from tests.search.test_memory_estimate import _expand_trial_growth; "
+            "print(json.dumps(_expand_trial_growth()))")
+    child = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    measured, estimated = figures["measured"], figures["estimated"]
     print(f"expand family: measured {measured:.0f} MB, estimated {estimated:.0f} MB")
     assert measured > 50, "the test needs a working set that matters"
     assert measured <= estimated <= 3 * measured + 100, (measured, estimated)
