@@ -241,7 +241,6 @@ def write_model(config: ExperimentConfig, task_name: str, network, data, hparams
     refitted on the validation rows (a logistic regression on one split): ``valid_metrics`` are then the
     trial's, taken before the refit (None: the network never trained on the validation rows).
     """
-
     spec = config.task(task_name)
     standard = data.standardised()
     masked = np.array([spec.kind == "single_gene" and gene == spec.gene for gene in data.genes])

@@ -142,6 +142,8 @@ _capped: set = set()
 
 _saved_cache: dict[str, tuple[object, float | None]] = {}
 _MEASURE_ROWS = (2, 4)  # two small batches: their difference per row leaves out what does not grow with rows
+_OPTIMISER_ONLY = ("lr", "weight_decay", "C", "seed", "max_epochs", "patience", "metric", "batch_size")
+_unmeasured: set = set()  # families whose measurement failed (warned once each)
 
 
 def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph) -> float | None:
@@ -183,10 +185,6 @@ def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph) -> float | No
                                "its memory estimate counts it as an MLP's")
         _saved_cache[key] = (graph, per_row)
     return _saved_cache[key][1]
-
-
-_unmeasured: set = set()
-_OPTIMISER_ONLY = ("lr", "weight_decay", "C", "seed", "max_epochs", "patience", "metric", "batch_size")
 
 
 def _hidden(hparams: dict) -> list[int]:
