@@ -262,9 +262,7 @@ def run_studies_missing(layout: ExperimentLayout, wanted: dict[str, tuple[list[P
 
     config = layout.config
     needed: dict[str, set] = {}  # study -> the split seeds its trainings and completed records use
-    for study, _, hparams in queue:
-        needed.setdefault(study, set()).add(hparams["seed"])
-    for study, _, hparams, _ in completing:
+    for study, _, hparams, *_ in (*queue, *completing):
         needed.setdefault(study, set()).add(hparams["seed"])
     splits = {study: split_per_seed(config, study, dataset, graphs, seeds) for study, seeds in needed.items()}
 

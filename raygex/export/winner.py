@@ -212,9 +212,9 @@ def export_trial(layout: ExperimentLayout, study: str, board, *, trial_id: str |
                  "validation_mean": _number(row.get(f"best_valid_{metric}")), "validation_se": _number(cv_se),
                  "epochs": best_epoch,
                  "control": choice_kind(choice_of(row)) == "control"}
-    refitted = row.get("refitted_on_valid")  # the trial says so (absent from sweeps before refits existed)
     recorded = None
-    if refitted is not None and refitted == refitted and bool(refitted):
+    # the trial says so (absent from sweeps before refits existed; a leaderboard keeps a mixed column as text)
+    if str(row.get("refitted_on_valid")) == "True":
         last = layout.trial_history(study, row).iloc[-1]  # a convex fit's one epoch: its validation metrics
         recorded = {k[len("valid_"):]: float(v) for k, v in last.items() if k.startswith("valid_") and v == v}
     return write_model(config, study, network, data, hparams, out, split_seed=seed, trial_id=str(row["trial_id"]),

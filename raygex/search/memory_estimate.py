@@ -161,7 +161,8 @@ def _saved_floats_per_row(hparams: dict, shape: StudyShape, graph) -> float | No
     if key not in _saved_cache:
         try:
             model = build_model(hparams, shape.n_genes, shape.n_classes, graph).train()
-            device = next(model.parameters()).device if any(True for _ in model.parameters()) else None
+            first = next(model.parameters(), None)
+            device = None if first is None else first.device
             kept = []
             for rows in _MEASURE_ROWS:
                 seen: dict = {}

@@ -25,15 +25,6 @@ MAX_ITER = 1000
 TOLERANCE = 1e-6  # projected-gradient tolerance (pgtol): tighter than scikit-learn's default tol=1e-4
 
 
-def refits_on_validation(hparams: dict, data) -> bool:
-    """Whether a trial of ``hparams`` on ``data`` (a :class:`raygex.data.trial_data.TrialData`) ends refitted on its
-    training and validation rows: a convex family on one in-memory split that has validation rows."""
-    from raygex.models.registry import solver_of
-
-    return (solver_of(str(hparams.get("model", "gcn"))) == "lbfgs" and not getattr(data, "folds", None)
-            and not getattr(data, "streaming", False) and len(data.y_valid) > 0)
-
-
 def l2_weight(C: float, n_rows: int) -> float:
     """The penalty's weight on ``||W||^2 / 2`` in the mean-loss objective: ``1 / (C n)``."""
     return 1.0 / (float(C) * max(1, int(n_rows)))

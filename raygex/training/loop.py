@@ -29,7 +29,7 @@ from raygex.data.trial_data import TrialData
 from raygex.metrics import classification_metrics, is_better
 from raygex.models.registry import solver_of
 from raygex.training import convex as convex_fit
-from raygex.training.convex import fit_logistic, l2_weight, refits_on_validation
+from raygex.training.convex import fit_logistic, l2_weight
 from raygex.training.fold_group import BatchedFolds, NotBatchable, SequentialFolds
 from raygex.training.optimiser import Adam
 
@@ -124,9 +124,8 @@ class FoldRun:
         convex = solver_of(str(config.get("model", "gcn"))) == "lbfgs"
         self.C = float(config["C"]) if convex else None
         self.convex, self.converged = convex and not self.streaming, False
-        # One split with validation rows: after its validation score is taken, the convex fit is refitted on the
-        # training and validation rows at the same C (LogisticRegressionCV's refit); folds keep their own fits.
-        self.refits = refit and refits_on_validation(config, data)
+        # one split with validation rows: once scored, refitted on them at the same C (LogisticRegressionCV's refit)
+        self.refits = refit and self.convex and len(data.y_valid) > 0
         self.valid_proba: np.ndarray | None = None  # the train-only fit's validation probabilities (refits)
         weight_decay = l2_weight(self.C, len(data.y_train)) if convex else float(config["weight_decay"])
         # raygex's Adam: torch.optim.Adam's arithmetic without torch.optim's 1.5-s import (raygex.training.optimiser)
@@ -309,11 +308,11 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
     weights, optimiser moments, shuffling and dropout random state, for every fold. The test set is scored
     whenever the validation metric improves (so a trial stopped early by a scheduler still has the test score of
     its best epoch, in every history row), or with ``test_each_best`` False (a run nobody stops early) once, at its
-    end, from the same best weights. Selection never looks at them. A convex fit on one split is scored on validation, then
-    refitted on the training and validation rows (its test metrics, probabilities and weights are the refit's). Without validation rows,
-    training runs ``max_epochs`` and keeps the last epoch. Several in-memory folds train as one batched model
-    (:mod:`raygex.training.fold_group`) when ``batched_folds`` (default: the config's ``batched_folds``, the
-    ``train`` section's, off) is True, else one after another.
+    end, from the same best weights. Selection never looks at them. A convex fit on one split is scored on
+    validation, then refitted on the training and validation rows (its test metrics, probabilities and weights are
+    the refit's). Without validation rows, training runs ``max_epochs`` and keeps the last epoch. Several in-memory
+    folds train as one batched model (:mod:`raygex.training.fold_group`) when ``batched_folds`` (default: the
+    config's ``batched_folds``, the ``train`` section's, off) is True, else one after another.
     """
     config = with_defaults(config)
     started = time.perf_counter()
@@ -357,8 +356,9 @@ def run_trial(config: dict, data: TrialData, report: Callable[[dict, TrainingSta
                 state.best_test = classification_metrics(data.y_test, state.best_test_proba, n_classes)
         else:
             state.stale += 1
-        row.update({f"best_valid_{metric}": state.best_value, "best_epoch": state.best_epoch,
-                    **{f"best_valid_{k}": v for k, v in state.best_valid.items() if k == f"{metric}_se"}})
+        row[f"best_valid_{metric}"], row["best_epoch"] = state.best_value, state.best_epoch
+        if f"{metric}_se" in state.best_valid:
+            row[f"best_valid_{metric}_se"] = state.best_valid[f"{metric}_se"]
         row.update({f"best_test_{k}": v for k, v in state.best_test.items()})
         state.history.append(row)
         if report is not None:

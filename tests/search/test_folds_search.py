@@ -99,6 +99,19 @@ def test_evaluation_and_swap_ran_on_the_folds(folded_sweep):
     assert again["valid_auc"].iloc[0] == pytest.approx(winner["best_valid_auc"], abs=1e-6)
 
 
+def test_a_cross_validated_logistic_regression_is_exported_as_its_folds_never_refitted(folded_sweep, tmp_path):
+    import raygex
+
+    experiment, _ = folded_sweep
+    board = pd.read_parquet(experiment / "subtype" / "leaderboard.parquet")
+    lr = board[board["config/model"] == "lr"].iloc[0]
+    assert str(lr["refitted_on_valid"]) == "False"  # each fold keeps its own fit (the column may be text)
+    code, _, err = run_cli("export", experiment, "--task", "subtype", "--trial", lr["trial_id"], "-o", tmp_path)
+    assert code == 0, err
+    meta = raygex.load_model(tmp_path / "subtype.pt").metadata
+    assert meta["dataset"]["refitted_on_valid"] is False and "auc" not in meta["metrics"]["valid"]  # no valid rows
+
+
 def test_raygex_train_runs_the_same_folds(folded_sweep, tmp_path):
     _, config = folded_sweep
     code, out, err = run_cli("train", config, "--task", "subtype", "-p", "model=lr", "-p", "max_epochs=3", "--json")
